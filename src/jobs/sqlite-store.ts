@@ -1,0 +1,244 @@
+/**
+ * Embedded job store: one SQLite file in the data directory, WAL mode, versioned schema.
+ * Jobs are stored as JSON documents with their key, state and next deadline as columns.
+ */
+import Database from "better-sqlite3";
+import { StationError } from "../errors.js";
+import type { Job, JobKey, Notice } from "../lifecycle/model.js";
+import type { JobPage, JobScope, JobStore, NoticeLog, StoredJob } from "./store.js";
+
+/** Append-only: each entry moves the schema from user_version i to i+1. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     subscription_id TEXT NOT NULL,
+     resource_group  TEXT NOT NULL,
+     name            TEXT NOT NULL,
+     state           TEXT NOT NULL,
+     created_at      TEXT NOT NULL,
+     version         INTEGER NOT NULL,
+     next_deadline   TEXT,
+     doc             TEXT NOT NULL,
+     PRIMARY KEY (subscription_id, resource_group, name)
+   );
+   CREATE INDEX jobs_next_deadline ON jobs (next_deadline) WHERE next_deadline IS NOT NULL;
+   CREATE INDEX jobs_listing ON jobs (subscription_id, resource_group, created_at, name);
+   CREATE TABLE notices (
+     id              INTEGER PRIMARY KEY AUTOINCREMENT,
+     at              TEXT NOT NULL,
+     code            TEXT NOT NULL,
+     subscription_id TEXT,
+     resource_group  TEXT,
+     job_name        TEXT,
+     drive_id        TEXT,
+     message         TEXT NOT NULL
+   );`,
+];
+
+interface JobRow {
+  version: number;
+  doc: string;
+}
+
+interface Cursor {
+  c: string;
+  s: string;
+  r: string;
+  n: string;
+}
+
+const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify(c)).toString("base64url");
+
+function decodeCursor(token: string): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Cursor;
+    if ([c.c, c.s, c.r, c.n].every((v) => typeof v === "string")) return c;
+  } catch {
+    // fall through
+  }
+  throw new StationError("InvalidRequestContent", "The $skiptoken is not one this station issued.", {
+    target: "$skiptoken",
+  });
+}
+
+export class SqliteStore implements JobStore, NoticeLog {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("foreign_keys = ON");
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma("user_version", { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new StationError(
+        "ConfigInvalid",
+        `The job database is at schema ${current}, newer than this agent knows (${MIGRATIONS.length}). Run the newer agent or restore a backup.`,
+      );
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  schemaVersion(): number {
+    return this.db.pragma("user_version", { simple: true }) as number;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  async get(key: JobKey): Promise<StoredJob | undefined> {
+    const row = this.db
+      .prepare<[string, string, string], JobRow>(
+        "SELECT version, doc FROM jobs WHERE subscription_id = ? AND resource_group = ? AND name = ?",
+      )
+      .get(key.subscriptionId, key.resourceGroup, key.name);
+    return row ? { job: JSON.parse(row.doc) as Job, version: row.version } : undefined;
+  }
+
+  async put(job: Job, expectedVersion: number, nextDeadline: Date | undefined): Promise<StoredJob> {
+    const doc = JSON.stringify(job);
+    const deadline = nextDeadline?.toISOString() ?? null;
+    const version = expectedVersion + 1;
+    const write = this.db.transaction(() => {
+      if (expectedVersion === 0) {
+        const r = this.db
+          .prepare(
+            `INSERT INTO jobs (subscription_id, resource_group, name, state, created_at, version, next_deadline, doc)
+             VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING`,
+          )
+          .run(
+            job.subscriptionId,
+            job.resourceGroup,
+            job.name,
+            job.state,
+            job.timestamps.createdAt,
+            deadline,
+            doc,
+          );
+        return r.changes;
+      }
+      return this.db
+        .prepare(
+          `UPDATE jobs SET state = ?, version = ?, next_deadline = ?, doc = ?
+           WHERE subscription_id = ? AND resource_group = ? AND name = ? AND version = ?`,
+        )
+        .run(
+          job.state,
+          version,
+          deadline,
+          doc,
+          job.subscriptionId,
+          job.resourceGroup,
+          job.name,
+          expectedVersion,
+        ).changes;
+    });
+    if (write() !== 1) {
+      throw new StationError("VersionConflict", `Job ${job.name} was changed by someone else; retry.`, {
+        retryable: true,
+        target: job.name,
+      });
+    }
+    return { job, version };
+  }
+
+  async delete(key: JobKey, expectedVersion?: number): Promise<boolean> {
+    const sql = `DELETE FROM jobs WHERE subscription_id = ? AND resource_group = ? AND name = ?${expectedVersion === undefined ? "" : " AND version = ?"}`;
+    const args: (string | number)[] = [key.subscriptionId, key.resourceGroup, key.name];
+    if (expectedVersion !== undefined) args.push(expectedVersion);
+    return this.db.prepare(sql).run(...args).changes === 1;
+  }
+
+  async list(scope: JobScope, top: number, skipToken?: string): Promise<JobPage> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (scope.subscriptionId !== undefined) {
+      where.push("subscription_id = ?");
+      args.push(scope.subscriptionId);
+    }
+    if (scope.resourceGroup !== undefined) {
+      where.push("resource_group = ?");
+      args.push(scope.resourceGroup);
+    }
+    if (skipToken) {
+      const c = decodeCursor(skipToken);
+      where.push("(created_at, subscription_id, resource_group, name) > (?, ?, ?, ?)");
+      args.push(c.c, c.s, c.r, c.n);
+    }
+    const sql = `SELECT version, doc FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY created_at, subscription_id, resource_group, name LIMIT ?`;
+    const rows = this.db.prepare<(string | number)[], JobRow>(sql).all(...args, top + 1);
+    const jobs = rows.slice(0, top).map((r) => JSON.parse(r.doc) as Job);
+    const last = jobs[jobs.length - 1];
+    const page: JobPage = { jobs };
+    if (rows.length > top && last) {
+      page.skipToken = encodeCursor({
+        c: last.timestamps.createdAt,
+        s: last.subscriptionId,
+        r: last.resourceGroup,
+        n: last.name,
+      });
+    }
+    return page;
+  }
+
+  async due(now: Date): Promise<JobKey[]> {
+    return this.db
+      .prepare<[string], { subscription_id: string; resource_group: string; name: string }>(
+        "SELECT subscription_id, resource_group, name FROM jobs WHERE next_deadline IS NOT NULL AND next_deadline <= ? ORDER BY next_deadline",
+      )
+      .all(now.toISOString())
+      .map((r) => ({ subscriptionId: r.subscription_id, resourceGroup: r.resource_group, name: r.name }));
+  }
+
+  async add(notices: Notice[]): Promise<void> {
+    const insert = this.db.prepare(
+      "INSERT INTO notices (at, code, subscription_id, resource_group, job_name, drive_id, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.db.transaction(() => {
+      for (const n of notices) {
+        insert.run(
+          n.at,
+          n.code,
+          n.job?.subscriptionId ?? null,
+          n.job?.resourceGroup ?? null,
+          n.job?.name ?? null,
+          n.driveId ?? null,
+          n.message,
+        );
+      }
+    })();
+  }
+
+  async recent(options: { since?: string; limit: number }): Promise<(Notice & { id: number })[]> {
+    type Row = {
+      id: number;
+      at: string;
+      code: Notice["code"];
+      subscription_id: string | null;
+      resource_group: string | null;
+      job_name: string | null;
+      drive_id: string | null;
+      message: string;
+    };
+    const rows = this.db
+      .prepare<[string, number], Row>("SELECT * FROM notices WHERE at >= ? ORDER BY id DESC LIMIT ?")
+      .all(options.since ?? "", options.limit);
+    return rows.map((r) => {
+      const n: Notice & { id: number } = { id: r.id, at: r.at, code: r.code, message: r.message };
+      if (r.subscription_id && r.resource_group && r.job_name)
+        n.job = { subscriptionId: r.subscription_id, resourceGroup: r.resource_group, name: r.job_name };
+      if (r.drive_id) n.driveId = r.drive_id;
+      return n;
+    });
+  }
+}
