@@ -707,14 +707,13 @@ export function applyTimers(current: Job, now: Date): TimerOutcome {
     ts.creatingRefreshedAt &&
     now >= plus(ts.creatingRefreshedAt, CREATING_EXPIRY_DAYS)
   ) {
-    notices.push(
-      notice(
-        job,
-        "JobExpired",
-        now,
-        `Job ${jobLabel(job)} stayed Creating for ${CREATING_EXPIRY_DAYS} days without an update: deleted.`,
-      ),
-    );
+    // The job record goes, but drives held at the dock for it must still go home.
+    const held = job.heldPackages.filter((h) => !h.returnNoticeSent);
+    const heldNote = held.length
+      ? ` Return its held drives: ${held.map((h) => `${h.driveIds.join(", ")} (package ${h.trackingNumber})`).join("; ")}.`
+      : "";
+    const message = `Job ${jobLabel(job)} stayed Creating for ${CREATING_EXPIRY_DAYS} days without an update: deleted.${heldNote}`;
+    notices.push(notice(job, "JobExpired", now, message));
     return { job: null, notices };
   }
   if (
