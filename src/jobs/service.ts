@@ -24,6 +24,7 @@ import {
   type Notice,
   type ShippingInformation,
 } from "../lifecycle/model.js";
+import { KeyedLock } from "./keyed-lock.js";
 import type { JobPage, JobScope, JobStore, NoticeLog } from "./store.js";
 
 export interface Clock {
@@ -44,6 +45,8 @@ export interface JobServiceDeps {
 const MAX_CAS_ATTEMPTS = 20;
 
 export class JobService {
+  private readonly lock = new KeyedLock();
+
   constructor(private readonly deps: JobServiceDeps) {}
 
   async get(key: JobKey): Promise<Job> {
@@ -56,7 +59,15 @@ export class JobService {
     return this.deps.store.list(scope, top, skipToken);
   }
 
-  async create(key: JobKey, spec: JobSpec, actor: Actor): Promise<{ job: Job; created: boolean }> {
+  create(key: JobKey, spec: JobSpec, actor: Actor): Promise<{ job: Job; created: boolean }> {
+    return this.lock.run(jobLabel(key), () => this.createLocked(key, spec, actor));
+  }
+
+  private async createLocked(
+    key: JobKey,
+    spec: JobSpec,
+    actor: Actor,
+  ): Promise<{ job: Job; created: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.deps.store.get(key);
       const job = createJob(key, spec, existing?.job, this.deps.clock.now(), actor);
@@ -69,7 +80,7 @@ export class JobService {
         );
         return { job, created: !existing };
       } catch (e) {
-        if (!retryable(e, attempt)) throw e;
+        if (!(await retryable(e, attempt))) throw e;
       }
     }
   }
@@ -83,7 +94,11 @@ export class JobService {
     return this.mutate(key, event.type, (job, now) => applyStationEvent(job, event, now));
   }
 
-  async delete(key: JobKey): Promise<void> {
+  delete(key: JobKey): Promise<void> {
+    return this.lock.run(jobLabel(key), () => this.deleteLocked(key));
+  }
+
+  private async deleteLocked(key: JobKey): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.store.get(key);
       if (!stored) throw notFound(key);
@@ -99,13 +114,13 @@ export class JobService {
         this.deps.log.info({ job: jobLabel(job), state: job.state }, "job deleted");
         return;
       }
-      if (
-        !retryable(
-          new StationError("VersionConflict", "changed while deleting", { retryable: true }),
-          attempt,
-        )
-      )
-        throw notFound(key);
+      // Changed under us: re-read and re-check the state rule.
+      const conflict = new StationError(
+        "VersionConflict",
+        `Job ${jobLabel(key)} kept changing while being deleted; retry.`,
+        { retryable: true },
+      );
+      if (!(await retryable(conflict, attempt))) throw conflict;
     }
   }
 
@@ -114,32 +129,43 @@ export class JobService {
     const now = this.deps.clock.now();
     let changed = 0;
     for (const key of await this.deps.store.due(now)) {
-      for (let attempt = 0; ; attempt++) {
-        const stored = await this.deps.store.get(key);
-        if (!stored) break;
-        const { job, notices } = applyTimers(stored.job, now);
-        try {
-          if (job === null) {
-            if (!(await this.deps.store.delete(key, stored.version))) {
-              throw new StationError("VersionConflict", "changed", { retryable: true });
-            }
-            this.deps.log.info({ job: jobLabel(key), state: stored.job.state }, "job deleted by timer");
-          } else {
-            await this.deps.store.put(job, stored.version, nextDeadline(job));
-            this.logTransitions(stored.job, job, "timer");
-          }
-          await this.publish(notices);
-          changed++;
-          break;
-        } catch (e) {
-          if (!retryable(e, attempt)) throw e;
-        }
-      }
+      if (await this.lock.run(jobLabel(key), () => this.fireTimers(key, now))) changed++;
     }
     return changed;
   }
 
-  private async mutate(key: JobKey, what: string, apply: (job: Job, now: Date) => Outcome): Promise<Job> {
+  private async fireTimers(key: JobKey, now: Date): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.deps.store.get(key);
+      if (!stored) return false;
+      const { job, notices } = applyTimers(stored.job, now);
+      try {
+        if (job === null) {
+          if (!(await this.deps.store.delete(key, stored.version))) {
+            throw new StationError("VersionConflict", "changed", { retryable: true });
+          }
+          this.deps.log.info({ job: jobLabel(key), state: stored.job.state }, "job deleted by timer");
+        } else {
+          await this.deps.store.put(job, stored.version, nextDeadline(job));
+          this.logTransitions(stored.job, job, "timer");
+        }
+        await this.publish(notices);
+        return true;
+      } catch (e) {
+        if (!(await retryable(e, attempt))) throw e;
+      }
+    }
+  }
+
+  private mutate(key: JobKey, what: string, apply: (job: Job, now: Date) => Outcome): Promise<Job> {
+    return this.lock.run(jobLabel(key), () => this.mutateLocked(key, what, apply));
+  }
+
+  private async mutateLocked(
+    key: JobKey,
+    what: string,
+    apply: (job: Job, now: Date) => Outcome,
+  ): Promise<Job> {
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.store.get(key);
       if (!stored) throw notFound(key);
@@ -147,7 +173,7 @@ export class JobService {
       try {
         await this.deps.store.put(job, stored.version, nextDeadline(job));
       } catch (e) {
-        if (retryable(e, attempt)) continue;
+        if (await retryable(e, attempt)) continue;
         throw e;
       }
       this.logTransitions(stored.job, job, what);
@@ -179,8 +205,11 @@ export class JobService {
   }
 }
 
-function retryable(e: unknown, attempt: number): boolean {
-  return isStationError(e) && e.code === "VersionConflict" && attempt < MAX_CAS_ATTEMPTS;
+/** True (after a short jittered pause) when a write lost a compare-and-swap race and may be retried. */
+async function retryable(e: unknown, attempt: number): Promise<boolean> {
+  if (!(isStationError(e) && e.code === "VersionConflict" && attempt < MAX_CAS_ATTEMPTS)) return false;
+  await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
+  return true;
 }
 
 const notFound = (key: JobKey): StationError =>

@@ -1,0 +1,19 @@
+/**
+ * Runs tasks one at a time per key inside this process. The store's compare-and-swap still
+ * guards against other processes (a fleet sharing one database); this lock keeps a busy
+ * station from burning retries against itself.
+ */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(task, task);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+}
