@@ -380,7 +380,11 @@ export type StationEvent =
       verboseLogUri?: string;
       manifestUri?: string;
     }
-  | { type: "ShipBack"; returnPackage: ReturnPackage }
+  /** driveCount and shipDate default to the drives shipped and now. */
+  | {
+      type: "ShipBack";
+      returnPackage: Pick<ReturnPackage, "carrierName" | "trackingNumber"> & Partial<ReturnPackage>;
+    }
   | { type: "Fault"; driveId?: string; reason: string }
   | { type: "Resolve"; driveId?: string }
   /** Overdue package, customer unreachable 30 days: the operator closes the job (§8.1). */
@@ -584,7 +588,13 @@ export function applyStationEvent(current: Job, event: StationEvent, now: Date):
       }
       for (const d of job.drives) if (canMoveDrive(d.state, "ShippedBack")) moveDrive(job, d, "ShippedBack");
       for (const e of job.extraDrives) e.shippedBack = true;
-      job.returnPackage = event.returnPackage;
+      const shipped = job.drives.filter((d) => d.state === "ShippedBack").length + job.extraDrives.length;
+      job.returnPackage = {
+        carrierName: event.returnPackage.carrierName,
+        trackingNumber: event.returnPackage.trackingNumber,
+        driveCount: event.returnPackage.driveCount ?? shipped,
+        shipDate: event.returnPackage.shipDate ?? t,
+      };
       const hadErrors =
         !job.cancelRequested &&
         current.drives.some((d) => d.state === "CompletedMoreInfo" || d.state === "NeverReceived");

@@ -1,0 +1,176 @@
+/**
+ * The composition root: builds the logger, store, service, API and embedded storage from the
+ * parsed config, and owns their lifetimes. Nothing in src/ reads config or the environment.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { isAbsolute, join, resolve } from "node:path";
+import pino, { type DestinationStream, type Logger } from "pino";
+import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { buildApi } from "../src/api/server.js";
+import { StationError } from "../src/errors.js";
+import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
+import { SqliteStore } from "../src/jobs/sqlite-store.js";
+import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+import { type RunningAzurite, startAzurite } from "../src/storage/embedded-azurite.js";
+import type { AgentConfig } from "./config.js";
+
+export interface AgentOptions {
+  /** Directory that relative paths in the config are resolved against. */
+  baseDir: string;
+  clock?: Clock;
+  logDestination?: DestinationStream;
+}
+
+export interface RunningAgent {
+  url: string;
+  tokensFile: string | undefined;
+  service: JobService;
+  log: Logger;
+  storageEndpoint: string | undefined;
+  runTimers(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "drive-station" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      hooks: {
+        // Scrub string arguments (messages) for secrets an SDK error might quote.
+        logMethod(args, method) {
+          method.apply(
+            this,
+            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
+          );
+        },
+      },
+      serializers: {
+        err: (e: Error) => ({
+          type: e.name,
+          message: scrubSecrets(e.message),
+          code: (e as { code?: string }).code,
+        }),
+      },
+    },
+    destination,
+  );
+}
+
+/** Tokens from config, or a generated operator+customer pair kept in dataDir (mode 0600). */
+function loadTokens(
+  config: AgentConfig,
+  dataDir: string,
+  log: Logger,
+): { tokens: ApiToken[]; file: string | undefined } {
+  if (config.api.tokens.length > 0) return { tokens: config.api.tokens, file: undefined };
+  const file = join(dataDir, "api-tokens.json");
+  if (!existsSync(file)) {
+    const tokens: ApiToken[] = [
+      { name: "operator", role: "operator", token: randomBytes(24).toString("base64url") },
+      { name: "customer", role: "customer", token: randomBytes(24).toString("base64url") },
+    ];
+    writeFileSync(file, `${JSON.stringify({ tokens }, null, 2)}\n`, { mode: 0o600 });
+    log.info({ file }, "no API tokens configured: generated an operator and a customer token");
+  }
+  chmodSync(file, 0o600);
+  const parsed = JSON.parse(readFileSync(file, "utf8")) as { tokens?: ApiToken[] };
+  if (!parsed.tokens?.length)
+    throw new StationError("ConfigInvalid", `Token file ${file} holds no tokens; delete it to regenerate.`);
+  return { tokens: parsed.tokens, file };
+}
+
+export async function startAgent(config: AgentConfig, options: AgentOptions): Promise<RunningAgent> {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
+  const dataDir = abs(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const log = createLogger(config.log.level, options.logDestination);
+  const clock = options.clock ?? systemClock;
+
+  const store = new SqliteStore(join(dataDir, "jobs.db"));
+  const { location } = config.station;
+  const { id: _id, name: _name, supportedCarriers: _c, additionalShippingInformation, ...address } = location;
+  const service = new JobService({
+    store,
+    notices: store,
+    clock,
+    log,
+    shippingInformation: {
+      ...address,
+      ...(additionalShippingInformation ? { additionalInformation: additionalShippingInformation } : {}),
+    },
+  });
+
+  let azurite: RunningAzurite | undefined;
+  let storageEndpoint: string | undefined;
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  try {
+    if (config.storage.mode === "embedded") {
+      azurite = await startAzurite({
+        location: join(dataDir, "azurite"),
+        host: config.storage.host,
+        port: config.storage.port,
+      });
+      storageEndpoint = `http://${config.storage.host}:${config.storage.port}`;
+      cleanup.unshift(() => azurite?.stop());
+      log.info({ endpoint: storageEndpoint }, "embedded Azurite started");
+    } else {
+      storageEndpoint = config.storage.endpointTemplate;
+    }
+
+    const { tokens, file: tokensFile } = loadTokens(config, dataDir, log);
+    const tls = config.api.tls
+      ? { cert: readFileSync(abs(config.api.tls.certFile)), key: readFileSync(abs(config.api.tls.keyFile)) }
+      : undefined;
+    const app = buildApi({
+      service,
+      notices: store,
+      auth: new TokenAuthenticator(tokens),
+      location,
+      log,
+      bodyLimitBytes: config.api.bodyLimitBytes,
+      ...(tls ? { tls } : {}),
+    });
+    await app.listen({ host: config.api.host, port: config.api.port });
+    cleanup.unshift(() => app.close());
+    const addr = app.server.address() as AddressInfo;
+    const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+    const url = `${tls ? "https" : "http"}://${host}:${addr.port}`;
+
+    // Deadlines: fire what fell due while the agent was down, then keep checking.
+    const runTimers = async () => {
+      try {
+        return await service.runTimers();
+      } catch (e) {
+        log.error({ err: e }, "timer run failed; will retry at the next interval");
+        return 0;
+      }
+    };
+    await runTimers();
+    const interval = setInterval(() => void runTimers(), config.timers.intervalSeconds * 1000);
+    cleanup.unshift(() => clearInterval(interval));
+
+    log.info({ url, dataDir, tls: Boolean(tls), storage: config.storage.mode }, "drive-station agent ready");
+    let stopped = false;
+    return {
+      url,
+      tokensFile,
+      service,
+      log,
+      storageEndpoint,
+      runTimers,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const step of cleanup) await step();
+        log.info("drive-station agent stopped");
+      },
+    };
+  } catch (e) {
+    for (const step of cleanup) await step();
+    throw e;
+  }
+}

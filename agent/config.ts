@@ -1,0 +1,108 @@
+/**
+ * Agent configuration: one JSON file, parsed once at start against a schema. A bad value stops
+ * the agent with a message naming the key and the value, and exit code 78 (EX_CONFIG) for systemd.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { StationError } from "../src/errors.js";
+
+const token = z.object({
+  name: z.string().min(1).max(64),
+  token: z.string().min(16, "must be at least 16 characters"),
+  role: z.enum(["customer", "operator"]),
+});
+
+export const configSchema = z.object({
+  /** Jobs database, embedded Azurite data, generated tokens. Relative paths are relative to the config file's directory's parent. */
+  dataDir: z.string().min(1).default("./data"),
+  log: z
+    .object({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") })
+    .default({ level: "info" }),
+  api: z
+    .object({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(7480),
+      bodyLimitBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+      tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+      /** Tokens given inline. When none are configured the agent generates a pair into dataDir/api-tokens.json. */
+      tokens: z.array(token).default([]),
+    })
+    .default({ host: "127.0.0.1", port: 7480, bodyLimitBytes: 1024 * 1024, tokens: [] }),
+  station: z.object({
+    location: z.object({
+      id: z.string().regex(/^[a-z0-9]+$/, "must be a short lower-case id like 'westus'"),
+      name: z.string().min(1),
+      recipientName: z.string().min(1),
+      streetAddress1: z.string().min(1),
+      streetAddress2: z.string().optional(),
+      city: z.string().min(1),
+      stateOrProvince: z.string().optional(),
+      postalCode: z.string().min(1),
+      countryOrRegion: z.string().min(1),
+      phone: z.string().min(1),
+      additionalShippingInformation: z.string().optional(),
+      supportedCarriers: z.array(z.string().min(1)).min(1),
+    }),
+  }),
+  storage: z
+    .discriminatedUnion("mode", [
+      z.object({
+        mode: z.literal("embedded"),
+        host: z.string().default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(10000),
+      }),
+      z.object({
+        mode: z.literal("azure"),
+        /** `{account}` is replaced by the storage account name of the job. */
+        endpointTemplate: z.string().includes("{account}").default("https://{account}.blob.core.windows.net"),
+      }),
+    ])
+    .default({ mode: "embedded", host: "127.0.0.1", port: 10000 }),
+  timers: z
+    .object({ intervalSeconds: z.number().min(1).max(3600).default(60) })
+    .default({ intervalSeconds: 60 }),
+});
+
+export type AgentConfig = z.output<typeof configSchema>;
+
+export function parseConfig(raw: unknown, source: string): AgentConfig {
+  const r = configSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const key = issue.path.map(String).join(".") || "(root)";
+  let value: unknown = raw;
+  for (const p of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[p as PropertyKey];
+  const shown = /token|key|sas/i.test(key) ? "[redacted]" : JSON.stringify(value);
+  throw new StationError(
+    "ConfigInvalid",
+    `Config ${source}: ${key} = ${shown ?? "(missing)"}: ${issue.message}.`,
+    { target: key },
+  );
+}
+
+export function loadConfig(file: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new StationError(
+      "ConfigInvalid",
+      `Cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}. Pass --config <file>.`,
+      { cause: e },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new StationError("ConfigInvalid", `Config ${file} is not valid JSON: ${(e as Error).message}.`, {
+      cause: e,
+    });
+  }
+  return parseConfig(raw, file);
+}

@@ -1,0 +1,38 @@
+/**
+ * One table from StationError codes to HTTP status, and the ARM ErrorResponse body (reference §4.12).
+ */
+import type { StationError, StationErrorCode } from "../errors.js";
+
+export const HTTP_STATUS: Record<StationErrorCode, number> = {
+  InvalidTransition: 409,
+  InvalidJobState: 409,
+  ShippingInfoMissing: 400,
+  JobNotFound: 404,
+  JobAlreadyExists: 409,
+  DriveNotFound: 404,
+  NotYetAllowed: 409,
+  VersionConflict: 409,
+  InvalidRequestContent: 400,
+  MissingApiVersionParameter: 400,
+  InvalidApiVersionParameter: 400,
+  RequestTooLarge: 413,
+  UnsupportedMediaType: 415,
+  RouteNotFound: 404,
+  AuthenticationFailed: 401,
+  AuthorizationFailed: 403,
+  ConfigInvalid: 500,
+  StorageUnavailable: 503,
+  InternalError: 500,
+};
+
+export function errorResponse(e: StationError) {
+  return {
+    error: {
+      code: e.code,
+      message: e.message,
+      target: e.target,
+      details: e.details,
+      innererror: {},
+    },
+  };
+}
