@@ -1,0 +1,94 @@
+/** Starts the real agent (composition root) in-process on a temp data dir, port 0. */
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { type RunningAgent, startAgent } from "../../agent/agent.js";
+import { parseConfig } from "../../agent/config.js";
+import type { Clock } from "../../src/jobs/service.js";
+
+export const OPERATOR_TOKEN = "operator-token-0123456789abcdef";
+export const CUSTOMER_TOKEN = "customer-token-0123456789abcdef";
+
+export const stationLocation = {
+  id: "westus",
+  name: "West US",
+  recipientName: "Station dock",
+  streetAddress1: "1 Dock Road",
+  city: "Quincy",
+  stateOrProvince: "WA",
+  postalCode: "98848",
+  countryOrRegion: "USA",
+  phone: "5555550100",
+  supportedCarriers: ["FedEx", "DHL"],
+};
+
+/** A self-signed certificate for 127.0.0.1, made with openssl (Debian's, always on these machines). */
+export function makeCert(dir: string): { certFile: string; keyFile: string } {
+  const certFile = join(dir, "cert.pem");
+  const keyFile = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ],
+    { stdio: "ignore" },
+  );
+  return { certFile, keyFile };
+}
+
+export interface TestAgent {
+  agent: RunningAgent;
+  logText(): string;
+}
+
+export async function startTestAgent(
+  dataDir: string,
+  opts: { tls?: { certFile: string; keyFile: string }; clock?: Clock; bodyLimitBytes?: number } = {},
+): Promise<TestAgent> {
+  const config = parseConfig(
+    {
+      dataDir,
+      log: { level: "debug" },
+      api: {
+        host: "127.0.0.1",
+        port: 0,
+        bodyLimitBytes: opts.bodyLimitBytes ?? 64 * 1024,
+        tokens: [
+          { name: "op-alice", token: OPERATOR_TOKEN, role: "operator" },
+          { name: "cust-bob", token: CUSTOMER_TOKEN, role: "customer" },
+        ],
+        ...(opts.tls ? { tls: opts.tls } : {}),
+      },
+      station: { location: stationLocation },
+      storage: { mode: "azure" },
+    },
+    "test",
+  );
+  const chunks: string[] = [];
+  const logDestination = new Writable({
+    write(c, _e, done) {
+      chunks.push(String(c));
+      done();
+    },
+  });
+  const agent = await startAgent(config, {
+    baseDir: dataDir,
+    logDestination,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+  return { agent, logText: () => chunks.join("") };
+}
