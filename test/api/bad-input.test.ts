@@ -342,3 +342,20 @@ describe("operator routes", () => {
     expect(codes).toEqual(expect.arrayContaining(["PackageHeld", "ExtraDrive", "Faulted"]));
   });
 });
+
+describe("api versions", () => {
+  it("accepts the early 2016-11-01 spelling blobListblobPath and emits blobListBlobPath", async () => {
+    const body = {
+      properties: {
+        storageAccountId: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ClassicStorage/storageAccounts/acct`,
+        jobType: "Export",
+        export: { blobListblobPath: "lists/export.xml" },
+      },
+    };
+    const res = await call("PUT", `${base}/old-client?api-version=2016-11-01`, { body });
+    expect(res.status).toBe(201);
+    const job = res.json as unknown as { location: string; properties: { export: Record<string, unknown> } };
+    expect(job.properties.export).toEqual({ blobListBlobPath: "lists/export.xml" });
+    expect(job.location).toBe("West US"); // defaults to the station's location
+  });
+});
