@@ -1,0 +1,117 @@
+/**
+ * Streaming XML events on top of saxes. Any DOCTYPE is refused outright, so no DTD, no entity
+ * expansion (XXE, billion laughs); saxes itself knows only the five predefined entities.
+ * Events come in batches, one per input chunk, so a million-element document costs one
+ * generator step per chunk, not per element.
+ */
+import { StringDecoder } from "node:string_decoder";
+import { SaxesParser } from "saxes";
+
+export class XmlSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly line: number,
+    readonly column: number,
+  ) {
+    super(message);
+    this.name = "XmlSyntaxError";
+  }
+}
+
+export type XmlEvent =
+  | { t: "open"; name: string; attrs: Record<string, string>; line: number }
+  | { t: "text"; text: string }
+  | { t: "close"; name: string };
+
+export async function* xmlEvents(
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+): AsyncGenerator<XmlEvent[]> {
+  const parser = new SaxesParser({ position: true });
+  let batch: XmlEvent[] = [];
+  let failure: XmlSyntaxError | undefined;
+  const fail = (message: string) => {
+    failure ??= new XmlSyntaxError(message, parser.line, parser.column);
+  };
+  parser.on("error", (e) => fail(e.message));
+  parser.on("doctype", () => fail("a DOCTYPE is not allowed (no DTDs or entity declarations)"));
+  parser.on("opentag", (tag) => {
+    const attrs: Record<string, string> = {};
+    for (const [k, v] of Object.entries(tag.attributes)) attrs[k] = typeof v === "string" ? v : v.value;
+    batch.push({ t: "open", name: tag.name, attrs, line: parser.line });
+  });
+  parser.on("text", (text) => batch.push({ t: "text", text }));
+  parser.on("cdata", (text) => batch.push({ t: "text", text }));
+  parser.on("closetag", (tag) => batch.push({ t: "close", name: tag.name }));
+
+  const decoder = new StringDecoder("utf8");
+  let first = true;
+  const feed = (text: string) => {
+    if (failure) return;
+    try {
+      parser.write(text);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  };
+  for await (const chunk of source) {
+    let text = typeof chunk === "string" ? chunk : decoder.write(chunk);
+    if (first && text.length > 0) {
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // UTF-8 BOM
+      first = false;
+    }
+    feed(text);
+    if (failure) throw failure;
+    if (batch.length) {
+      const out = batch;
+      batch = [];
+      yield out;
+    }
+  }
+  feed(decoder.end());
+  if (!failure) {
+    try {
+      parser.close();
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  }
+  if (failure) throw failure;
+  if (batch.length) yield batch;
+}
+
+const ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&apos;",
+};
+
+export const escapeXml = (s: string): string => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+
+/** Parses a small document fully into a tree (metadata and properties files). */
+export interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  text: string;
+  children: XmlElement[];
+}
+
+export async function parseXmlTree(data: Buffer | string): Promise<XmlElement> {
+  const root: XmlElement = { name: "", attrs: {}, text: "", children: [] };
+  const stack: XmlElement[] = [root];
+  for await (const batch of xmlEvents([data])) {
+    for (const e of batch) {
+      const top = stack[stack.length - 1]!;
+      if (e.t === "open") {
+        const el: XmlElement = { name: e.name, attrs: e.attrs, text: "", children: [] };
+        top.children.push(el);
+        stack.push(el);
+      } else if (e.t === "text") top.text += e.text;
+      else stack.pop();
+    }
+  }
+  const doc = root.children[0];
+  if (!doc) throw new XmlSyntaxError("the document has no root element", 1, 1);
+  return doc;
+}
