@@ -73,6 +73,7 @@ export async function readMetadataFile(
   const t = await tree(data, "Metadata", what);
   if (!t.ok) return t;
   const out: Record<string, string> = {};
+  const seen = new Set<string>();
   let bytes = 0;
   for (const child of t.el.children) {
     if (!METADATA_NAME.test(child.name))
@@ -95,6 +96,7 @@ export async function readMetadataFile(
         status: "XmlReadFailed",
         message: `${what}: the value of '${child.name}' must be printable ASCII (it travels as an HTTP header)`,
       };
+    seen.add(key);
     out[child.name] = child.text;
     bytes += child.name.length + child.text.length;
   }

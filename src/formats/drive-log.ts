@@ -12,7 +12,7 @@ import type {
   FileInfoStatus,
   ImportDisposition,
 } from "./status.js";
-import { escapeXml as x } from "./xml.js";
+import { parseXmlTree, type XmlElement, escapeXml as x } from "./xml.js";
 
 export const DRIVE_LOG_VERSION = "2014-11-01";
 
@@ -205,4 +205,78 @@ export function logBlobLocation(i: LogLocationInput): { container: string; blobN
   if (i.sasContainer) return { container: i.sasContainer, blobName: `${dir}/${file}` };
   const [container, ...rest] = dir.split("/");
   return { container: container!, blobName: [...rest, file].join("/") };
+}
+
+// ---------------------------------------------------------------- reading a log back
+
+export interface ParsedDriveLog {
+  version?: string;
+  driveId: string;
+  blobs: LogBlob[];
+  status: DriveLogStatus;
+}
+
+/** Reads a copy log (ours or the service's) into the model; for tests, tools and repair planning. */
+export async function readDriveLog(xml: string | Buffer): Promise<ParsedDriveLog> {
+  const root = await parseXmlTree(xml);
+  if (root.name !== "DriveLog") throw new Error(`the root element is ${root.name}, not DriveLog`);
+  const child = (el: XmlElement, name: string) => el.children.find((c) => c.name === name);
+  const num = (v: string | undefined) => Number(v ?? "0");
+  const pathOf = (el: XmlElement | undefined) =>
+    el ? { path: el.text, ...(el.attrs.Hash ? { hash: el.attrs.Hash.trim() } : {}) } : undefined;
+  const info = (el: XmlElement | undefined): LogFileInfo | undefined => {
+    if (!el) return undefined;
+    const out: LogFileInfo = { status: el.attrs.Status as FileInfoStatus };
+    const g = pathOf(child(el, "GlobalPath"));
+    const p = pathOf(child(el, "Path"));
+    if (g) out.globalPath = g;
+    if (p) out.path = p;
+    return out;
+  };
+  const blobs = root.children
+    .filter((c) => c.name === "Blob")
+    .map((b): LogBlob => {
+      const out: LogBlob = {
+        status: b.attrs.Status as BlobStatus,
+        blobPath: child(b, "BlobPath")?.text ?? "",
+        filePath: child(b, "FilePath")?.text ?? "",
+        length: num(child(b, "Length")?.text),
+      };
+      const snap = child(b, "Snapshot");
+      if (snap) out.snapshot = snap.text;
+      const lm = child(b, "LastModified");
+      if (lm) out.lastModified = lm.text;
+      const disp = child(b, "ImportDisposition");
+      if (disp)
+        out.disposition = {
+          requested: disp.text.trim() as ImportDisposition,
+          status: disp.attrs.Status as DispositionStatus,
+        };
+      const list = child(b, "BlockList") ?? child(b, "PageRangeList");
+      if (list) {
+        out.kind = list.name === "PageRangeList" ? "page" : "block";
+        out.chunks = list.children.map((c) => {
+          const chunk: LogChunk = {
+            offset: num(c.attrs.Offset),
+            length: num(c.attrs.Length),
+            status: c.attrs.Status as ChunkStatus,
+          };
+          if (c.attrs.Id) chunk.id = c.attrs.Id;
+          if (c.attrs.Hash) chunk.hash = c.attrs.Hash.trim();
+          return chunk;
+        });
+      }
+      const m = info(child(b, "Metadata"));
+      if (m) out.metadata = m;
+      const p = info(child(b, "Properties"));
+      if (p) out.properties = p;
+      return out;
+    });
+  const parsed: ParsedDriveLog = {
+    driveId: child(root, "DriveId")?.text ?? "",
+    blobs,
+    status: (child(root, "Status")?.text ?? "") as DriveLogStatus,
+  };
+  if (root.attrs.Version) parsed.version = root.attrs.Version;
+  return parsed;
 }
