@@ -83,7 +83,7 @@ export async function readMetadataFile(
         message: `${what}: '${child.name}' is not a valid metadata name (a C# identifier)`,
       };
     const key = child.name.toLowerCase();
-    if (key in out)
+    if (seen.has(key))
       return {
         ok: false,
         status: "XmlReadFailed",
