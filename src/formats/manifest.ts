@@ -324,17 +324,18 @@ export async function* readManifest(
             }
             list = { index: lists++ };
             if (e.attrs.Id !== undefined) list.id = e.attrs.Id;
-          } else if (parent === "BlobList" && e.name === "Blob") {
+          } else if (e.name === "Blob") {
+            if (parent !== "BlobList" || !list)
+              throw formatError("a Blob element must be inside a BlobList", "Blob", e.line);
             blob = { line: e.line };
-          } else if (parent === "Blob" && (e.name === "BlockList" || e.name === "PageRangeList")) {
+          } else if (parent === "Blob" && blob && (e.name === "BlockList" || e.name === "PageRangeList")) {
             const key = e.name === "BlockList" ? "blockList" : "pageRangeList";
-            if (blob![key]) blob!.duplicate = e.name;
-            blob![key] = [];
-          } else if (
-            (parent === "BlockList" && e.name === "Block") ||
-            (parent === "PageRangeList" && e.name === "PageRange")
-          ) {
-            (parent === "BlockList" ? blob!.blockList : blob!.pageRangeList)!.push(e.attrs);
+            if (blob[key]) blob.duplicate = e.name;
+            blob[key] = [];
+          } else if (blob && parent === "BlockList" && e.name === "Block") {
+            blob.blockList?.push(e.attrs);
+          } else if (blob && parent === "PageRangeList" && e.name === "PageRange") {
+            blob.pageRangeList?.push(e.attrs);
           } else if (e.name === "MetadataPath" || e.name === "PropertiesPath") {
             hashAttr = e.attrs.Hash;
           }
