@@ -254,6 +254,13 @@ describe("hostile manifests: drive-level failures", () => {
       "ManifestFormatInvalid",
       /DriveId must appear before/,
     ],
+    // found by the fuzzer below: a Blob with no BlobList around it once crashed the reader with a TypeError
+    [
+      "Blob outside a BlobList",
+      `<DriveManifest Version="2014-11-01"><Drive><DriveId>A</DriveId><StorageAccountKey>Zm9vYmFyZm9vYmFyZm9vYmFy</StorageAccountKey>${okBlob()}</Drive></DriveManifest>`,
+      "ManifestFormatInvalid",
+      /inside a BlobList/,
+    ],
     [
       "two Drives",
       `<DriveManifest Version="2014-11-01"><Drive><DriveId>A</DriveId></Drive><Drive/></DriveManifest>`,
@@ -602,7 +609,7 @@ describe("fuzzing: the reader throws nothing but ManifestError", () => {
         for (const [at, del, ins] of muts) s = s.slice(0, at) + ins + s.slice(at + del);
         expect(["ok", "manifest-error"]).toContain(await outcome(s));
       }),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
   });
 
