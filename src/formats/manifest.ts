@@ -415,7 +415,8 @@ export async function* readManifest(
           }
         }
       }
-      while (out.length) yield out.shift()!;
+      for (const item of out) yield item;
+      out.length = 0;
     }
   } catch (e) {
     if (e instanceof ManifestError) throw e;
