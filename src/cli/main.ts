@@ -6,7 +6,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { PrepareError } from "../prepare/prepare-drive.js";
 import { request } from "./http.js";
+import { runPrepare } from "./prepare.js";
 
 const USAGE = `usage: station [--url URL] [--token TOKEN] [--ca CERT.pem] [--data-dir DIR] COMMAND
 
@@ -21,6 +23,10 @@ commands:
   ship-back JOB --carrier C --tracking T [--drive-count N]
   close JOB                              close an overdue job whose customer did not answer for 30 days
   notices [--limit N]                    what needs a person, newest first
+  prepare --drive DIR --source PATH --session ID --dest container/prefix/ --drive-id SERIAL
+          (--sas-file F | --account-key-file F) [--blob-type BlockBlob|PageBlob]
+          [--disposition rename|no-overwrite|overwrite] [--skip-write] [--append] [--out entry.json]
+                                         offline: lay out an import drive and write its manifest
 
 JOB is a job name; add --subscription S --resource-group G when the name is not unique.`;
 
@@ -71,6 +77,8 @@ function bar(percent: number): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // prepare is offline and has its own options
+  if (argv[0] === "prepare") return runPrepare(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -311,6 +319,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`station: ${e instanceof CliError ? e.message : String((e as Error)?.stack ?? e)}\n`);
-  process.exit(e instanceof CliError ? 2 : 1);
+  const known = e instanceof CliError || e instanceof PrepareError;
+  process.stderr.write(`station: ${known ? (e as Error).message : String((e as Error)?.stack ?? e)}\n`);
+  process.exit(known ? 2 : 1);
 });
