@@ -227,4 +227,5 @@ export type NoticeCode =
   | "JobPurged"
   | "Faulted"
   | "FaultUnresolved"
-  | "DriveNeverReceived";
+  | "DriveNeverReceived"
+  | "UnknownDrive";

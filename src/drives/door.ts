@@ -1,0 +1,247 @@
+/**
+ * The dock: what happens when a drive is plugged in, before a single byte moves.
+ * identify → mount (read-only unless the drive belongs to an export job) → match → the seed
+ * rules at the door: a drive of a job not yet Shipping is held; a drive no job lists is an
+ * extra or unknown drive, never processed; a NeverReceived drive that turns up is Received; a
+ * drive of a Shipping job checks the job in. A drive whose manifest fails its checks ends
+ * CompletedMoreInfo with the failure as its copy status. Ready drives go to the transfer engine.
+ */
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { DriveLogStatus } from "../formats/status.js";
+import type { JobService } from "../jobs/service.js";
+import type { NoticeLog } from "../jobs/store.js";
+import type { Clock } from "../jobs/service.js";
+import type { Job, JobKey } from "../lifecycle/model.js";
+import { jobLabel } from "../lifecycle/model.js";
+import { unlockBitLocker } from "./bitlocker.js";
+import type { Exec } from "./exec.js";
+import { dataVolume, identify } from "./identity.js";
+import { type MatchResult, matchDrive } from "./match.js";
+import type { AttachedDrive, IdentifiedDrive } from "./model.js";
+import { DriveError, type MountMode, mountVolume, unmountVolume } from "./mount.js";
+import type { DriveWatcher } from "./watcher.js";
+
+export type DockStatus = "identifying" | "ready" | "held" | "extra" | "unknown" | "failed" | "processed" | "error";
+
+export interface DockedDrive {
+  key: string;
+  kind: AttachedDrive["kind"];
+  device: string;
+  size: number;
+  serial?: string;
+  fsType?: string;
+  mountpoint?: string;
+  mode?: MountMode;
+  status: DockStatus;
+  /** The copy-log drive status of a failure (ManifestCorrupted, VolumeNotNtfs …). */
+  code?: DriveLogStatus;
+  message: string;
+  job?: JobKey;
+  driveId?: string;
+  jobType?: "Import" | "Export";
+  manifestPath?: string;
+  attachedAt: string;
+}
+
+export interface DockHooks {
+  /** A matched drive is mounted and its job may proceed: the transfer engine takes it. */
+  onReady?(drive: DockedDrive, match: Extract<MatchResult, { kind: "import" | "export" }>): void;
+  /** The drive was pulled (or the dock stops): abort whatever runs on it. */
+  onGone?(drive: DockedDrive): void;
+}
+
+export interface DockDeps {
+  watcher: DriveWatcher;
+  exec: Exec;
+  service: JobService;
+  notices: NoticeLog;
+  log: Logger;
+  clock: Clock;
+  mountRoot: string;
+  hooks?: DockHooks;
+}
+
+const ACCEPTING = new Set(["Shipping", "Received", "Transferring"]);
+const keyOf = (job: Job): JobKey => ({ subscriptionId: job.subscriptionId, resourceGroup: job.resourceGroup, name: job.name });
+const safeName = (key: string) => key.replace(/[^A-Za-z0-9_.-]+/g, "_").slice(-80);
+
+export class Dock {
+  private readonly drives = new Map<string, DockedDrive>();
+  private readonly work = new Map<string, Promise<void>>();
+
+  constructor(private readonly deps: DockDeps) {
+    deps.watcher.on("attach", (d) => this.track(d.key, this.attach(d)));
+    deps.watcher.on("detach", (d) => this.track(d.key, this.detach(d)));
+    deps.watcher.on("error", (e, source) => deps.log.warn({ source, err: e }, "drive scan failed; keeping the last good view and scanning on"));
+  }
+
+  list(): DockedDrive[] {
+    return [...this.drives.values()];
+  }
+
+  get(key: string): DockedDrive | undefined {
+    return this.drives.get(key);
+  }
+
+  /** Waits for attach/detach handling in flight (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.work.size) await Promise.all(this.work.values());
+  }
+
+  async stop(): Promise<void> {
+    await this.deps.watcher.stop();
+    await this.settled();
+    for (const d of this.drives.values()) {
+      this.deps.hooks?.onGone?.(d);
+      if (d.mountpoint && d.kind !== "mounted") await unmountVolume(this.deps.exec, d.mountpoint, true).catch(() => undefined);
+    }
+    this.drives.clear();
+  }
+
+  /** Attach and detach of one drive run in order; different drives run side by side. */
+  private track(key: string, p: Promise<void>): void {
+    const chained = (this.work.get(key) ?? Promise.resolve()).then(() => p);
+    this.work.set(key, chained);
+    void chained.finally(() => {
+      if (this.work.get(key) === chained) this.work.delete(key);
+    });
+  }
+
+  private async allJobs(): Promise<Job[]> {
+    const jobs: Job[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.deps.service.list({}, 100, token);
+      jobs.push(...page.jobs);
+      token = page.skipToken;
+    } while (token);
+    return jobs;
+  }
+
+  private async attach(d: AttachedDrive): Promise<void> {
+    const { log } = this.deps;
+    const docked: DockedDrive = { key: d.key, kind: d.kind, device: d.device, size: d.size, status: "identifying", message: "identifying", attachedAt: this.deps.clock.now().toISOString() };
+    this.drives.set(d.key, docked);
+    try {
+      const id = await identify(d, this.deps.exec);
+      if (id.serial) docked.serial = id.serial;
+      const jobs = await this.allJobs();
+      const exportEntry = id.serial ? jobs.find((j) => j.type === "Export" && j.drives.some((x) => x.driveId === id.serial)) : undefined;
+      const mode: MountMode = exportEntry && ACCEPTING.has(exportEntry.state) ? "rw" : "ro"; // never write to a drive no export job owns
+      const mounted = await this.mountData(id, docked, mode, jobs);
+      const match = await matchDrive(id.serial, mounted.root, jobs, mounted.failure);
+      log.info({ drive: d.key, device: d.device, serial: id.serial ?? null, fsType: docked.fsType ?? null, match: match.kind }, "drive identified");
+      await this.applyDoorRules(docked, match);
+    } catch (e) {
+      docked.status = "error";
+      docked.message = `Handling the drive failed: ${(e as Error).message}. Unplug and plug it in again; if it persists, check the station log.`;
+      log.error({ drive: d.key, err: e }, "drive handling failed");
+    }
+    if (docked.status !== "ready" && docked.mountpoint && docked.kind !== "mounted") {
+      await unmountVolume(this.deps.exec, docked.mountpoint).catch((e) => log.warn({ err: e, mountpoint: docked.mountpoint }, "unmount failed"));
+      delete docked.mountpoint;
+      delete docked.mode;
+    }
+  }
+
+  private async mountData(id: IdentifiedDrive, docked: DockedDrive, mode: MountMode, jobs: Job[]): Promise<{ root?: string; failure?: { status: DriveLogStatus; message: string } }> {
+    if (id.kind === "mounted") {
+      docked.mountpoint = id.mountpoint!;
+      return { root: id.mountpoint! };
+    }
+    const volume = dataVolume(id);
+    if (!volume) return { failure: { status: "DiskOperationFailed", message: `${id.device} has no partition or filesystem.` } };
+    if (volume.fsType) docked.fsType = volume.fsType;
+    const mountpoint = join(this.deps.mountRoot, safeName(id.key));
+    try {
+      let device = volume.device;
+      let fsType = volume.fsType;
+      if (fsType === "BitLocker") {
+        const key = jobs.flatMap((j) => j.drives).find((x) => x.driveId === id.serial)?.bitLockerKey;
+        if (!key) throw new DriveError("BitLockerFailed", `${volume.device} is BitLocker-encrypted and no job lists a key for drive ${id.serial ?? "(no serial)"}.`);
+        device = await unlockBitLocker(this.deps.exec, volume.device, key, `${mountpoint}.dislocker`, mode);
+        fsType = "ntfs";
+      }
+      await mountVolume(this.deps.exec, device, fsType, mountpoint, mode);
+      docked.mountpoint = mountpoint;
+      docked.mode = mode;
+      return { root: mountpoint };
+    } catch (e) {
+      if (e instanceof DriveError) {
+        docked.code = e.status;
+        return { failure: { status: e.status, message: e.message } };
+      }
+      throw e;
+    }
+  }
+
+  private async applyDoorRules(docked: DockedDrive, match: MatchResult): Promise<void> {
+    const { service, log } = this.deps;
+    if (match.kind === "unknown") {
+      docked.status = "unknown";
+      docked.message = `${match.message} Not processed: check the drive's label and the package it came in, then tie it to a job with 'station check-in'.`;
+      await this.deps.notices.add([{ code: "UnknownDrive", at: this.deps.clock.now().toISOString(), ...(docked.serial ? { driveId: docked.serial } : {}), message: `Unknown drive on ${docked.device}: ${docked.message}` }]);
+      log.warn({ drive: docked.key, device: docked.device }, docked.message);
+      return;
+    }
+    const job = match.job;
+    const key = keyOf(job);
+    docked.job = key;
+    docked.jobType = job.type;
+    if (match.kind === "extra") {
+      docked.status = "extra";
+      docked.driveId = match.driveId;
+      docked.message = `Extra drive of job ${jobLabel(key)}${match.trackingNumber ? ` (package ${match.trackingNumber})` : ""}: not processed, goes back with the job's drives.`;
+      return;
+    }
+    docked.driveId = match.entry.driveId;
+    if (match.kind === "processed") {
+      docked.status = "processed";
+      docked.message = `Drive ${match.entry.driveId} of job ${jobLabel(key)} is ${match.entry.state}: already processed, nothing to do.`;
+      return;
+    }
+    // Check-in at the door: a Shipping job is checked in, a NeverReceived drive becomes Received, a job not ready holds the drive.
+    const after = await service.station(key, { type: "DriveArrived", driveId: match.entry.driveId });
+    if (!ACCEPTING.has(after.state) || after.heldPackages.length > job.heldPackages.length) {
+      docked.status = "held";
+      docked.message = `Job ${jobLabel(key)} is ${after.state}, not Shipping: drive ${match.entry.driveId} is held and will not be processed. The operator has a notice to contact the customer.`;
+      return;
+    }
+    if (match.kind === "import-failed") {
+      docked.status = "failed";
+      docked.code = match.status;
+      docked.message = `${match.message} Drive ${match.entry.driveId} of job ${jobLabel(key)} ends CompletedMoreInfo (${match.status}); the customer repairs it with the copy log.`;
+      await service.station(key, { type: "TransferStarted", driveId: match.entry.driveId });
+      await service.station(key, { type: "TransferFinished", driveId: match.entry.driveId, outcome: "CompletedMoreInfo", copyStatus: match.status, bytesSucceeded: 0 });
+      log.warn({ drive: docked.key, job: jobLabel(key), driveId: match.entry.driveId, status: match.status }, docked.message);
+      return;
+    }
+    if (after.cancelRequested) {
+      docked.status = "held";
+      docked.message = `Job ${jobLabel(key)} was cancelled: drive ${match.entry.driveId} is not copied.`;
+      return;
+    }
+    if (!docked.mountpoint) {
+      docked.status = "failed";
+      docked.message = `Drive ${match.entry.driveId} of export job ${jobLabel(key)} has no usable volume${docked.code ? ` (${docked.code})` : ""}: formatting needs the operator's confirmation for this drive.`;
+      return;
+    }
+    if (match.kind === "import") docked.manifestPath = match.manifestPath;
+    docked.status = "ready";
+    docked.message = `Drive ${match.entry.driveId} of ${job.type.toLowerCase()} job ${jobLabel(key)} is ready (${docked.mode === "rw" ? "read-write" : "read-only"} at ${docked.mountpoint}).`;
+    log.info({ drive: docked.key, job: jobLabel(key), driveId: match.entry.driveId }, docked.message);
+    this.deps.hooks?.onReady?.(docked, match);
+  }
+
+  private async detach(d: AttachedDrive): Promise<void> {
+    const docked = this.drives.get(d.key);
+    this.drives.delete(d.key);
+    if (!docked) return;
+    this.deps.hooks?.onGone?.(docked);
+    if (docked.mountpoint && docked.kind !== "mounted") {
+      await unmountVolume(this.deps.exec, docked.mountpoint, true).catch((e) => this.deps.log.warn({ err: e }, "lazy unmount failed"));
+    }
+    this.deps.log.info({ drive: d.key, device: d.device, status: docked.status, job: docked.job ? jobLabel(docked.job) : null }, "drive detached");
+  }
+}
