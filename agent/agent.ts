@@ -9,6 +9,10 @@ import { isAbsolute, join, resolve } from "node:path";
 import pino, { type DestinationStream, type Logger } from "pino";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
 import { buildApi } from "../src/api/server.js";
+import { Dock } from "../src/drives/door.js";
+import { exec } from "../src/drives/exec.js";
+import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/sources.js";
+import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
@@ -25,6 +29,7 @@ export interface AgentOptions {
 
 export interface RunningAgent {
   url: string;
+  dock: Dock | undefined;
   tokensFile: string | undefined;
   service: JobService;
   log: Logger;
@@ -121,6 +126,39 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       storageEndpoint = config.storage.endpointTemplate;
     }
 
+    let dock: Dock | undefined;
+    if (config.drives.enabled) {
+      const scans: Record<string, Scan> = {};
+      if (config.drives.physical) {
+        const drivelist = await import("drivelist");
+        scans.physical = physicalScan(() => drivelist.list(), config.drives.excludeDevices);
+      }
+      if (config.drives.loopImageDirs.length) scans.loop = loopScan(config.drives.loopImageDirs.map(abs));
+      if (config.drives.mountedRoots.length) {
+        const diskInfo = await import("node-disk-info");
+        scans.mounted = mountedScan(
+          async () =>
+            (await diskInfo.getDiskInfo()).map((v) => ({
+              filesystem: v.filesystem,
+              mounted: v.mounted,
+              blocks: v.blocks,
+            })),
+          config.drives.mountedRoots.map(abs),
+        );
+      }
+      const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
+      dock = new Dock({
+        watcher,
+        exec,
+        service,
+        notices: store,
+        log,
+        clock,
+        mountRoot: abs(config.drives.mountRoot),
+      });
+      cleanup.unshift(() => dock?.stop());
+    }
+
     const { tokens, file: tokensFile } = loadTokens(config, dataDir, log);
     const tls = config.api.tls
       ? { cert: readFileSync(abs(config.api.tls.certFile)), key: readFileSync(abs(config.api.tls.keyFile)) }
@@ -133,6 +171,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       log,
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
+      ...(dock ? { dock } : {}),
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     cleanup.unshift(() => app.close());
@@ -153,10 +192,16 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const interval = setInterval(() => void runTimers(), config.timers.intervalSeconds * 1000);
     cleanup.unshift(() => clearInterval(interval));
 
-    log.info({ url, dataDir, tls: Boolean(tls), storage: config.storage.mode }, "drive-station agent ready");
+    // Start watching drives once the API answers, so the operator can see them as they come.
+    if (dock) await (dock as Dock).start();
+    log.info(
+      { url, dataDir, tls: Boolean(tls), storage: config.storage.mode, drives: Boolean(dock) },
+      "drive-station agent ready",
+    );
     let stopped = false;
     return {
       url,
+      dock,
       tokensFile,
       service,
       log,

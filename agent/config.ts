@@ -66,6 +66,30 @@ export const configSchema = z.object({
   timers: z
     .object({ intervalSeconds: z.number().min(1).max(3600).default(60) })
     .default({ intervalSeconds: 60 }),
+  drives: z
+    .object({
+      enabled: z.boolean().default(true),
+      pollIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+      /** Where the agent mounts drives (one directory per drive). */
+      mountRoot: z.string().min(1).default("/run/drive-station/mnt"),
+      /** Physical disks through drivelist; the station's system disk is always excluded. */
+      physical: z.boolean().default(true),
+      /** Staging: loop devices whose image file is in one of these directories. Empty: none. */
+      loopImageDirs: z.array(z.string().min(1)).default([]),
+      /** Volumes an operator or automounter already mounted below these directories. */
+      mountedRoots: z.array(z.string().min(1)).default([]),
+      /** Devices never to touch, on top of the system disk (e.g. a second internal disk). */
+      excludeDevices: z.array(z.string().min(1)).default([]),
+    })
+    .default({
+      enabled: true,
+      pollIntervalMs: 1000,
+      mountRoot: "/run/drive-station/mnt",
+      physical: true,
+      loopImageDirs: [],
+      mountedRoots: [],
+      excludeDevices: [],
+    }),
 });
 
 export type AgentConfig = z.output<typeof configSchema>;

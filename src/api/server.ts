@@ -53,6 +53,8 @@ export interface ApiDeps {
   log: Logger;
   bodyLimitBytes: number;
   tls?: { key: Buffer; cert: Buffer };
+  /** The drives plugged into this station now. */
+  dock?: { list(): unknown[] };
 }
 
 declare module "fastify" {
@@ -288,6 +290,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return { value: jobs.map(operatorView), nextLink: nextLink(req, top, page.skipToken) };
   });
   app.get<{ Params: OpParams }>(opJob, async (req) => operatorView(await service.get(jobKey(req.params))));
+  app.get("/station/v1/attached", async () => ({ value: deps.dock?.list() ?? [] }));
   app.get<{ Querystring: Query }>("/station/v1/notices", async (req) => {
     const limit = Math.min(Number(one(req.query.limit) ?? 50) || 50, 1000);
     return { value: await deps.notices.recent({ limit }) };

@@ -15,6 +15,7 @@ const USAGE = `usage: station [--url URL] [--token TOKEN] [--ca CERT.pem] [--dat
 commands:
   jobs                                   list jobs: state, percent complete, drives
   drives                                 list every drive of every job
+  attached                               the drives plugged into this station now, and what happened to each
   show JOB                               the Get Job view, with faults, extra and held drives
   check-in JOB --tracking T --drive ID…  a package arrived at the dock
   arrived JOB DRIVE [--tracking T]       one drive turned up (plugged in, or a later package)
@@ -245,6 +246,35 @@ async function main(argv: string[]): Promise<void> {
       );
       if (!rows.length) return out("no drives");
       return out(pad([["DRIVE", "JOB", "STATE", "PROGRESS", "BYTES"], ...rows]));
+    }
+    case "attached": {
+      const { value } = await call<{
+        value: {
+          device: string;
+          serial?: string;
+          fsType?: string;
+          status: string;
+          code?: string;
+          driveId?: string;
+          job?: { name: string };
+          message: string;
+        }[];
+      }>("GET", "/station/v1/attached");
+      if (!value.length) return out("no drives attached");
+      return out(
+        pad([
+          ["DEVICE", "SERIAL", "FS", "STATUS", "JOB", "DRIVE", "DETAIL"],
+          ...value.map((d) => [
+            d.device,
+            d.serial ?? "-",
+            d.fsType ?? "-",
+            d.code ? `${d.status} (${d.code})` : d.status,
+            d.job?.name ?? "-",
+            d.driveId ?? "-",
+            d.message,
+          ]),
+        ]),
+      );
     }
     case "show":
       return out(show((await findJob(args[0])).job));

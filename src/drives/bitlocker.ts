@@ -21,9 +21,21 @@ export function dislockerArgs(device: string, dislockerDir: string, mode: "ro" |
 /** dislocker's CRITICAL messages → the copy log's BitLocker drive statuses (reference §3.5.1). */
 const MESSAGES: [RegExp, DriveLogStatus, string][] = [
   [/Cannot parse volume header/i, "BitLockerNotActivated", "the volume is not BitLocker-encrypted"],
-  [/None of the provided decryption mean|Can't decrypt correctly the VMK|invalid recovery password/i, "BitLockerKeyInvalid", "the job's BitLocker key does not unlock this volume"],
-  [/can't find a valid and matching VMK datum/i, "BitLockerProtectorNotFound", "the volume has no recovery-password protector"],
-  [/Failed to open|No such file or directory/i, "BitLockerVolumeNotFound", "the BitLocker volume could not be opened"],
+  [
+    /None of the provided decryption mean|Can't decrypt correctly the VMK|invalid recovery password/i,
+    "BitLockerKeyInvalid",
+    "the job's BitLocker key does not unlock this volume",
+  ],
+  [
+    /can't find a valid and matching VMK datum/i,
+    "BitLockerProtectorNotFound",
+    "the volume has no recovery-password protector",
+  ],
+  [
+    /Failed to open|No such file or directory/i,
+    "BitLockerVolumeNotFound",
+    "the BitLocker volume could not be opened",
+  ],
   [/Permission denied|fuse/i, "BitLockerUnlockVolumeFailed", "the unlocked volume could not be exposed"],
 ];
 
@@ -33,15 +45,30 @@ export function bitlockerFailure(output: string): { status: DriveLogStatus; reas
 }
 
 /** Unlocks `device` into `dislockerDir`; returns the path of the decrypted volume file. */
-export async function unlockBitLocker(exec: Exec, device: string, recoveryPassword: string, dislockerDir: string, mode: "ro" | "rw"): Promise<string> {
+export async function unlockBitLocker(
+  exec: Exec,
+  device: string,
+  recoveryPassword: string,
+  dislockerDir: string,
+  mode: "ro" | "rw",
+): Promise<string> {
   if (!BITLOCKER_PASSWORD.test(recoveryPassword)) {
-    throw new DriveError("BitLockerKeyInvalid", `The job's BitLocker key for ${device} is not a 48-digit recovery password.`);
+    throw new DriveError(
+      "BitLockerKeyInvalid",
+      `The job's BitLocker key for ${device} is not a 48-digit recovery password.`,
+    );
   }
   await mkdir(dislockerDir, { recursive: true });
   try {
-    await exec("dislocker", dislockerArgs(device, dislockerDir, mode), { input: `${recoveryPassword}\n`, timeoutMs: 120_000 });
+    await exec("dislocker", dislockerArgs(device, dislockerDir, mode), {
+      input: `${recoveryPassword}\n`,
+      timeoutMs: 120_000,
+    });
   } catch (e) {
-    const out = e instanceof CommandError ? `${e.result?.stdout ?? ""}\n${e.result?.stderr ?? ""}\n${e.message}` : String(e);
+    const out =
+      e instanceof CommandError
+        ? `${e.result?.stdout ?? ""}\n${e.result?.stderr ?? ""}\n${e.message}`
+        : String(e);
     const { status, reason } = bitlockerFailure(out);
     throw new DriveError(status, `Unlocking BitLocker volume ${device} failed: ${reason}.`);
   }

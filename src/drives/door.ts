@@ -9,9 +9,8 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DriveLogStatus } from "../formats/status.js";
-import type { JobService } from "../jobs/service.js";
+import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
-import type { Clock } from "../jobs/service.js";
 import type { Job, JobKey } from "../lifecycle/model.js";
 import { jobLabel } from "../lifecycle/model.js";
 import { unlockBitLocker } from "./bitlocker.js";
@@ -22,7 +21,15 @@ import type { AttachedDrive, IdentifiedDrive } from "./model.js";
 import { DriveError, type MountMode, mountVolume, unmountVolume } from "./mount.js";
 import type { DriveWatcher } from "./watcher.js";
 
-export type DockStatus = "identifying" | "ready" | "held" | "extra" | "unknown" | "failed" | "processed" | "error";
+export type DockStatus =
+  | "identifying"
+  | "ready"
+  | "held"
+  | "extra"
+  | "unknown"
+  | "failed"
+  | "processed"
+  | "error";
 
 export interface DockedDrive {
   key: string;
@@ -63,7 +70,11 @@ export interface DockDeps {
 }
 
 const ACCEPTING = new Set(["Shipping", "Received", "Transferring"]);
-const keyOf = (job: Job): JobKey => ({ subscriptionId: job.subscriptionId, resourceGroup: job.resourceGroup, name: job.name });
+const keyOf = (job: Job): JobKey => ({
+  subscriptionId: job.subscriptionId,
+  resourceGroup: job.resourceGroup,
+  name: job.name,
+});
 const safeName = (key: string) => key.replace(/[^A-Za-z0-9_.-]+/g, "_").slice(-80);
 
 export class Dock {
@@ -73,7 +84,13 @@ export class Dock {
   constructor(private readonly deps: DockDeps) {
     deps.watcher.on("attach", (d) => this.track(d.key, this.attach(d)));
     deps.watcher.on("detach", (d) => this.track(d.key, this.detach(d)));
-    deps.watcher.on("error", (e, source) => deps.log.warn({ source, err: e }, "drive scan failed; keeping the last good view and scanning on"));
+    deps.watcher.on("error", (e, source) =>
+      deps.log.warn({ source, err: e }, "drive scan failed; keeping the last good view and scanning on"),
+    );
+  }
+
+  start(): Promise<void> {
+    return this.deps.watcher.start();
   }
 
   list(): DockedDrive[] {
@@ -94,7 +111,8 @@ export class Dock {
     await this.settled();
     for (const d of this.drives.values()) {
       this.deps.hooks?.onGone?.(d);
-      if (d.mountpoint && d.kind !== "mounted") await unmountVolume(this.deps.exec, d.mountpoint, true).catch(() => undefined);
+      if (d.mountpoint && d.kind !== "mounted")
+        await unmountVolume(this.deps.exec, d.mountpoint, true).catch(() => undefined);
     }
     this.drives.clear();
   }
@@ -121,17 +139,36 @@ export class Dock {
 
   private async attach(d: AttachedDrive): Promise<void> {
     const { log } = this.deps;
-    const docked: DockedDrive = { key: d.key, kind: d.kind, device: d.device, size: d.size, status: "identifying", message: "identifying", attachedAt: this.deps.clock.now().toISOString() };
+    const docked: DockedDrive = {
+      key: d.key,
+      kind: d.kind,
+      device: d.device,
+      size: d.size,
+      status: "identifying",
+      message: "identifying",
+      attachedAt: this.deps.clock.now().toISOString(),
+    };
     this.drives.set(d.key, docked);
     try {
       const id = await identify(d, this.deps.exec);
       if (id.serial) docked.serial = id.serial;
       const jobs = await this.allJobs();
-      const exportEntry = id.serial ? jobs.find((j) => j.type === "Export" && j.drives.some((x) => x.driveId === id.serial)) : undefined;
+      const exportEntry = id.serial
+        ? jobs.find((j) => j.type === "Export" && j.drives.some((x) => x.driveId === id.serial))
+        : undefined;
       const mode: MountMode = exportEntry && ACCEPTING.has(exportEntry.state) ? "rw" : "ro"; // never write to a drive no export job owns
       const mounted = await this.mountData(id, docked, mode, jobs);
       const match = await matchDrive(id.serial, mounted.root, jobs, mounted.failure);
-      log.info({ drive: d.key, device: d.device, serial: id.serial ?? null, fsType: docked.fsType ?? null, match: match.kind }, "drive identified");
+      log.info(
+        {
+          drive: d.key,
+          device: d.device,
+          serial: id.serial ?? null,
+          fsType: docked.fsType ?? null,
+          match: match.kind,
+        },
+        "drive identified",
+      );
       await this.applyDoorRules(docked, match);
     } catch (e) {
       docked.status = "error";
@@ -139,19 +176,29 @@ export class Dock {
       log.error({ drive: d.key, err: e }, "drive handling failed");
     }
     if (docked.status !== "ready" && docked.mountpoint && docked.kind !== "mounted") {
-      await unmountVolume(this.deps.exec, docked.mountpoint).catch((e) => log.warn({ err: e, mountpoint: docked.mountpoint }, "unmount failed"));
+      await unmountVolume(this.deps.exec, docked.mountpoint).catch((e) =>
+        log.warn({ err: e, mountpoint: docked.mountpoint }, "unmount failed"),
+      );
       delete docked.mountpoint;
       delete docked.mode;
     }
   }
 
-  private async mountData(id: IdentifiedDrive, docked: DockedDrive, mode: MountMode, jobs: Job[]): Promise<{ root?: string; failure?: { status: DriveLogStatus; message: string } }> {
+  private async mountData(
+    id: IdentifiedDrive,
+    docked: DockedDrive,
+    mode: MountMode,
+    jobs: Job[],
+  ): Promise<{ root?: string; failure?: { status: DriveLogStatus; message: string } }> {
     if (id.kind === "mounted") {
       docked.mountpoint = id.mountpoint!;
       return { root: id.mountpoint! };
     }
     const volume = dataVolume(id);
-    if (!volume) return { failure: { status: "DiskOperationFailed", message: `${id.device} has no partition or filesystem.` } };
+    if (!volume)
+      return {
+        failure: { status: "DiskOperationFailed", message: `${id.device} has no partition or filesystem.` },
+      };
     if (volume.fsType) docked.fsType = volume.fsType;
     const mountpoint = join(this.deps.mountRoot, safeName(id.key));
     try {
@@ -159,7 +206,11 @@ export class Dock {
       let fsType = volume.fsType;
       if (fsType === "BitLocker") {
         const key = jobs.flatMap((j) => j.drives).find((x) => x.driveId === id.serial)?.bitLockerKey;
-        if (!key) throw new DriveError("BitLockerFailed", `${volume.device} is BitLocker-encrypted and no job lists a key for drive ${id.serial ?? "(no serial)"}.`);
+        if (!key)
+          throw new DriveError(
+            "BitLockerFailed",
+            `${volume.device} is BitLocker-encrypted and no job lists a key for drive ${id.serial ?? "(no serial)"}.`,
+          );
         device = await unlockBitLocker(this.deps.exec, volume.device, key, `${mountpoint}.dislocker`, mode);
         fsType = "ntfs";
       }
@@ -181,7 +232,14 @@ export class Dock {
     if (match.kind === "unknown") {
       docked.status = "unknown";
       docked.message = `${match.message} Not processed: check the drive's label and the package it came in, then tie it to a job with 'station check-in'.`;
-      await this.deps.notices.add([{ code: "UnknownDrive", at: this.deps.clock.now().toISOString(), ...(docked.serial ? { driveId: docked.serial } : {}), message: `Unknown drive on ${docked.device}: ${docked.message}` }]);
+      await this.deps.notices.add([
+        {
+          code: "UnknownDrive",
+          at: this.deps.clock.now().toISOString(),
+          ...(docked.serial ? { driveId: docked.serial } : {}),
+          message: `Unknown drive on ${docked.device}: ${docked.message}`,
+        },
+      ]);
       log.warn({ drive: docked.key, device: docked.device }, docked.message);
       return;
     }
@@ -213,8 +271,17 @@ export class Dock {
       docked.code = match.status;
       docked.message = `${match.message} Drive ${match.entry.driveId} of job ${jobLabel(key)} ends CompletedMoreInfo (${match.status}); the customer repairs it with the copy log.`;
       await service.station(key, { type: "TransferStarted", driveId: match.entry.driveId });
-      await service.station(key, { type: "TransferFinished", driveId: match.entry.driveId, outcome: "CompletedMoreInfo", copyStatus: match.status, bytesSucceeded: 0 });
-      log.warn({ drive: docked.key, job: jobLabel(key), driveId: match.entry.driveId, status: match.status }, docked.message);
+      await service.station(key, {
+        type: "TransferFinished",
+        driveId: match.entry.driveId,
+        outcome: "CompletedMoreInfo",
+        copyStatus: match.status,
+        bytesSucceeded: 0,
+      });
+      log.warn(
+        { drive: docked.key, job: jobLabel(key), driveId: match.entry.driveId, status: match.status },
+        docked.message,
+      );
       return;
     }
     if (after.cancelRequested) {
@@ -240,8 +307,18 @@ export class Dock {
     if (!docked) return;
     this.deps.hooks?.onGone?.(docked);
     if (docked.mountpoint && docked.kind !== "mounted") {
-      await unmountVolume(this.deps.exec, docked.mountpoint, true).catch((e) => this.deps.log.warn({ err: e }, "lazy unmount failed"));
+      await unmountVolume(this.deps.exec, docked.mountpoint, true).catch((e) =>
+        this.deps.log.warn({ err: e }, "lazy unmount failed"),
+      );
     }
-    this.deps.log.info({ drive: d.key, device: d.device, status: docked.status, job: docked.job ? jobLabel(docked.job) : null }, "drive detached");
+    this.deps.log.info(
+      {
+        drive: d.key,
+        device: d.device,
+        status: docked.status,
+        job: docked.job ? jobLabel(docked.job) : null,
+      },
+      "drive detached",
+    );
   }
 }

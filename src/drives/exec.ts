@@ -18,7 +18,11 @@ export class CommandError extends Error {
   }
 }
 
-export type Exec = (command: string, args: string[], options?: { input?: string; timeoutMs?: number; allowFailure?: boolean }) => Promise<ExecResult>;
+export type Exec = (
+  command: string,
+  args: string[],
+  options?: { input?: string; timeoutMs?: number; allowFailure?: boolean },
+) => Promise<ExecResult>;
 
 /**
  * The real runner. `input` goes to stdin (how secrets such as a BitLocker recovery password are
@@ -26,7 +30,10 @@ export type Exec = (command: string, args: string[], options?: { input?: string;
  */
 export const exec: Exec = (command, args, options = {}) =>
   new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    const child = spawn(command, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, LC_ALL: "C" },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -38,13 +45,25 @@ export const exec: Exec = (command, args, options = {}) =>
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
     child.on("error", (e) => {
       clearTimeout(timer);
-      reject(new CommandError(command, undefined, `${command} could not be run: ${(e as NodeJS.ErrnoException).code ?? e.message}. Is it installed?`));
+      reject(
+        new CommandError(
+          command,
+          undefined,
+          `${command} could not be run: ${(e as NodeJS.ErrnoException).code ?? e.message}. Is it installed?`,
+        ),
+      );
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       const result = { code: code ?? (signal ? 128 : 1), stdout, stderr };
       if (result.code !== 0 && !options.allowFailure) {
-        reject(new CommandError(command, result, `${command} ${signal === "SIGKILL" ? "timed out" : `exited ${result.code}`}: ${stderr.trim().split("\n").slice(-2).join(" ") || stdout.trim().slice(0, 200)}`));
+        reject(
+          new CommandError(
+            command,
+            result,
+            `${command} ${signal === "SIGKILL" ? "timed out" : `exited ${result.code}`}: ${stderr.trim().split("\n").slice(-2).join(" ") || stdout.trim().slice(0, 200)}`,
+          ),
+        );
       } else resolve(result);
     });
     child.stdin.end(options.input ?? "");

@@ -4,7 +4,7 @@
  * types from a direct `blkid -p` probe, serials from lsblk/udev or sysfs. drivelist reports no
  * serials, and loop devices have none.
  */
-import { access, readFile, readdir } from "node:fs/promises";
+import { access, readdir, readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Exec } from "./exec.js";
 import type { AttachedDrive, IdentifiedDrive, Partition } from "./model.js";
@@ -30,16 +30,28 @@ export function parseBlkidExport(text: string): Record<string, string> {
 export function parseVpdPage80(buf: Buffer): string | undefined {
   if (buf.length < 4 || buf[1] !== 0x80) return undefined;
   const len = buf.readUInt16BE(2);
-  const s = buf.subarray(4, 4 + len).toString("latin1").replace(/\0/g, "").trim();
+  const s = buf
+    .subarray(4, 4 + len)
+    .toString("latin1")
+    .replace(/\0/g, "")
+    .trim();
   return s || undefined;
 }
 
-export async function readSerial(device: string, exec: Exec, sysBlock = "/sys/block"): Promise<string | undefined> {
+export async function readSerial(
+  device: string,
+  exec: Exec,
+  sysBlock = "/sys/block",
+): Promise<string | undefined> {
   const name = basename(device);
   if (name.startsWith("loop")) return undefined;
-  const viaLsblk = (await exec("lsblk", ["-dno", "SERIAL", device], { allowFailure: true }).catch(() => undefined))?.stdout.trim();
+  const viaLsblk = (
+    await exec("lsblk", ["-dno", "SERIAL", device], { allowFailure: true }).catch(() => undefined)
+  )?.stdout.trim();
   if (viaLsblk) return viaLsblk.replace(/\s+/g, "");
-  const viaUdev = await exec("udevadm", ["info", "--query=property", `--name=${device}`], { allowFailure: true }).catch(() => undefined);
+  const viaUdev = await exec("udevadm", ["info", "--query=property", `--name=${device}`], {
+    allowFailure: true,
+  }).catch(() => undefined);
   if (viaUdev?.code === 0) {
     const props = parseBlkidExport(viaUdev.stdout);
     const s = props.ID_SERIAL_SHORT ?? props.ID_SCSI_SERIAL;
@@ -54,7 +66,10 @@ export async function readSerial(device: string, exec: Exec, sysBlock = "/sys/bl
   }
 }
 
-async function listPartitions(name: string, sysBlock: string): Promise<{ name: string; number: number; size: number }[]> {
+async function listPartitions(
+  name: string,
+  sysBlock: string,
+): Promise<{ name: string; number: number; size: number }[]> {
   const out = [];
   for (const entry of await readdir(`${sysBlock}/${name}`).catch(() => [] as string[])) {
     const number = await readText(`${sysBlock}/${name}/${entry}/partition`);
@@ -78,10 +93,15 @@ async function waitForNode(path: string, ms: number): Promise<boolean> {
   }
 }
 
-export async function identify(drive: AttachedDrive, exec: Exec, sysBlock = "/sys/block"): Promise<IdentifiedDrive> {
+export async function identify(
+  drive: AttachedDrive,
+  exec: Exec,
+  sysBlock = "/sys/block",
+): Promise<IdentifiedDrive> {
   if (drive.kind === "mounted") return { ...drive, partitions: [] };
   const name = basename(drive.device);
-  const probe = async (dev: string) => parseBlkidExport((await exec("blkid", ["-p", "-o", "export", dev], { allowFailure: true })).stdout);
+  const probe = async (dev: string) =>
+    parseBlkidExport((await exec("blkid", ["-p", "-o", "export", dev], { allowFailure: true })).stdout);
 
   let parts = await listPartitions(name, sysBlock);
   const whole = await probe(drive.device);
@@ -112,7 +132,8 @@ export async function identify(drive: AttachedDrive, exec: Exec, sysBlock = "/sy
 /** The volume to read: the first partition with a filesystem (or BitLocker), else the whole disk. */
 export function dataVolume(drive: IdentifiedDrive): { device: string; fsType?: string } | undefined {
   const withFs = drive.partitions.find((p) => p.fsType && p.fsType !== "swap");
-  if (withFs) return withFs.fsType ? { device: withFs.device, fsType: withFs.fsType } : { device: withFs.device };
+  if (withFs)
+    return withFs.fsType ? { device: withFs.device, fsType: withFs.fsType } : { device: withFs.device };
   if (drive.fsType) return { device: drive.device, fsType: drive.fsType };
   const first = drive.partitions[0];
   return first ? { device: first.device } : undefined;

@@ -17,7 +17,14 @@ import { type DriveLogStatus, ManifestError } from "../formats/status.js";
 import type { Drive, Job } from "../lifecycle/model.js";
 
 export type MatchResult =
-  | { kind: "import"; job: Job; entry: Drive; manifestPath: string; header: ManifestHeader; by: "serial" | "manifest" }
+  | {
+      kind: "import";
+      job: Job;
+      entry: Drive;
+      manifestPath: string;
+      header: ManifestHeader;
+      by: "serial" | "manifest";
+    }
   | { kind: "import-failed"; job: Job; entry: Drive; status: DriveLogStatus; message: string }
   | { kind: "export"; job: Job; entry: Drive }
   | { kind: "processed"; job: Job; entry: Drive }
@@ -30,22 +37,38 @@ export class ManifestAccess {
   constructor(private readonly root: string) {}
 
   /** Resolves a manifestFile (`\DriveManifest.xml`) inside the volume; symlinks may not leave it. */
-  async resolve(manifestFile: string): Promise<{ path: string } | { status: DriveLogStatus; message: string }> {
+  async resolve(
+    manifestFile: string,
+  ): Promise<{ path: string } | { status: DriveLogStatus; message: string }> {
     const check = checkFilePath(manifestFile);
-    if (!check.ok) return { status: check.status === "FileNameTooLong" ? "ManifestNameTooLong" : "ManifestNameInvalid", message: `manifestFile '${manifestFile}': ${check.reason}` };
+    if (!check.ok)
+      return {
+        status: check.status === "FileNameTooLong" ? "ManifestNameTooLong" : "ManifestNameInvalid",
+        message: `manifestFile '${manifestFile}': ${check.reason}`,
+      };
     const candidate = join(this.root, ...check.segments);
     let real: string;
     try {
       real = await realpath(candidate);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ENOTDIR") return { status: "ManifestNotFound", message: `No manifest at ${manifestFile} on the drive.` };
-      if (code === "EACCES" || code === "EPERM") return { status: "ManifestAccessDenied", message: `The manifest ${manifestFile} cannot be read (${code}).` };
+      if (code === "ENOENT" || code === "ENOTDIR")
+        return { status: "ManifestNotFound", message: `No manifest at ${manifestFile} on the drive.` };
+      if (code === "EACCES" || code === "EPERM")
+        return {
+          status: "ManifestAccessDenied",
+          message: `The manifest ${manifestFile} cannot be read (${code}).`,
+        };
       return { status: "ReadManifestFailed", message: `Reading ${manifestFile} failed: ${code}.` };
     }
     const rootReal = await realpath(this.root);
-    if (!real.startsWith(rootReal + sep)) return { status: "ManifestNameInvalid", message: `manifestFile '${manifestFile}' points outside the drive.` };
-    if (!(await stat(real)).isFile()) return { status: "ManifestNotFound", message: `${manifestFile} on the drive is not a file.` };
+    if (!real.startsWith(rootReal + sep))
+      return {
+        status: "ManifestNameInvalid",
+        message: `manifestFile '${manifestFile}' points outside the drive.`,
+      };
+    if (!(await stat(real)).isFile())
+      return { status: "ManifestNotFound", message: `${manifestFile} on the drive is not a file.` };
     return { path: real };
   }
 
@@ -62,18 +85,34 @@ export class ManifestAccess {
   }
 
   async header(path: string): Promise<ManifestHeader> {
-    for await (const item of readManifest(createReadStream(path, { highWaterMark: 64 * 1024 }), { kind: "import" })) {
+    for await (const item of readManifest(createReadStream(path, { highWaterMark: 64 * 1024 }), {
+      kind: "import",
+    })) {
       if (item.type === "header") return item.header;
     }
     throw new ManifestError("ManifestFormatInvalid", "The manifest has no BlobList.");
   }
 }
 
-const ACTIVE_FIRST = (a: Job, b: Job) => Number(a.state === "Completed" || a.state === "Closed") - Number(b.state === "Completed" || b.state === "Closed");
+const ACTIVE_FIRST = (a: Job, b: Job) =>
+  Number(a.state === "Completed" || a.state === "Closed") -
+  Number(b.state === "Completed" || b.state === "Closed");
 const UNPROCESSED = new Set(["Specified", "Received", "NeverReceived"]);
 
-async function verify(access: ManifestAccess, job: Job, entry: Drive, serial: string | undefined, by: "serial" | "manifest"): Promise<MatchResult> {
-  const fail = (status: DriveLogStatus, message: string): MatchResult => ({ kind: "import-failed", job, entry, status, message });
+async function verify(
+  access: ManifestAccess,
+  job: Job,
+  entry: Drive,
+  serial: string | undefined,
+  by: "serial" | "manifest",
+): Promise<MatchResult> {
+  const fail = (status: DriveLogStatus, message: string): MatchResult => ({
+    kind: "import-failed",
+    job,
+    entry,
+    status,
+    message,
+  });
   const where = await access.resolve(entry.manifestFile ?? "");
   if (!("path" in where)) return fail(where.status, where.message);
   const expected = (entry.manifestHash ?? "").toUpperCase();
@@ -81,14 +120,24 @@ async function verify(access: ManifestAccess, job: Job, entry: Drive, serial: st
   try {
     actual = await access.digest(where.path, expected.length === 64 ? "sha256" : "md5");
   } catch (e) {
-    return fail("ReadManifestFailed", `Reading the manifest failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+    return fail(
+      "ReadManifestFailed",
+      `Reading the manifest failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`,
+    );
   }
-  if (actual !== expected) return fail("ManifestCorrupted", `The manifest's hash is ${actual}, but job ${job.name} lists ${expected} for drive ${entry.driveId}. The manifest was changed after the job was created, or the job has the wrong hash.`);
+  if (actual !== expected)
+    return fail(
+      "ManifestCorrupted",
+      `The manifest's hash is ${actual}, but job ${job.name} lists ${expected} for drive ${entry.driveId}. The manifest was changed after the job was created, or the job has the wrong hash.`,
+    );
   try {
     const header = await access.header(where.path);
     const expectedId = serial ?? entry.driveId;
     if (header.driveId !== expectedId) {
-      return fail("ManifestDriveIdMismatch", `The manifest is for drive ${header.driveId}, but this is drive ${expectedId}.`);
+      return fail(
+        "ManifestDriveIdMismatch",
+        `The manifest is for drive ${header.driveId}, but this is drive ${expectedId}.`,
+      );
     }
     return { kind: "import", job, entry, manifestPath: where.path, header, by };
   } catch (e) {
@@ -116,16 +165,33 @@ export async function matchDrive(
       if (!entry) continue;
       if (job.type === "Export") return { kind: "export", job, entry };
       if (!UNPROCESSED.has(entry.state)) return { kind: "processed", job, entry };
-      if (!access) return { kind: "import-failed", job, entry, status: mountFailure?.status ?? "DiskOperationFailed", message: mountFailure?.message ?? "The drive's volume could not be read." };
+      if (!access)
+        return {
+          kind: "import-failed",
+          job,
+          entry,
+          status: mountFailure?.status ?? "DiskOperationFailed",
+          message: mountFailure?.message ?? "The drive's volume could not be read.",
+        };
       return verify(access, job, entry, serial, "serial");
     }
     for (const job of sorted) {
       const extra = job.extraDrives.find((e) => e.driveId === serial);
-      if (extra) return { kind: "extra", job, driveId: serial, ...(extra.trackingNumber ? { trackingNumber: extra.trackingNumber } : {}) };
+      if (extra)
+        return {
+          kind: "extra",
+          job,
+          driveId: serial,
+          ...(extra.trackingNumber ? { trackingNumber: extra.trackingNumber } : {}),
+        };
     }
   }
 
-  if (!access) return { kind: "unknown", message: `${serial ? `Serial ${serial} is in no job, and the` : "No serial number, and the"} volume could not be read: ${mountFailure?.message ?? "no volume"}.` };
+  if (!access)
+    return {
+      kind: "unknown",
+      message: `${serial ? `Serial ${serial} is in no job, and the` : "No serial number, and the"} volume could not be read: ${mountFailure?.message ?? "no volume"}.`,
+    };
 
   // By manifest: an entry whose manifest is on this volume with the listed hash.
   let namedButCorrupted: MatchResult | undefined;

@@ -21,10 +21,23 @@ export class DriveError extends Error {
 
 export type MountMode = "ro" | "rw";
 
-export async function mountVolume(exec: Exec, device: string, fsType: string | undefined, mountpoint: string, mode: MountMode): Promise<void> {
-  if (!fsType) throw new DriveError("DiskOperationFailed", `No filesystem found on ${device}: the drive is blank or unreadable.`);
+export async function mountVolume(
+  exec: Exec,
+  device: string,
+  fsType: string | undefined,
+  mountpoint: string,
+  mode: MountMode,
+): Promise<void> {
+  if (!fsType)
+    throw new DriveError(
+      "DiskOperationFailed",
+      `No filesystem found on ${device}: the drive is blank or unreadable.`,
+    );
   if (!(SUPPORTED_FILESYSTEMS as readonly string[]).includes(fsType)) {
-    throw new DriveError("VolumeNotNtfs", `The data volume ${device} is ${fsType}; this station reads NTFS, ext4 and exFAT.`);
+    throw new DriveError(
+      "VolumeNotNtfs",
+      `The data volume ${device} is ${fsType}; this station reads NTFS, ext4 and exFAT.`,
+    );
   }
   await mkdir(mountpoint, { recursive: true });
   const safe = "nosuid,nodev,noexec";
@@ -33,11 +46,28 @@ export async function mountVolume(exec: Exec, device: string, fsType: string | u
       await exec(cmd, args, { timeoutMs: 60_000 });
     } catch (e) {
       await rmdir(mountpoint).catch(() => undefined);
-      throw new DriveError("DiskOperationFailed", `Mounting ${device} (${fsType}) failed: ${(e as Error).message}`);
+      throw new DriveError(
+        "DiskOperationFailed",
+        `Mounting ${device} (${fsType}) failed: ${(e as Error).message}`,
+      );
     }
   };
-  if (fsType === "ntfs") return run("ntfs-3g", ["-o", `${mode},${safe}${mode === "rw" ? ",windows_names" : ""}`, device, mountpoint]);
-  if (fsType.startsWith("ext")) return run("mount", ["-t", fsType, "-o", `${mode},${safe}${mode === "ro" ? ",noload" : ""}`, device, mountpoint]);
+  if (fsType === "ntfs")
+    return run("ntfs-3g", [
+      "-o",
+      `${mode},${safe}${mode === "rw" ? ",windows_names" : ""}`,
+      device,
+      mountpoint,
+    ]);
+  if (fsType.startsWith("ext"))
+    return run("mount", [
+      "-t",
+      fsType,
+      "-o",
+      `${mode},${safe}${mode === "ro" ? ",noload" : ""}`,
+      device,
+      mountpoint,
+    ]);
   // exFAT: the kernel driver when the kernel has one, else FUSE.
   try {
     await exec("mount", ["-t", "exfat", "-o", `${mode},${safe}`, device, mountpoint], { timeoutMs: 60_000 });

@@ -57,7 +57,12 @@ export interface TestAgent {
 
 export async function startTestAgent(
   dataDir: string,
-  opts: { tls?: { certFile: string; keyFile: string }; clock?: Clock; bodyLimitBytes?: number } = {},
+  opts: {
+    tls?: { certFile: string; keyFile: string };
+    clock?: Clock;
+    bodyLimitBytes?: number;
+    drives?: Record<string, unknown>;
+  } = {},
 ): Promise<TestAgent> {
   const config = parseConfig(
     {
@@ -75,6 +80,7 @@ export async function startTestAgent(
       },
       station: { location: stationLocation },
       storage: { mode: "azure" },
+      drives: opts.drives ?? { enabled: false },
     },
     "test",
   );

@@ -1,0 +1,118 @@
+/**
+ * Staged drives: a file, a GPT partition table, a real filesystem (NTFS via ntfs-3g, ext4,
+ * exFAT), attached with `losetup -P` like a disk being plugged in. Needs root, losetup and the
+ * mkfs tools. In CI (CI=true) a missing piece fails the suite; elsewhere the suite skips and
+ * says why.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+
+export type Fs = "ntfs" | "ext4" | "exfat" | "xfs-like" | "none";
+
+const run = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+
+/** Why staged tests cannot run here, or undefined when they can. */
+export function stagedUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return "staged drive tests need root (loop devices, mount)";
+  if (!existsSync("/dev/loop-control")) return "no /dev/loop-control: loop devices are not available";
+  for (const tool of [
+    "losetup",
+    "sfdisk",
+    "partx",
+    "blkid",
+    "mkfs.ext4",
+    "mkfs.ntfs",
+    "mkfs.exfat",
+    "ntfs-3g",
+    "mount.exfat-fuse",
+    "mkfs.minix",
+  ]) {
+    try {
+      run("sh", ["-c", `command -v ${tool}`]);
+    } catch {
+      return `${tool} is not installed (Debian packages: util-linux, fdisk, e2fsprogs, ntfs-3g, exfatprogs, exfat-fuse)`;
+    }
+  }
+  return undefined;
+}
+
+/** Call at the top of a staged suite: fails loudly in CI, skips with the reason elsewhere. */
+export function stagedGate(suite: string): boolean {
+  const why = stagedUnavailable();
+  if (!why) return true;
+  if (process.env.CI) throw new Error(`Staged suite "${suite}" cannot run in CI: ${why}.`);
+  console.warn(`SKIPPING staged suite "${suite}": ${why}.`);
+  return false;
+}
+
+function partitionNode(device: string): string {
+  const name = basename(device);
+  const part = `/dev/${name}p1`;
+  for (let i = 0; i < 40 && !existsSync(`/sys/block/${name}/${name}p1`); i++) {
+    if (i === 0) run("partx", ["-a", device]);
+    else execFileSync("sleep", ["0.05"]);
+  }
+  for (let i = 0; i < 40 && !existsSync(part); i++) execFileSync("sleep", ["0.05"]);
+  if (!existsSync(part)) throw new Error(`partition node ${part} did not appear`);
+  return part;
+}
+
+export function attach(image: string): string {
+  return run("losetup", ["-fP", "--show", image]).trim();
+}
+
+export function detach(device: string): void {
+  try {
+    run("losetup", ["-d", device]);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Makes a disk image with one partition and `fs` on it, lets `populate` write to it through a
+ * real read-write mount, then detaches it: the image is a drive on the shelf, not yet plugged in.
+ */
+export async function makeDriveImage(
+  image: string,
+  fs: Fs,
+  sizeMiB: number,
+  populate?: (root: string) => Promise<void>,
+): Promise<void> {
+  run("truncate", ["-s", `${sizeMiB}M`, image]);
+  execFileSync("sfdisk", ["-q", image], { input: "label: gpt\n,,EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n" });
+  const device = attach(image);
+  try {
+    const part = partitionNode(device);
+    if (fs === "none") return;
+    if (fs === "ntfs") run("mkfs.ntfs", ["-Q", "-F", "-L", "IMPORT", part]);
+    else if (fs === "ext4") run("mkfs.ext4", ["-q", "-F", "-L", "IMPORT", part]);
+    else if (fs === "exfat") run("mkfs.exfat", ["-L", "IMPORT", part]);
+    else if (fs === "xfs-like") {
+      // A filesystem the station does not read: a minix filesystem signature is enough for blkid.
+      run("mkfs.minix", [part]);
+      return;
+    }
+    if (!populate) return;
+    const mnt = mkdtempSync(join(tmpdir(), "populate-"));
+    if (fs === "ntfs") run("ntfs-3g", [part, mnt]);
+    else if (fs === "exfat") run("mount.exfat-fuse", [part, mnt]);
+    else run("mount", [part, mnt]);
+    try {
+      await populate(mnt);
+    } finally {
+      run("umount", [mnt]);
+      rmdirSync(mnt);
+    }
+  } finally {
+    detach(device);
+  }
+}
+
+export function ensureDir(d: string): string {
+  mkdirSync(d, { recursive: true });
+  return d;
+}
