@@ -66,5 +66,7 @@ export const exec: Exec = (command, args, options = {}) =>
         );
       } else resolve(result);
     });
+    // A tool that exits without reading its stdin must not crash us with EPIPE.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
   });

@@ -79,6 +79,13 @@ export async function mountVolume(
 
 /** Unmounts and removes the mount point; `lazy` when the device is already gone. */
 export async function unmountVolume(exec: Exec, mountpoint: string, lazy = false): Promise<void> {
-  await exec("umount", lazy ? ["-l", mountpoint] : [mountpoint], { allowFailure: lazy, timeoutMs: 60_000 });
+  const r = await exec("umount", lazy ? ["-l", mountpoint] : [mountpoint], {
+    allowFailure: true,
+    timeoutMs: 60_000,
+  });
+  if (r.code !== 0 && !lazy) {
+    // Still busy (a reader closing late): detach it from the tree now; the kernel finishes when the last user goes.
+    await exec("umount", ["-l", mountpoint], { allowFailure: true, timeoutMs: 60_000 });
+  }
   await rmdir(mountpoint).catch(() => undefined);
 }
