@@ -17,7 +17,13 @@ import { StationError } from "../src/errors.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
 import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
-import { type RunningAzurite, startAzurite } from "../src/storage/embedded-azurite.js";
+import {
+  DEV_ACCOUNT,
+  DEV_ACCOUNT_KEY,
+  type RunningAzurite,
+  startAzurite,
+} from "../src/storage/embedded-azurite.js";
+import { TransferManager } from "../src/transfer/manager.js";
 import type { AgentConfig } from "./config.js";
 
 export interface AgentOptions {
@@ -30,10 +36,12 @@ export interface AgentOptions {
 export interface RunningAgent {
   url: string;
   dock: Dock | undefined;
+  transfers: TransferManager | undefined;
   tokensFile: string | undefined;
   service: JobService;
   log: Logger;
-  storageEndpoint: string | undefined;
+  /** Blob endpoint template, `{account}` replaced per job. */
+  storageEndpoint: string;
   runTimers(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -110,16 +118,21 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   });
 
   let azurite: RunningAzurite | undefined;
-  let storageEndpoint: string | undefined;
+  let storageEndpoint = "";
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
     if (config.storage.mode === "embedded") {
+      const accounts = config.storage.accounts.length
+        ? config.storage.accounts
+        : [{ name: DEV_ACCOUNT, key: DEV_ACCOUNT_KEY }];
       azurite = await startAzurite({
         location: join(dataDir, "azurite"),
         host: config.storage.host,
         port: config.storage.port,
+        accounts,
       });
-      storageEndpoint = `http://${config.storage.host}:${config.storage.port}`;
+      // Azurite serves accounts path-style: http://host:port/<account>/<container>/<blob>
+      storageEndpoint = `http://${config.storage.host}:${config.storage.port}/{account}`;
       cleanup.unshift(() => azurite?.stop());
       log.info({ endpoint: storageEndpoint }, "embedded Azurite started");
     } else {
@@ -127,6 +140,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     }
 
     let dock: Dock | undefined;
+    let transfers: TransferManager | undefined;
     if (config.drives.enabled) {
       const scans: Record<string, Scan> = {};
       if (config.drives.physical) {
@@ -147,6 +161,21 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         );
       }
       const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
+      const t = config.transfer;
+      transfers = new TransferManager({
+        service,
+        checkpoints: store,
+        notices: store,
+        log,
+        clock,
+        endpoint: { template: storageEndpoint },
+        settings: {
+          concurrency: t.concurrency,
+          blobConcurrency: t.blobConcurrency,
+          retry: t.retry,
+          outageRetryMs: t.outageRetrySeconds * 1000,
+        },
+      });
       dock = new Dock({
         watcher,
         exec,
@@ -155,8 +184,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         log,
         clock,
         mountRoot: abs(config.drives.mountRoot),
+        hooks: transfers.hooks(),
       });
+      // Stop order: transfers first (they read from mounted drives), then the dock unmounts.
       cleanup.unshift(() => dock?.stop());
+      cleanup.unshift(() => transfers?.stop());
     }
 
     const { tokens, file: tokensFile } = loadTokens(config, dataDir, log);
@@ -202,6 +234,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     return {
       url,
       dock,
+      transfers,
       tokensFile,
       service,
       log,

@@ -55,6 +55,10 @@ export const configSchema = z.object({
         mode: z.literal("embedded"),
         host: z.string().default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(10000),
+        /** Accounts the embedded Azurite serves (name + Base64 key); default: Azurite's devstoreaccount1. */
+        accounts: z
+          .array(z.object({ name: z.string().regex(/^[a-z0-9]{3,24}$/), key: z.string().min(16) }))
+          .default([]),
       }),
       z.object({
         mode: z.literal("azure"),
@@ -62,10 +66,32 @@ export const configSchema = z.object({
         endpointTemplate: z.string().includes("{account}").default("https://{account}.blob.core.windows.net"),
       }),
     ])
-    .default({ mode: "embedded", host: "127.0.0.1", port: 10000 }),
+    .default({ mode: "embedded", host: "127.0.0.1", port: 10000, accounts: [] }),
   timers: z
     .object({ intervalSeconds: z.number().min(1).max(3600).default(60) })
     .default({ intervalSeconds: 60 }),
+  transfer: z
+    .object({
+      /** Requests in flight for the whole station (blocks x block size bounds the memory). */
+      concurrency: z.number().int().min(1).max(256).default(16),
+      /** Blobs of one drive worked on at once (many small files). */
+      blobConcurrency: z.number().int().min(1).max(1024).default(32),
+      retry: z
+        .object({
+          attempts: z.number().int().min(1).max(100).default(8),
+          baseMs: z.number().min(1).default(500),
+          maxMs: z.number().min(1).default(15_000),
+        })
+        .default({ attempts: 8, baseMs: 500, maxMs: 15_000 }),
+      /** After storage stayed down through every retry, the drive pauses this long, then resumes. */
+      outageRetrySeconds: z.number().min(1).max(86_400).default(30),
+    })
+    .default({
+      concurrency: 16,
+      blobConcurrency: 32,
+      retry: { attempts: 8, baseMs: 500, maxMs: 15_000 },
+      outageRetrySeconds: 30,
+    }),
   drives: z
     .object({
       enabled: z.boolean().default(true),

@@ -24,6 +24,9 @@ import type { DriveWatcher } from "./watcher.js";
 export type DockStatus =
   | "identifying"
   | "ready"
+  | "transferring"
+  | "paused"
+  | "done"
   | "held"
   | "extra"
   | "unknown"
@@ -49,6 +52,8 @@ export interface DockedDrive {
   jobType?: "Import" | "Export";
   manifestPath?: string;
   attachedAt: string;
+  /** While transferring: bytes, speed and ETA, updated a few times a second. */
+  progress?: { bytesSucceeded: number; bytesTotal: number; bytesPerSecond: number; etaSeconds?: number };
 }
 
 export interface DockHooks {
@@ -175,7 +180,11 @@ export class Dock {
       docked.message = `Handling the drive failed: ${(e as Error).message}. Unplug and plug it in again; if it persists, check the station log.`;
       log.error({ drive: d.key, err: e }, "drive handling failed");
     }
-    if (docked.status !== "ready" && docked.mountpoint && docked.kind !== "mounted") {
+    if (
+      !["ready", "transferring", "done", "paused"].includes(docked.status) &&
+      docked.mountpoint &&
+      docked.kind !== "mounted"
+    ) {
       await unmountVolume(this.deps.exec, docked.mountpoint).catch((e) =>
         log.warn({ err: e, mountpoint: docked.mountpoint }, "unmount failed"),
       );

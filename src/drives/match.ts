@@ -97,7 +97,8 @@ export class ManifestAccess {
 const ACTIVE_FIRST = (a: Job, b: Job) =>
   Number(a.state === "Completed" || a.state === "Closed") -
   Number(b.state === "Completed" || b.state === "Closed");
-const UNPROCESSED = new Set(["Specified", "Received", "NeverReceived"]);
+// Transferring: a drive plugged in again after a crash or a pull resumes.
+const UNPROCESSED = new Set(["Specified", "Received", "NeverReceived", "Transferring"]);
 
 async function verify(
   access: ManifestAccess,

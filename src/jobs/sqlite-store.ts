@@ -5,6 +5,7 @@
 import Database from "better-sqlite3";
 import { StationError } from "../errors.js";
 import type { Job, JobKey, Notice } from "../lifecycle/model.js";
+import type { BlobCheckpoint, CheckpointStore } from "../transfer/checkpoints.js";
 import type { JobPage, JobScope, JobStore, NoticeLog, StoredJob } from "./store.js";
 
 /** Append-only: each entry moves the schema from user_version i to i+1. */
@@ -31,6 +32,16 @@ const MIGRATIONS: readonly string[] = [
      job_name        TEXT,
      drive_id        TEXT,
      message         TEXT NOT NULL
+   );`,
+  `CREATE TABLE blob_checkpoints (
+     job        TEXT NOT NULL,
+     drive_id   TEXT NOT NULL,
+     blob_index INTEGER NOT NULL,
+     state      TEXT NOT NULL,
+     target     TEXT NOT NULL,
+     bytes      INTEGER NOT NULL,
+     log        TEXT,
+     PRIMARY KEY (job, drive_id, blob_index)
    );`,
 ];
 
@@ -60,7 +71,7 @@ function decodeCursor(token: string): Cursor {
   });
 }
 
-export class SqliteStore implements JobStore, NoticeLog {
+export class SqliteStore implements JobStore, NoticeLog, CheckpointStore {
   private readonly db: Database.Database;
 
   constructor(file: string) {
@@ -198,6 +209,74 @@ export class SqliteStore implements JobStore, NoticeLog {
       )
       .all(now.toISOString())
       .map((r) => ({ subscriptionId: r.subscription_id, resourceGroup: r.resource_group, name: r.name }));
+  }
+
+  async progress(
+    job: string,
+    driveId: string,
+  ): Promise<{ done: Set<number>; started: Map<number, string>; bytesSucceeded: number }> {
+    const rows = this.db
+      .prepare<[string, string], { blob_index: number; state: string; target: string; bytes: number }>(
+        "SELECT blob_index, state, target, bytes FROM blob_checkpoints WHERE job = ? AND drive_id = ?",
+      )
+      .all(job, driveId);
+    const done = new Set<number>();
+    const started = new Map<number, string>();
+    let bytesSucceeded = 0;
+    for (const r of rows) {
+      if (r.state === "done") {
+        done.add(r.blob_index);
+        bytesSucceeded += r.bytes;
+      } else started.set(r.blob_index, r.target);
+    }
+    return { done, started, bytesSucceeded };
+  }
+
+  async *entries(job: string, driveId: string): AsyncIterable<BlobCheckpoint> {
+    // Pages of rows, so the statement is not held open across the caller's awaits.
+    let after = -1;
+    for (;;) {
+      const rows = this.db
+        .prepare<
+          [string, string, number],
+          { blob_index: number; target: string; bytes: number; log: string }
+        >(
+          "SELECT blob_index, target, bytes, log FROM blob_checkpoints WHERE job = ? AND drive_id = ? AND state = 'done' AND blob_index > ? ORDER BY blob_index LIMIT 1000",
+        )
+        .all(job, driveId, after);
+      if (rows.length === 0) return;
+      for (const r of rows)
+        yield {
+          blobIndex: r.blob_index,
+          state: "done",
+          target: r.target,
+          bytesSucceeded: r.bytes,
+          log: JSON.parse(r.log),
+        };
+      after = rows[rows.length - 1]!.blob_index;
+    }
+  }
+
+  async save(job: string, driveId: string, records: BlobCheckpoint[]): Promise<void> {
+    const insert = this.db.prepare(
+      "INSERT OR REPLACE INTO blob_checkpoints (job, drive_id, blob_index, state, target, bytes, log) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.db.transaction(() => {
+      for (const r of records)
+        insert.run(
+          job,
+          driveId,
+          r.blobIndex,
+          r.state,
+          r.target,
+          r.bytesSucceeded,
+          r.log ? JSON.stringify(r.log) : null,
+        );
+    })();
+  }
+
+  async clear(job: string, driveId: string): Promise<void> {
+    this.db.prepare("DELETE FROM blob_checkpoints WHERE job = ? AND drive_id = ?").run(job, driveId);
   }
 
   async add(notices: Notice[]): Promise<void> {

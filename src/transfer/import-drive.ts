@@ -1,0 +1,705 @@
+/**
+ * Import of one drive: streams the manifest, and for each blob reads its file once, checks every
+ * block's MD5 against the manifest before it leaves the station, stages it with that MD5 as the
+ * transactional MD5 (the service checks it again), and commits the block list with the whole-blob
+ * Content-MD5 computed from the same read. A blob with any bad block is never committed.
+ * Memory is bounded: blocks wait for a place in the shared queue before the next one is read.
+ */
+import { createHash } from "node:crypto";
+import { constants } from "node:fs";
+import { type FileHandle, open, readFile, realpath } from "node:fs/promises";
+import { join, sep } from "node:path";
+import type PQueue from "p-queue";
+import type { Logger } from "pino";
+import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
+import {
+  cancelBlob,
+  DriveLogWriter,
+  DriveOutcome,
+  type LogBlob,
+  type LogChunk,
+  type LogFileInfo,
+  logBlobLocation,
+} from "../formats/drive-log.js";
+import {
+  type HashedPath,
+  type ManifestBlob,
+  type ManifestHeader,
+  readManifest,
+} from "../formats/manifest.js";
+import { checkBlobPath, checkFilePath } from "../formats/names.js";
+import type { BlobStatus, ChunkStatus, DriveLogStatus, FileInfoStatus } from "../formats/status.js";
+import { classify, type JobStorage } from "../storage/blob-access.js";
+import type { CheckpointStore } from "./checkpoints.js";
+
+export const SMALL_BLOB = 4 * 1024 * 1024;
+
+/** Storage stayed unreachable through every retry: the drive pauses, nothing is marked failed. */
+export class StorageOutage extends Error {
+  override name = "StorageOutage";
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  baseMs: number;
+  maxMs: number;
+}
+
+export interface ImportDriveContext {
+  jobName: string;
+  driveId: string;
+  diagnosticsPath: string;
+  logLevel: "Error" | "Verbose";
+  backupDriveManifest: boolean;
+  /** Where the drive's data volume is mounted (read-only). */
+  root: string;
+  manifestPath: string;
+  /** The drive was Transferring before this run (a restart or a re-plug): blobs may be ours already. */
+  resuming: boolean;
+  storageFor(header: ManifestHeader): JobStorage;
+  /** Shared by every drive: its concurrency is the station's number of requests in flight. */
+  queue: PQueue;
+  /** Blobs of this drive worked on at once (many small files need this). */
+  blobConcurrency: number;
+  checkpoints: CheckpointStore;
+  signal: AbortSignal;
+  log: Logger;
+  now(): Date;
+  retry: RetryPolicy;
+  onProgress(bytesSucceeded: number, bytesTotal: number): void;
+}
+
+export interface ImportDriveResult {
+  status: DriveLogStatus;
+  bytesSucceeded: number;
+  bytesTotal: number;
+  /** Bytes this run sent to storage (block bodies); resumed work is not counted twice. */
+  bytesUploaded: number;
+  blobs: number;
+  errorLogUri?: string;
+  verboseLogUri?: string;
+  manifestUri?: string;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+
+/** The blob name after the n-th rename: `a.jpg` → `a (2).jpg`, `name` → `name (2)` (reference §1.6). */
+export function renamed(name: string, n: number): string {
+  if (n <= 1) return name;
+  const slash = name.lastIndexOf("/");
+  const dot = name.lastIndexOf(".");
+  if (dot > slash + 1) return `${name.slice(0, dot)} (${n})${name.slice(dot)}`;
+  return `${name} (${n})`;
+}
+
+/** Deterministic block IDs when the manifest gives none: the same blob gets the same IDs on every run. */
+export function derivedBlockId(seed: Buffer, index: number): string {
+  const b = Buffer.alloc(12);
+  seed.copy(b, 0, 0, 8);
+  b.writeUInt32BE(index, 8);
+  return b.toString("base64");
+}
+
+class FileFailure extends Error {
+  constructor(
+    readonly status: BlobStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function openInside(root: string, filePath: string): Promise<FileHandle> {
+  const check = checkFilePath(filePath);
+  if (!check.ok) throw new FileFailure(check.status, check.reason);
+  const path = join(root, ...check.segments);
+  try {
+    // The path must stay on the drive even through symlinks (ext4 drives can carry them).
+    const real = await realpath(path);
+    const realRoot = await realpath(root);
+    if (!real.startsWith(realRoot + sep))
+      throw new FileFailure("FileNameInvalid", `${filePath} leads outside the drive`);
+    return await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (e instanceof FileFailure) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR")
+      throw new FileFailure("FileNotFound", `${filePath} is not on the drive`);
+    if (code === "EACCES" || code === "EPERM")
+      throw new FileFailure("FileAccessDenied", `${filePath} cannot be read (${code})`);
+    if (code === "ENAMETOOLONG")
+      throw new FileFailure("FileNameTooLong", `${filePath} is too long for this filesystem`);
+    throw new FileFailure("IOFailed", `${filePath}: ${code ?? (e as Error).message}`);
+  }
+}
+
+/** Reads exactly `length` bytes at `offset`, fewer only at end of file. */
+async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveResult> {
+  const { log, signal } = ctx;
+  const manifestItems = () =>
+    readManifest(readFileStream(ctx.manifestPath), { kind: "import", expectedDriveId: ctx.driveId });
+
+  // Pass 1: the header (credential) and the drive's total bytes, for percent complete.
+  let header: ManifestHeader | undefined;
+  let bytesTotal = 0;
+  let blobCount = 0;
+  for await (const item of manifestItems()) {
+    if (item.type === "header") header = item.header;
+    else if (item.type === "blob") {
+      bytesTotal += item.blob.length;
+      blobCount++;
+    }
+  }
+  if (!header) throw new Error("manifest without header");
+  const storage = ctx.storageFor(header);
+  const resume = await ctx.checkpoints.progress(ctx.jobName, ctx.driveId);
+  let bytesSucceeded = resume.bytesSucceeded;
+  let bytesUploaded = 0;
+  ctx.onProgress(bytesSucceeded, bytesTotal);
+
+  const retrying = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await op();
+      } catch (e) {
+        if (signal.aborted) throw signal.reason ?? e;
+        if (classify(e) !== "retryable") throw e;
+        if (attempt >= ctx.retry.attempts)
+          throw new StorageOutage(
+            `Storage unreachable while ${what} after ${attempt} attempts: ${(e as Error).message}`,
+          );
+        const delay =
+          Math.min(ctx.retry.maxMs, ctx.retry.baseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        log.warn(
+          { what, attempt, delayMs: Math.round(delay), status: (e as { statusCode?: number }).statusCode },
+          "storage request failed; retrying",
+        );
+        await sleep(delay, signal);
+      }
+    }
+  };
+
+  const containers = new Map<string, Promise<void>>();
+  const ensureContainer = (name: string) => {
+    let p = containers.get(name);
+    if (!p) {
+      p = retrying(`creating container ${name}`, () => storage.ensureContainer(name, signal));
+      containers.set(name, p);
+    }
+    return p;
+  };
+
+  // Checkpoints go to the store in batches: one transaction per ~250 ms, not one per blob.
+  let pending: Parameters<CheckpointStore["save"]>[2] = [];
+  const flush = async () => {
+    if (!pending.length) return;
+    const batch = pending;
+    pending = [];
+    await ctx.checkpoints.save(ctx.jobName, ctx.driveId, batch);
+  };
+  const flusher = setInterval(() => void flush(), 250);
+  let lastProgress = 0;
+  const progress = (bytes: number) => {
+    bytesSucceeded += bytes;
+    const now = Date.now();
+    if (now - lastProgress > 200) {
+      lastProgress = now;
+      ctx.onProgress(bytesSucceeded, bytesTotal);
+    }
+  };
+
+  const fileInfo = async (
+    global: HashedPath | undefined,
+    own: HashedPath | undefined,
+    kind: "metadata" | "properties",
+  ) => {
+    if (!global && !own) return undefined;
+    const info: LogFileInfo = { status: "Completed" };
+    if (global) info.globalPath = { path: global.path, hash: global.hash };
+    if (own) info.path = { path: own.path, hash: own.hash };
+    let values: Record<string, string> = {};
+    for (const f of [global, own]) {
+      if (!f) continue;
+      let data: Buffer;
+      try {
+        const fh = await openInside(ctx.root, f.path);
+        try {
+          data = await fh.readFile();
+        } finally {
+          await fh.close();
+        }
+      } catch (e) {
+        info.status = e instanceof FileFailure ? (e.status as FileInfoStatus) : "IOFailed";
+        return { info, values: {} };
+      }
+      const r =
+        kind === "metadata"
+          ? await readMetadataFile(data, f.hash)
+          : await readPropertiesFile(data, f.hash, "import");
+      if (!r.ok) {
+        info.status = r.status;
+        return { info, values: {} };
+      }
+      // The per-blob file refines the list-wide one (reference §1.8 leaves merge vs replace open: we merge).
+      values = { ...values, ...(r.value as Record<string, string>) };
+    }
+    return { info, values };
+  };
+
+  async function processBlob(
+    index: number,
+    blob: ManifestBlob,
+    problem: { status: BlobStatus; message: string } | undefined,
+  ): Promise<void> {
+    const chunkLog: LogChunk[] = blob.chunks.map((c) => ({
+      offset: c.offset,
+      length: c.length,
+      hash: c.hash,
+      status: "Cancelled" as ChunkStatus,
+      ...(c.id ? { id: c.id } : {}),
+    }));
+    const entry: LogBlob = {
+      status: "Completed",
+      blobPath: blob.blobPath,
+      filePath: blob.filePath,
+      length: blob.length,
+      disposition: { requested: blob.disposition, status: "Created" },
+      kind: blob.kind,
+      chunks: chunkLog,
+    };
+    let blobBytes = 0;
+    const finish = (log: LogBlob, target: string) => {
+      pending.push({ blobIndex: index, state: "done", target, bytesSucceeded: blobBytes, log });
+    };
+    const fail = (status: BlobStatus, message: string, target = blob.blobPath) => {
+      log.warn({ blob: blob.blobPath, file: blob.filePath, status }, message);
+      finish(cancelBlob(entry, status), target);
+    };
+    if (problem) return fail(problem.status, problem.message);
+
+    const name = checkBlobPath(blob.blobPath);
+    if (!name.ok) return fail("Failed", name.reason);
+    const { container } = name;
+    if (storage.sasContainerName && container !== storage.sasContainerName) {
+      return fail(
+        "BlobRequestForbidden",
+        `${blob.blobPath} is outside the SAS container ${storage.sasContainerName}`,
+      );
+    }
+
+    const startedTarget = resume.started.get(index);
+    const mayBeOurs = ctx.resuming || startedTarget !== undefined;
+    const existing = async (n: string) => {
+      try {
+        const props_ = await retrying(`reading ${container}/${n}`, () =>
+          storage.block(container, n).getProperties({ abortSignal: signal }),
+        );
+        return { md5: props_.contentMD5 ? Buffer.from(props_.contentMD5).toString("base64") : undefined };
+      } catch (e) {
+        if (classify(e) === "not-found") return undefined;
+        throw e;
+      }
+    };
+
+    let fh: FileHandle;
+    try {
+      fh = await openInside(ctx.root, blob.filePath);
+    } catch (e) {
+      if (e instanceof FileFailure) return fail(e.status, `${blob.blobPath}: ${e.message}`);
+      throw e;
+    }
+    try {
+      const meta = await fileInfo(blob.list.metadata, blob.metadata, "metadata");
+      const props = await fileInfo(blob.list.properties, blob.properties, "properties");
+      if (meta) entry.metadata = meta.info;
+      if (props) entry.properties = props.info;
+      const metaBad =
+        (meta && meta.info.status !== "Completed") || (props && props.info.status !== "Completed");
+      const p = props?.values ?? {};
+      const headers = {
+        ...(p["Content-Type"] ? { blobContentType: p["Content-Type"] } : {}),
+        ...(p["Content-Encoding"] ? { blobContentEncoding: p["Content-Encoding"] } : {}),
+        ...(p["Content-Language"] ? { blobContentLanguage: p["Content-Language"] } : {}),
+        ...(p["Cache-Control"] ? { blobCacheControl: p["Cache-Control"] } : {}),
+      };
+      const metadata = meta?.values ?? {};
+
+      await ensureContainer(container);
+
+      // The whole file's MD5, read lazily: only a resumed run comparing with an existing blob needs it up front.
+      let fileMd5: string | undefined;
+      const wholeMd5 = async () => {
+        if (fileMd5 === undefined) {
+          const h = createHash("md5");
+          for (let off = 0; off < blob.length; off += SMALL_BLOB)
+            h.update(await readAt(fh, off, Math.min(SMALL_BLOB, blob.length - off)));
+          fileMd5 = h.digest("base64");
+        }
+        return fileMd5;
+      };
+      // Where it goes, by disposition. A resumed blob whose target already holds its exact bytes is done.
+      let target = startedTarget ?? name.name;
+      let n = 1;
+      for (;;) {
+        if (startedTarget) break;
+        const found = await existing(target);
+        if (!found) break;
+        if (mayBeOurs && found.md5 === (await wholeMd5())) {
+          blobBytes = blob.length;
+          bytesSucceeded += blob.length;
+          for (const c of chunkLog) c.status = "Completed";
+          if (n > 1) entry.disposition = { requested: blob.disposition, status: "Renamed" };
+          if (n > 1) entry.blobPath = `${container}/${target}`;
+          return finish(entry, target);
+        }
+        if (blob.disposition === "no-overwrite") {
+          entry.disposition = { requested: blob.disposition, status: "Skipped" };
+          delete entry.chunks;
+          return finish(entry, target);
+        }
+        if (blob.disposition === "overwrite") {
+          entry.disposition = { requested: blob.disposition, status: "Overwritten" };
+          break;
+        }
+        n++;
+        if (n > 1000) return fail("RenameFailed", `${blob.blobPath}: no free name after 1000 renames`);
+        target = renamed(name.name, n);
+      }
+      if (n > 1) {
+        entry.disposition = { requested: blob.disposition, status: "Renamed" };
+        entry.blobPath = `${container}/${target}`;
+      }
+      const conditions = blob.disposition === "overwrite" ? {} : { ifNoneMatch: "*" };
+      const client = storage.block(container, target);
+
+      if (blob.kind === "page") {
+        await uploadPageBlob(blob, container, target, conditions, metadata, headers);
+      } else if (blob.length <= SMALL_BLOB && blob.chunks.length <= 1) {
+        // One request: Put Blob is atomic, the service checks Content-MD5 against the body.
+        const data = await readAt(fh, 0, blob.length);
+        if (data.length < blob.length) {
+          if (chunkLog[0]) chunkLog[0].status = "FileUnexpectedEnd";
+          entry.status = "CompletedWithErrors";
+        } else if (blob.chunks[0] && md5Hex(data) !== blob.chunks[0].hash) {
+          chunkLog[0]!.status = "Corrupted";
+          entry.status = "CompletedWithErrors";
+        } else {
+          const md5 = createHash("md5").update(data).digest();
+          await retrying(`uploading ${blob.blobPath}`, () =>
+            client.upload(data, data.length, {
+              blobHTTPHeaders: { ...headers, blobContentMD5: md5 },
+              metadata,
+              conditions,
+              abortSignal: signal,
+            }),
+          );
+          bytesUploaded += data.length;
+          blobBytes = data.length;
+          progress(data.length);
+          if (chunkLog[0]) chunkLog[0].status = "Completed";
+        }
+      } else {
+        await uploadBlocks(blob, index, container, target, conditions, metadata, headers);
+      }
+      if (entry.status === "Completed" && metaBad) entry.status = "CompletedWithErrors";
+      finish(entry, target);
+    } catch (e) {
+      if (signal.aborted || e instanceof StorageOutage) throw e;
+      const kind = classify(e);
+      if (kind === "conflict" || kind === "precondition") {
+        // Someone created the blob between our check and our commit.
+        if (blob.disposition === "no-overwrite") {
+          entry.disposition = { requested: blob.disposition, status: "Skipped" };
+          delete entry.chunks;
+          return finish(entry, blob.blobPath);
+        }
+        return fail("RenameFailed", `${blob.blobPath}: the name was taken while the blob was being written`);
+      }
+      if (kind === "forbidden")
+        return fail(
+          "BlobRequestForbidden",
+          `${blob.blobPath}: the storage account refused the request (key or SAS)`,
+        );
+      if (e instanceof FileFailure) return fail(e.status, e.message);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code && !("statusCode" in (e as object)))
+        return fail("IOFailed", `${blob.filePath}: read failed (${code})`);
+      return fail("BlobRequestFailed", `${blob.blobPath}: ${(e as Error).message}`);
+    } finally {
+      await fh.close();
+    }
+
+    async function uploadBlocks(
+      b: ManifestBlob,
+      i: number,
+      container_: string,
+      target: string,
+      conditions: { ifNoneMatch?: string },
+      metadata: Record<string, string>,
+      headers: Record<string, string>,
+    ): Promise<void> {
+      const client = storage.block(container_, target);
+      // Claim the target before the first block: after a crash it is known to be ours.
+      await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
+        { blobIndex: i, state: "started", target, bytesSucceeded: 0 },
+      ]);
+      const seed = createHash("md5")
+        .update(`${ctx.jobName}\0${ctx.driveId}\0${b.blobPath}\0${b.length}`)
+        .digest();
+      const ids = b.chunks.map((c, k) => c.id ?? derivedBlockId(seed, k));
+      const staged = new Map<string, number>();
+      if (mayBeOurs) {
+        try {
+          const list = await retrying(`listing blocks of ${b.blobPath}`, () =>
+            client.getBlockList("uncommitted", { abortSignal: signal }),
+          );
+          for (const blk of list.uncommittedBlocks ?? []) staged.set(blk.name, blk.size);
+        } catch (e) {
+          if (classify(e) !== "not-found") throw e;
+        }
+      }
+      const whole = createHash("md5");
+      const uploads: Promise<void>[] = [];
+      let broken = false;
+      for (const [k, c] of b.chunks.entries()) {
+        if (signal.aborted) throw signal.reason;
+        const buf =
+          broken && chunkLog[k - 1]?.status === "FileUnexpectedEnd"
+            ? Buffer.alloc(0)
+            : await readAt(fh, c.offset, c.length);
+        if (buf.length < c.length) {
+          chunkLog[k]!.status = "FileUnexpectedEnd";
+          broken = true;
+          continue;
+        }
+        const md5 = createHash("md5").update(buf).digest();
+        if (md5.toString("hex").toUpperCase() !== c.hash) {
+          chunkLog[k]!.status = "Corrupted";
+          broken = true;
+          continue;
+        }
+        whole.update(buf);
+        if (staged.get(ids[k]!) === c.length) {
+          chunkLog[k]!.status = "Uncommitted";
+          blobBytes += c.length;
+          progress(c.length);
+          continue;
+        }
+        // Backpressure: wait for room in the station's queue before holding another block in memory.
+        await ctx.queue.onSizeLessThan(ctx.queue.concurrency);
+        uploads.push(
+          ctx.queue.add(
+            async () => {
+              await retrying(`staging block ${k} of ${b.blobPath}`, () =>
+                client.stageBlock(ids[k]!, buf, buf.length, {
+                  transactionalContentMD5: md5,
+                  abortSignal: signal,
+                }),
+              );
+              bytesUploaded += buf.length;
+              blobBytes += buf.length;
+              chunkLog[k]!.status = "Uncommitted";
+              progress(buf.length);
+            },
+            { signal },
+          ) as Promise<void>,
+        );
+      }
+      const results = await Promise.allSettled(uploads);
+      const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+      if (failed) throw failed.reason;
+      if (broken) {
+        entry.status = "CompletedWithErrors"; // never committed: the good blocks stay Uncommitted for a repair
+        return;
+      }
+      const contentMd5 = whole.digest();
+      if (mayBeOurs) {
+        const found = await existing(target);
+        if (found?.md5 === contentMd5.toString("base64")) {
+          for (const l of chunkLog) l.status = "Completed";
+          return; // committed by the run that crashed
+        }
+      }
+      await retrying(`committing ${b.blobPath}`, () =>
+        client.commitBlockList(ids, {
+          blobHTTPHeaders: { ...headers, blobContentMD5: contentMd5 },
+          metadata,
+          conditions,
+          abortSignal: signal,
+        }),
+      );
+      for (const l of chunkLog) l.status = "Completed";
+    }
+
+    async function uploadPageBlob(
+      b: ManifestBlob,
+      container_: string,
+      target: string,
+      conditions: { ifNoneMatch?: string },
+      metadata: Record<string, string>,
+      headers: Record<string, string>,
+    ): Promise<void> {
+      const client = storage.page(container_, target);
+      if (!resume.started.has(index)) {
+        await retrying(`creating page blob ${b.blobPath}`, () =>
+          client.create(b.length, { blobHTTPHeaders: headers, metadata, conditions, abortSignal: signal }),
+        );
+        await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
+          { blobIndex: index, state: "started", target, bytesSucceeded: 0 },
+        ]);
+      }
+      const uploads: Promise<void>[] = [];
+      for (const [k, c] of b.chunks.entries()) {
+        const buf = await readAt(fh, c.offset, c.length);
+        if (buf.length < c.length) {
+          chunkLog[k]!.status = "FileUnexpectedEnd";
+          continue;
+        }
+        const md5 = createHash("md5").update(buf).digest();
+        if (md5.toString("hex").toUpperCase() !== c.hash) {
+          chunkLog[k]!.status = "Corrupted";
+          continue;
+        }
+        await ctx.queue.onSizeLessThan(ctx.queue.concurrency);
+        uploads.push(
+          ctx.queue.add(
+            async () => {
+              await retrying(`writing pages ${c.offset} of ${b.blobPath}`, () =>
+                client.uploadPages(buf, c.offset, c.length, {
+                  transactionalContentMD5: md5,
+                  abortSignal: signal,
+                }),
+              );
+              bytesUploaded += buf.length;
+              blobBytes += buf.length;
+              chunkLog[k]!.status = "Completed";
+              progress(buf.length);
+            },
+            { signal },
+          ) as Promise<void>,
+        );
+      }
+      const results = await Promise.allSettled(uploads);
+      const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+      if (failed) throw failed.reason;
+      if (chunkLog.some((l) => l.status !== "Completed")) entry.status = "CompletedWithErrors";
+    }
+  }
+
+  // Pass 2: the transfer. Blobs start in manifest order, `blobConcurrency` at a time.
+  const running = new Set<Promise<void>>();
+  let firstError: unknown;
+  let index = -1;
+  try {
+    for await (const item of manifestItems()) {
+      if (item.type !== "blob") continue;
+      index++;
+      if (resume.done.has(index)) continue;
+      if (firstError || signal.aborted) break;
+      while (running.size >= ctx.blobConcurrency) await Promise.race(running);
+      const i = index;
+      const task = processBlob(i, item.blob, item.problem).catch((e) => {
+        firstError ??= e;
+      });
+      running.add(task);
+      void task.finally(() => running.delete(task));
+    }
+    await Promise.all(running);
+  } finally {
+    clearInterval(flusher);
+    await flush();
+  }
+  if (signal.aborted) throw signal.reason ?? new Error("aborted");
+  if (firstError) throw firstError;
+  ctx.onProgress(bytesSucceeded, bytesTotal);
+
+  // The copy logs, from the checkpoints (this run and any before it), in manifest order.
+  const at = ctx.now();
+  const outcome = new DriveOutcome();
+  for await (const c of ctx.checkpoints.entries(ctx.jobName, ctx.driveId)) outcome.add(c.log!);
+  const status = outcome.status();
+  const result: ImportDriveResult = { status, bytesSucceeded, bytesTotal, bytesUploaded, blobs: blobCount };
+  const logBlob = async (
+    type: "error" | "verbose" | "manifest",
+    body: () => AsyncIterable<string> | Promise<Buffer>,
+  ) => {
+    const loc = logBlobLocation({
+      jobName: ctx.jobName,
+      driveId: ctx.driveId,
+      type,
+      at,
+      diagnosticsPath: ctx.diagnosticsPath,
+      ...(storage.sasContainerName ? { sasContainer: storage.sasContainerName } : {}),
+    });
+    await ensureContainer(loc.container);
+    const client = storage.block(loc.container, loc.blobName);
+    const content = body();
+    const data =
+      content instanceof Promise ? await content : Buffer.from((await collect(content)).join(""), "utf8");
+    await retrying(`writing the ${type} log`, () =>
+      client.upload(data, data.length, {
+        blobHTTPHeaders: { blobContentType: "application/xml" },
+        abortSignal: signal,
+      }),
+    );
+    return storage.publicUrl(loc.container, loc.blobName);
+  };
+  const renderLog = (kind: "error" | "verbose") =>
+    async function* () {
+      const chunks: string[] = [];
+      const w = new DriveLogWriter((c) => chunks.push(c), kind, ctx.driveId);
+      for await (const c of ctx.checkpoints.entries(ctx.jobName, ctx.driveId)) {
+        w.add(c.log!);
+        if (chunks.length > 256) yield chunks.splice(0).join("");
+      }
+      w.end(status);
+      yield chunks.join("");
+    };
+  if (status !== "Completed") result.errorLogUri = await logBlob("error", renderLog("error"));
+  if (ctx.logLevel === "Verbose") result.verboseLogUri = await logBlob("verbose", renderLog("verbose"));
+  if (ctx.backupDriveManifest)
+    result.manifestUri = await logBlob("manifest", () => readFile(ctx.manifestPath));
+  return result;
+}
+
+async function collect(it: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const s of it) out.push(s);
+  return out;
+}
+
+async function* readFileStream(path: string): AsyncIterable<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield Buffer.from(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Runs drive transfers: takes ready drives from the dock, moves the drive and job states around
+ * each run, publishes progress a few times a second (persisted every couple of seconds), and
+ * pauses instead of failing when the drive is pulled or storage stays down (the next plug-in or
+ * the outage retry resumes from the checkpoints).
+ */
+import PQueue from "p-queue";
+import type { Logger } from "pino";
+import type { DockedDrive, DockHooks } from "../drives/door.js";
+import type { MatchResult } from "../drives/match.js";
+import { ManifestError } from "../formats/status.js";
+import type { Clock, JobService } from "../jobs/service.js";
+import type { NoticeLog } from "../jobs/store.js";
+import { type JobKey, jobLabel } from "../lifecycle/model.js";
+import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
+import type { CheckpointStore } from "./checkpoints.js";
+import { importDrive, type RetryPolicy, StorageOutage } from "./import-drive.js";
+
+export interface TransferSettings {
+  concurrency: number;
+  blobConcurrency: number;
+  retry: RetryPolicy;
+  outageRetryMs: number;
+  storageRetry?: JobStorageOptions["retry"];
+}
+
+export interface TransferManagerDeps {
+  service: JobService;
+  checkpoints: CheckpointStore;
+  notices: NoticeLog;
+  log: Logger;
+  clock: Clock;
+  endpoint: StorageEndpoint;
+  settings: TransferSettings;
+}
+
+export interface DriveProgress {
+  bytesSucceeded: number;
+  bytesTotal: number;
+  bytesPerSecond: number;
+  etaSeconds?: number;
+}
+
+type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
+
+export class TransferManager {
+  private readonly queue: PQueue;
+  private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(private readonly deps: TransferManagerDeps) {
+    this.queue = new PQueue({ concurrency: deps.settings.concurrency });
+  }
+
+  hooks(): DockHooks {
+    return {
+      onReady: (drive, match) => this.start(drive, match),
+      onGone: (drive) => this.abort(drive.key, "the drive was removed"),
+    };
+  }
+
+  /** Resolves when no transfer is running (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.runs.size) await Promise.all([...this.runs.values()].map((r) => r.done));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    for (const key of this.runs.keys()) this.abort(key, "the agent is stopping");
+    await this.idle();
+  }
+
+  private abort(key: string, why: string): void {
+    const t = this.retryTimers.get(key);
+    if (t) clearTimeout(t);
+    this.runs.get(key)?.controller.abort(new Error(why));
+  }
+
+  private start(drive: DockedDrive, match: Ready): void {
+    if (this.stopped || this.runs.has(drive.key)) return;
+    if (match.kind === "export") {
+      drive.message = `${drive.message} The export engine is not part of this station build yet: the drive waits.`;
+      this.deps.log.warn(
+        { drive: drive.key, job: jobLabel(drive.job!) },
+        "export drive ready, but exports are not implemented yet",
+      );
+      return;
+    }
+    const controller = new AbortController();
+    const done = this.run(drive, match, controller).finally(() => this.runs.delete(drive.key));
+    this.runs.set(drive.key, { controller, done });
+  }
+
+  private async run(
+    drive: DockedDrive,
+    match: Extract<MatchResult, { kind: "import" }>,
+    controller: AbortController,
+  ): Promise<void> {
+    const { service, log, settings } = this.deps;
+    const key: JobKey = drive.job!;
+    const driveId = drive.driveId!;
+    const label = `${jobLabel(key)} drive ${driveId}`;
+    const started = Date.now();
+    let lastPersist = 0;
+    let persisting: Promise<unknown> = Promise.resolve();
+    let lastSample = { t: started, bytes: 0 };
+    try {
+      const job = await service.get(key);
+      const entry = job.drives.find((d) => d.driveId === driveId);
+      const resuming = entry?.state === "Transferring";
+      if (!resuming) await service.station(key, { type: "TransferStarted", driveId });
+      drive.status = "transferring";
+      drive.message = `${resuming ? "Resuming" : "Importing"} ${label}.`;
+      log.info({ job: jobLabel(key), driveId, resuming }, "drive import started");
+
+      const result = await importDrive({
+        jobName: job.name,
+        driveId,
+        diagnosticsPath: job.diagnosticsPath,
+        logLevel: job.logLevel,
+        backupDriveManifest: job.backupDriveManifest,
+        root: drive.mountpoint!,
+        manifestPath: match.manifestPath,
+        resuming,
+        storageFor: (header) =>
+          new JobStorage({
+            endpoint: this.deps.endpoint,
+            storageAccountId: job.storageAccountId,
+            credential: header.credential!,
+            ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
+          }),
+        queue: this.queue,
+        blobConcurrency: settings.blobConcurrency,
+        checkpoints: this.deps.checkpoints,
+        signal: controller.signal,
+        log: log.child({ job: jobLabel(key), driveId }),
+        now: () => this.deps.clock.now(),
+        retry: settings.retry,
+        onProgress: (bytesSucceeded, bytesTotal) => {
+          const now = Date.now();
+          if (now - lastSample.t >= 1000) {
+            const rate = ((bytesSucceeded - lastSample.bytes) * 1000) / (now - lastSample.t);
+            const p: DriveProgress = {
+              bytesSucceeded,
+              bytesTotal,
+              bytesPerSecond: Math.max(0, Math.round(rate)),
+            };
+            if (rate > 0) p.etaSeconds = Math.round((bytesTotal - bytesSucceeded) / rate);
+            drive.progress = p;
+            lastSample = { t: now, bytes: bytesSucceeded };
+          } else
+            drive.progress = { ...(drive.progress ?? { bytesPerSecond: 0 }), bytesSucceeded, bytesTotal };
+          if (now - lastPersist >= 2000 || bytesSucceeded === bytesTotal) {
+            lastPersist = now;
+            persisting = persisting.then(() =>
+              service
+                .station(key, {
+                  type: "TransferProgress",
+                  driveId,
+                  bytesSucceeded,
+                  bytesTotal,
+                  copyStatus: "InProgress",
+                })
+                .catch((e) => log.warn({ err: e }, "progress not saved")),
+            );
+          }
+        },
+      });
+      await persisting;
+      const outcome = result.status === "Completed" ? "Completed" : "CompletedMoreInfo";
+      await service.station(key, {
+        type: "TransferFinished",
+        driveId,
+        outcome,
+        copyStatus: result.status,
+        bytesSucceeded: result.bytesSucceeded,
+        ...(result.errorLogUri ? { errorLogUri: result.errorLogUri } : {}),
+        ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
+        ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
+      });
+      await this.deps.checkpoints.clear(job.name, driveId);
+      const seconds = (Date.now() - started) / 1000;
+      drive.status = "done";
+      drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
+      log.info(
+        {
+          job: jobLabel(key),
+          driveId,
+          status: result.status,
+          blobs: result.blobs,
+          bytesTotal: result.bytesTotal,
+          bytesUploaded: result.bytesUploaded,
+          seconds,
+          mbPerSecond: Number((result.bytesUploaded / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
+        },
+        "drive import finished",
+      );
+    } catch (e) {
+      await persisting;
+      if (controller.signal.aborted) {
+        drive.status = "paused";
+        drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
+        log.warn({ job: jobLabel(key), driveId }, drive.message);
+        return;
+      }
+      if (e instanceof StorageOutage) {
+        drive.status = "paused";
+        drive.message = `${label} paused: ${e.message}. Retrying in ${Math.round(this.deps.settings.outageRetryMs / 1000)} s; nothing already sent will be sent again.`;
+        log.error({ job: jobLabel(key), driveId }, drive.message);
+        await this.deps.notices.add([
+          {
+            code: "Faulted",
+            at: this.deps.clock.now().toISOString(),
+            job: key,
+            driveId,
+            message: drive.message,
+          },
+        ]);
+        if (!this.stopped) {
+          this.retryTimers.set(
+            drive.key,
+            setTimeout(() => {
+              this.retryTimers.delete(drive.key);
+              this.start(drive, match);
+            }, this.deps.settings.outageRetryMs),
+          );
+        }
+        return;
+      }
+      if (e instanceof ManifestError) {
+        await service.station(key, {
+          type: "TransferFinished",
+          driveId,
+          outcome: "CompletedMoreInfo",
+          copyStatus: e.status,
+          bytesSucceeded: 0,
+        });
+        drive.status = "failed";
+        drive.code = e.status;
+        drive.message = `${label}: ${e.message}`;
+        return;
+      }
+      drive.status = "error";
+      drive.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
+      log.error({ job: jobLabel(key), driveId, err: e }, "drive import failed");
+    }
+  }
+}
