@@ -184,7 +184,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         log,
         clock,
         mountRoot: abs(config.drives.mountRoot),
-        hooks: transfers.hooks(),
+        ...(t.enabled ? { hooks: transfers.hooks() } : {}),
       });
       // Stop order: transfers first (they read from mounted drives), then the dock unmounts.
       cleanup.unshift(() => dock?.stop());

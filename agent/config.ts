@@ -72,6 +72,8 @@ export const configSchema = z.object({
     .default({ intervalSeconds: 60 }),
   transfer: z
     .object({
+      /** false: ready drives wait (maintenance hold); matching and check-in still happen. */
+      enabled: z.boolean().default(true),
       /** Requests in flight for the whole station (blocks x block size bounds the memory). */
       concurrency: z.number().int().min(1).max(256).default(16),
       /** Blobs of one drive worked on at once (many small files). */
@@ -87,6 +89,7 @@ export const configSchema = z.object({
       outageRetrySeconds: z.number().min(1).max(86_400).default(30),
     })
     .default({
+      enabled: true,
       concurrency: 16,
       blobConcurrency: 32,
       retry: { attempts: 8, baseMs: 500, maxMs: 15_000 },

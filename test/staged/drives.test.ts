@@ -139,6 +139,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
         loopImageDirs: [images],
         mountRoot: join(root, "mnt"),
       },
+      transfer: { enabled: false }, // this suite is about the door; the import suite moves the bytes
     });
     await shipping("job-main", [
       entries.ntfs!,

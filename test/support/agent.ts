@@ -62,6 +62,9 @@ export async function startTestAgent(
     clock?: Clock;
     bodyLimitBytes?: number;
     drives?: Record<string, unknown>;
+    transfer?: Record<string, unknown>;
+    /** Blob endpoint template; tests never reach a public endpoint. */
+    storageEndpoint?: string;
   } = {},
 ): Promise<TestAgent> {
   const config = parseConfig(
@@ -79,7 +82,8 @@ export async function startTestAgent(
         ...(opts.tls ? { tls: opts.tls } : {}),
       },
       station: { location: stationLocation },
-      storage: { mode: "azure" },
+      storage: { mode: "azure", endpointTemplate: opts.storageEndpoint ?? "http://127.0.0.1:9/{account}" },
+      ...(opts.transfer ? { transfer: opts.transfer } : {}),
       drives: opts.drives ?? { enabled: false },
     },
     "test",
