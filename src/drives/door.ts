@@ -18,7 +18,7 @@ import type { Exec } from "./exec.js";
 import { dataVolume, identify } from "./identity.js";
 import { type MatchResult, matchDrive } from "./match.js";
 import type { AttachedDrive, IdentifiedDrive } from "./model.js";
-import { DriveError, type MountMode, mountVolume, unmountVolume } from "./mount.js";
+import { DriveError, isMounted, type MountMode, mountVolume, unmountVolume } from "./mount.js";
 import type { DriveWatcher } from "./watcher.js";
 
 export type DockStatus =
@@ -223,6 +223,8 @@ export class Dock {
         device = await unlockBitLocker(this.deps.exec, volume.device, key, `${mountpoint}.dislocker`, mode);
         fsType = "ntfs";
       }
+      // A mount left at our own mount point by an agent that crashed: clear it first.
+      if (await isMounted(mountpoint)) await unmountVolume(this.deps.exec, mountpoint, true);
       await mountVolume(this.deps.exec, device, fsType, mountpoint, mode);
       docked.mountpoint = mountpoint;
       docked.mode = mode;

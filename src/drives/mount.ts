@@ -3,7 +3,7 @@
  * replayed), read-write only for a drive assigned to an export job. NTFS through ntfs-3g, ext4
  * through the kernel, exFAT through the kernel or exfat-fuse. Anything else is refused clearly.
  */
-import { mkdir, rmdir } from "node:fs/promises";
+import { mkdir, readFile, rmdir } from "node:fs/promises";
 import type { DriveLogStatus } from "../formats/status.js";
 import { CommandError, type Exec } from "./exec.js";
 
@@ -20,6 +20,12 @@ export class DriveError extends Error {
 }
 
 export type MountMode = "ro" | "rw";
+
+/** True when something is mounted at `mountpoint` (per /proc/mounts). */
+export async function isMounted(mountpoint: string): Promise<boolean> {
+  const mounts = await readFile("/proc/mounts", "utf8").catch(() => "");
+  return mounts.split("\n").some((l) => l.split(" ")[1] === mountpoint);
+}
 
 export async function mountVolume(
   exec: Exec,

@@ -604,7 +604,14 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       const results = await Promise.allSettled(uploads);
       const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
       if (failed) throw failed.reason;
-      if (chunkLog.some((l) => l.status !== "Completed")) entry.status = "CompletedWithErrors";
+      if (chunkLog.some((l) => l.status !== "Completed")) {
+        entry.status = "CompletedWithErrors";
+        return;
+      }
+      // Ranges the manifest leaves out are zeros in a new page blob: they count as transferred.
+      const sparse = b.length - b.chunks.reduce((sum, c) => sum + c.length, 0);
+      blobBytes += sparse;
+      progress(sparse);
     }
   }
 

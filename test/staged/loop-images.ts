@@ -116,3 +116,53 @@ export function ensureDir(d: string): string {
   mkdirSync(d, { recursive: true });
   return d;
 }
+
+export interface Session {
+  /** Files to create: relative path → content. */
+  files: Record<string, Buffer>;
+  dest: string;
+  blobType?: "BlockBlob" | "PageBlob";
+  disposition?: "rename" | "no-overwrite" | "overwrite";
+}
+
+/**
+ * A drive image prepared like a customer's: each session copied by `station prepare` into its
+ * folder with a manifest; `tamper` then edits the drive (to corrupt a file after preparation).
+ */
+export async function preparedDrive(o: {
+  image: string;
+  fs: Fs;
+  sizeMiB: number;
+  driveId: string;
+  accountKey: string;
+  sessions: Session[];
+  workDir: string;
+  tamper?: (root: string) => Promise<void>;
+}): Promise<{ driveId: string; manifestFile: string; manifestHash: string }> {
+  const { prepareDrive } = await import("../../src/prepare/prepare-drive.js");
+  const { mkdirSync: mk, writeFileSync: wf } = await import("node:fs");
+  let entry: { driveId: string; manifestFile: string; manifestHash: string } | undefined;
+  await makeDriveImage(o.image, o.fs, o.sizeMiB, async (mnt) => {
+    for (const [i, s] of o.sessions.entries()) {
+      const src = join(o.workDir, `src-${basename(o.image)}-${i}`);
+      for (const [rel, data] of Object.entries(s.files)) {
+        mk(join(src, rel, ".."), { recursive: true });
+        wf(join(src, rel), data);
+      }
+      const r = await prepareDrive({
+        driveRoot: mnt,
+        source: src,
+        sessionId: `session${i + 1}`,
+        destination: s.dest,
+        driveId: o.driveId,
+        credential: { kind: "accountKey", key: o.accountKey },
+        blobType: s.blobType ?? "BlockBlob",
+        disposition: s.disposition ?? "rename",
+        append: i > 0,
+      });
+      entry = { driveId: o.driveId, manifestFile: r.manifestFile, manifestHash: r.manifestHash };
+    }
+    await o.tamper?.(mnt);
+  });
+  return entry!;
+}
