@@ -30,6 +30,7 @@ import {
 import { checkBlobPath, checkFilePath } from "../formats/names.js";
 import type { BlobStatus, ChunkStatus, DriveLogStatus, FileInfoStatus } from "../formats/status.js";
 import { classify, type JobStorage } from "../storage/blob-access.js";
+import type { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
 
 export const SMALL_BLOB = 4 * 1024 * 1024;
@@ -59,6 +60,8 @@ export interface ImportDriveContext {
   storageFor(header: ManifestHeader): JobStorage;
   /** Shared by every drive: its concurrency is the station's number of requests in flight. */
   queue: PQueue;
+  /** Shared block buffers: what bounds the memory of every transfer on the station. */
+  pool: BufferPool;
   /** Blobs of this drive worked on at once (many small files need this). */
   blobConcurrency: number;
   checkpoints: CheckpointStore;
@@ -83,16 +86,36 @@ export interface ImportDriveResult {
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
+
+/**
+ * Runs one SDK call with a short-lived child of the drive's signal. The SDK hangs listeners on the
+ * signal it is given; on the drive's long-lived signal they (and the 4 MiB bodies they reach)
+ * would live as long as the drive.
+ */
+async function withChildSignal<T>(
+  parent: AbortSignal,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const child = new AbortController();
+  const onAbort = () => child.abort(parent.reason);
+  if (parent.aborted) child.abort(parent.reason);
+  else parent.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await call(child.signal);
+  } finally {
+    parent.removeEventListener("abort", onAbort);
+  }
+}
 
 /** The blob name after the n-th rename: `a.jpg` → `a (2).jpg`, `name` → `name (2)` (reference §1.6). */
 export function renamed(name: string, n: number): string {
@@ -145,8 +168,8 @@ async function openInside(root: string, filePath: string): Promise<FileHandle> {
 }
 
 /** Reads exactly `length` bytes at `offset`, fewer only at end of file. */
-async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+async function readAt(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
@@ -179,10 +202,10 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
   let bytesUploaded = 0;
   ctx.onProgress(bytesSucceeded, bytesTotal);
 
-  const retrying = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
+  const retrying = async <T>(what: string, op: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await op();
+        return await withChildSignal(signal, op);
       } catch (e) {
         if (signal.aborted) throw signal.reason ?? e;
         if (classify(e) !== "retryable") throw e;
@@ -205,7 +228,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
   const ensureContainer = (name: string) => {
     let p = containers.get(name);
     if (!p) {
-      p = retrying(`creating container ${name}`, () => storage.ensureContainer(name, signal));
+      p = retrying(`creating container ${name}`, (s) => storage.ensureContainer(name, s));
       containers.set(name, p);
     }
     return p;
@@ -313,8 +336,8 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
     const mayBeOurs = ctx.resuming || startedTarget !== undefined;
     const existing = async (n: string) => {
       try {
-        const props_ = await retrying(`reading ${container}/${n}`, () =>
-          storage.block(container, n).getProperties({ abortSignal: signal }),
+        const props_ = await retrying(`reading ${container}/${n}`, (s) =>
+          storage.block(container, n).getProperties({ abortSignal: s }),
         );
         return { md5: props_.contentMD5 ? Buffer.from(props_.contentMD5).toString("base64") : undefined };
       } catch (e) {
@@ -398,27 +421,37 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         await uploadPageBlob(blob, container, target, conditions, metadata, headers);
       } else if (blob.length <= SMALL_BLOB && blob.chunks.length <= 1) {
         // One request: Put Blob is atomic, the service checks Content-MD5 against the body.
-        const data = await readAt(fh, 0, blob.length);
-        if (data.length < blob.length) {
-          if (chunkLog[0]) chunkLog[0].status = "FileUnexpectedEnd";
-          entry.status = "CompletedWithErrors";
-        } else if (blob.chunks[0] && md5Hex(data) !== blob.chunks[0].hash) {
-          chunkLog[0]!.status = "Corrupted";
-          entry.status = "CompletedWithErrors";
-        } else {
-          const md5 = createHash("md5").update(data).digest();
-          await retrying(`uploading ${blob.blobPath}`, () =>
-            client.upload(data, data.length, {
-              blobHTTPHeaders: { ...headers, blobContentMD5: md5 },
-              metadata,
-              conditions,
-              abortSignal: signal,
-            }),
-          );
-          bytesUploaded += data.length;
-          blobBytes = data.length;
-          progress(data.length);
-          if (chunkLog[0]) chunkLog[0].status = "Completed";
+        const slab = await ctx.pool.acquire();
+        const data = await readAt(fh, 0, blob.length, slab).catch((e) => {
+          ctx.pool.release(slab);
+          throw e;
+        });
+        try {
+          if (data.length < blob.length) {
+            if (chunkLog[0]) chunkLog[0].status = "FileUnexpectedEnd";
+            entry.status = "CompletedWithErrors";
+          } else if (blob.chunks[0] && md5Hex(data) !== blob.chunks[0].hash) {
+            chunkLog[0]!.status = "Corrupted";
+            entry.status = "CompletedWithErrors";
+          } else {
+            const md5 = createHash("md5").update(data).digest();
+            await ctx.queue.add(() =>
+              retrying(`uploading ${blob.blobPath}`, (s) =>
+                client.upload(data, data.length, {
+                  blobHTTPHeaders: { ...headers, blobContentMD5: md5 },
+                  metadata,
+                  conditions,
+                  abortSignal: s,
+                }),
+              ),
+            );
+            bytesUploaded += data.length;
+            blobBytes = data.length;
+            progress(data.length);
+            if (chunkLog[0]) chunkLog[0].status = "Completed";
+          }
+        } finally {
+          ctx.pool.release(slab);
         }
       } else {
         await uploadBlocks(blob, index, container, target, conditions, metadata, headers);
@@ -472,8 +505,8 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       const staged = new Map<string, number>();
       if (mayBeOurs) {
         try {
-          const list = await retrying(`listing blocks of ${b.blobPath}`, () =>
-            client.getBlockList("uncommitted", { abortSignal: signal }),
+          const list = await retrying(`listing blocks of ${b.blobPath}`, (s) =>
+            client.getBlockList("uncommitted", { abortSignal: s }),
           );
           for (const blk of list.uncommittedBlocks ?? []) staged.set(blk.name, blk.size);
         } catch (e) {
@@ -485,47 +518,55 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       let broken = false;
       for (const [k, c] of b.chunks.entries()) {
         if (signal.aborted) throw signal.reason;
-        const buf =
-          broken && chunkLog[k - 1]?.status === "FileUnexpectedEnd"
-            ? Buffer.alloc(0)
-            : await readAt(fh, c.offset, c.length);
-        if (buf.length < c.length) {
+        if (broken && chunkLog[k - 1]?.status === "FileUnexpectedEnd") {
           chunkLog[k]!.status = "FileUnexpectedEnd";
-          broken = true;
           continue;
         }
-        const md5 = createHash("md5").update(buf).digest();
-        if (md5.toString("hex").toUpperCase() !== c.hash) {
-          chunkLog[k]!.status = "Corrupted";
-          broken = true;
-          continue;
-        }
-        whole.update(buf);
-        if (staged.get(ids[k]!) === c.length) {
-          chunkLog[k]!.status = "Uncommitted";
-          blobBytes += c.length;
-          progress(c.length);
-          continue;
-        }
-        // Backpressure: wait for room in the station's queue before holding another block in memory.
-        await ctx.queue.onSizeLessThan(ctx.queue.concurrency);
-        uploads.push(
-          ctx.queue.add(
-            async () => {
-              await retrying(`staging block ${k} of ${b.blobPath}`, () =>
-                client.stageBlock(ids[k]!, buf, buf.length, {
-                  transactionalContentMD5: md5,
-                  abortSignal: signal,
-                }),
-              );
+        // Backpressure: the next block is read only when a pooled buffer is free.
+        const slab = await ctx.pool.acquire();
+        let lent = false;
+        try {
+          const buf = await readAt(fh, c.offset, c.length, slab);
+          if (buf.length < c.length) {
+            chunkLog[k]!.status = "FileUnexpectedEnd";
+            broken = true;
+            continue;
+          }
+          const md5 = createHash("md5").update(buf).digest();
+          if (md5.toString("hex").toUpperCase() !== c.hash) {
+            chunkLog[k]!.status = "Corrupted";
+            broken = true;
+            continue;
+          }
+          whole.update(buf);
+          if (staged.get(ids[k]!) === c.length) {
+            chunkLog[k]!.status = "Uncommitted";
+            blobBytes += c.length;
+            progress(c.length);
+            continue;
+          }
+          lent = true;
+          uploads.push(
+            ctx.queue.add(async () => {
+              try {
+                await retrying(`staging block ${k} of ${b.blobPath}`, (s) =>
+                  client.stageBlock(ids[k]!, buf, buf.length, {
+                    transactionalContentMD5: md5,
+                    abortSignal: s,
+                  }),
+                );
+              } finally {
+                ctx.pool.release(slab);
+              }
               bytesUploaded += buf.length;
               blobBytes += buf.length;
               chunkLog[k]!.status = "Uncommitted";
               progress(buf.length);
-            },
-            { signal },
-          ) as Promise<void>,
-        );
+            }) as Promise<void>,
+          );
+        } finally {
+          if (!lent) ctx.pool.release(slab);
+        }
       }
       const results = await Promise.allSettled(uploads);
       const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
@@ -542,12 +583,12 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           return; // committed by the run that crashed
         }
       }
-      await retrying(`committing ${b.blobPath}`, () =>
+      await retrying(`committing ${b.blobPath}`, (s) =>
         client.commitBlockList(ids, {
           blobHTTPHeaders: { ...headers, blobContentMD5: contentMd5 },
           metadata,
           conditions,
-          abortSignal: signal,
+          abortSignal: s,
         }),
       );
       for (const l of chunkLog) l.status = "Completed";
@@ -563,8 +604,8 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
     ): Promise<void> {
       const client = storage.page(container_, target);
       if (!resume.started.has(index)) {
-        await retrying(`creating page blob ${b.blobPath}`, () =>
-          client.create(b.length, { blobHTTPHeaders: headers, metadata, conditions, abortSignal: signal }),
+        await retrying(`creating page blob ${b.blobPath}`, (s) =>
+          client.create(b.length, { blobHTTPHeaders: headers, metadata, conditions, abortSignal: s }),
         );
         await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
           { blobIndex: index, state: "started", target, bytesSucceeded: 0 },
@@ -572,34 +613,41 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       }
       const uploads: Promise<void>[] = [];
       for (const [k, c] of b.chunks.entries()) {
-        const buf = await readAt(fh, c.offset, c.length);
-        if (buf.length < c.length) {
-          chunkLog[k]!.status = "FileUnexpectedEnd";
-          continue;
-        }
-        const md5 = createHash("md5").update(buf).digest();
-        if (md5.toString("hex").toUpperCase() !== c.hash) {
-          chunkLog[k]!.status = "Corrupted";
-          continue;
-        }
-        await ctx.queue.onSizeLessThan(ctx.queue.concurrency);
-        uploads.push(
-          ctx.queue.add(
-            async () => {
-              await retrying(`writing pages ${c.offset} of ${b.blobPath}`, () =>
-                client.uploadPages(buf, c.offset, c.length, {
-                  transactionalContentMD5: md5,
-                  abortSignal: signal,
-                }),
-              );
+        const slab = await ctx.pool.acquire();
+        let lent = false;
+        try {
+          const buf = await readAt(fh, c.offset, c.length, slab);
+          if (buf.length < c.length) {
+            chunkLog[k]!.status = "FileUnexpectedEnd";
+            continue;
+          }
+          const md5 = createHash("md5").update(buf).digest();
+          if (md5.toString("hex").toUpperCase() !== c.hash) {
+            chunkLog[k]!.status = "Corrupted";
+            continue;
+          }
+          lent = true;
+          uploads.push(
+            ctx.queue.add(async () => {
+              try {
+                await retrying(`writing pages ${c.offset} of ${b.blobPath}`, (s) =>
+                  client.uploadPages(buf, c.offset, c.length, {
+                    transactionalContentMD5: md5,
+                    abortSignal: s,
+                  }),
+                );
+              } finally {
+                ctx.pool.release(slab);
+              }
               bytesUploaded += buf.length;
               blobBytes += buf.length;
               chunkLog[k]!.status = "Completed";
               progress(buf.length);
-            },
-            { signal },
-          ) as Promise<void>,
-        );
+            }) as Promise<void>,
+          );
+        } finally {
+          if (!lent) ctx.pool.release(slab);
+        }
       }
       const results = await Promise.allSettled(uploads);
       const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
@@ -665,10 +713,10 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
     const content = body();
     const data =
       content instanceof Promise ? await content : Buffer.from((await collect(content)).join(""), "utf8");
-    await retrying(`writing the ${type} log`, () =>
+    await retrying(`writing the ${type} log`, (s) =>
       client.upload(data, data.length, {
         blobHTTPHeaders: { blobContentType: "application/xml" },
-        abortSignal: signal,
+        abortSignal: s,
       }),
     );
     return storage.publicUrl(loc.container, loc.blobName);

@@ -13,6 +13,7 @@ import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
+import { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { importDrive, type RetryPolicy, StorageOutage } from "./import-drive.js";
 
@@ -45,12 +46,15 @@ type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
 
 export class TransferManager {
   private readonly queue: PQueue;
+  private readonly pool: BufferPool;
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private stopped = false;
 
   constructor(private readonly deps: TransferManagerDeps) {
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
+    // Every request in flight has its block, plus as many being read and hashed meanwhile.
+    this.pool = new BufferPool(4 * 1024 * 1024, deps.settings.concurrency * 2);
   }
 
   hooks(): DockHooks {
@@ -132,6 +136,7 @@ export class TransferManager {
             ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
           }),
         queue: this.queue,
+        pool: this.pool,
         blobConcurrency: settings.blobConcurrency,
         checkpoints: this.deps.checkpoints,
         signal: controller.signal,
