@@ -382,6 +382,9 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         }
         return fileMd5;
       };
+      if (blob.kind === "block" && blob.length <= SMALL_BLOB && blob.chunks.length <= 1 && !startedTarget) {
+        return await uploadSingle(metadata, headers, Boolean(metaBad));
+      }
       // Where it goes, by disposition. A resumed blob whose target already holds its exact bytes is done.
       let target = startedTarget ?? name.name;
       let n = 1;
@@ -419,40 +422,6 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
 
       if (blob.kind === "page") {
         await uploadPageBlob(blob, container, target, conditions, metadata, headers);
-      } else if (blob.length <= SMALL_BLOB && blob.chunks.length <= 1) {
-        // One request: Put Blob is atomic, the service checks Content-MD5 against the body.
-        const slab = await ctx.pool.acquire();
-        const data = await readAt(fh, 0, blob.length, slab).catch((e) => {
-          ctx.pool.release(slab);
-          throw e;
-        });
-        try {
-          if (data.length < blob.length) {
-            if (chunkLog[0]) chunkLog[0].status = "FileUnexpectedEnd";
-            entry.status = "CompletedWithErrors";
-          } else if (blob.chunks[0] && md5Hex(data) !== blob.chunks[0].hash) {
-            chunkLog[0]!.status = "Corrupted";
-            entry.status = "CompletedWithErrors";
-          } else {
-            const md5 = createHash("md5").update(data).digest();
-            await ctx.queue.add(() =>
-              retrying(`uploading ${blob.blobPath}`, (s) =>
-                client.upload(data, data.length, {
-                  blobHTTPHeaders: { ...headers, blobContentMD5: md5 },
-                  metadata,
-                  conditions,
-                  abortSignal: s,
-                }),
-              ),
-            );
-            bytesUploaded += data.length;
-            blobBytes = data.length;
-            progress(data.length);
-            if (chunkLog[0]) chunkLog[0].status = "Completed";
-          }
-        } finally {
-          ctx.pool.release(slab);
-        }
       } else {
         await uploadBlocks(blob, index, container, target, conditions, metadata, headers);
       }
@@ -482,6 +451,83 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       return fail("BlobRequestFailed", `${blob.blobPath}: ${(e as Error).message}`);
     } finally {
       await fh.close();
+    }
+
+    /**
+     * One request: Put Blob is atomic and the service checks Content-MD5 against the body. The
+     * disposition is decided by the conditional Put itself (If-None-Match: *): a name is probed only
+     * when it turns out to be taken, so a fresh import costs one request per small file.
+     */
+    async function uploadSingle(
+      metadata: Record<string, string>,
+      headers: Record<string, string>,
+      metaBad: boolean,
+    ): Promise<void> {
+      const slab = await ctx.pool.acquire();
+      let target = name.ok ? name.name : blob.blobPath;
+      try {
+        const data = await readAt(fh, 0, blob.length, slab);
+        if (data.length < blob.length) {
+          if (chunkLog[0]) chunkLog[0].status = "FileUnexpectedEnd";
+          entry.status = "CompletedWithErrors";
+          return finish(entry, target);
+        }
+        if (blob.chunks[0] && md5Hex(data) !== blob.chunks[0].hash) {
+          chunkLog[0]!.status = "Corrupted";
+          entry.status = "CompletedWithErrors";
+          return finish(entry, target);
+        }
+        const md5 = createHash("md5").update(data).digest();
+        let n = 1;
+        let overwrite = false;
+        for (let tries = 0; ; tries++) {
+          try {
+            const t = target;
+            await ctx.queue.add(() =>
+              retrying(`uploading ${blob.blobPath}`, (s) =>
+                storage.block(name.ok ? name.container : "", t).upload(data, data.length, {
+                  blobHTTPHeaders: { ...headers, blobContentMD5: md5 },
+                  metadata,
+                  conditions: overwrite ? {} : { ifNoneMatch: "*" },
+                  abortSignal: s,
+                }),
+              ),
+            );
+            bytesUploaded += data.length;
+            break;
+          } catch (e) {
+            const kind = classify(e);
+            if ((kind !== "conflict" && kind !== "precondition") || tries > 1000) throw e;
+            const found = await existing(target);
+            if (found && mayBeOurs && found.md5 === md5.toString("base64")) break; // landed before a crash
+            if (!found) continue; // deleted meanwhile: try the same name again
+            if (blob.disposition === "no-overwrite") {
+              entry.disposition = { requested: blob.disposition, status: "Skipped" };
+              delete entry.chunks;
+              return finish(entry, target);
+            }
+            if (blob.disposition === "overwrite") {
+              overwrite = true;
+              entry.disposition = { requested: blob.disposition, status: "Overwritten" };
+              continue;
+            }
+            n++;
+            if (n > 1000) return fail("RenameFailed", `${blob.blobPath}: no free name after 1000 renames`);
+            target = renamed(name.ok ? name.name : "", n);
+          }
+        }
+        if (n > 1) {
+          entry.disposition = { requested: blob.disposition, status: "Renamed" };
+          entry.blobPath = `${name.ok ? name.container : ""}/${target}`;
+        }
+        blobBytes = data.length;
+        progress(data.length);
+        if (chunkLog[0]) chunkLog[0].status = "Completed";
+        if (metaBad) entry.status = "CompletedWithErrors";
+        return finish(entry, target);
+      } finally {
+        ctx.pool.release(slab);
+      }
     }
 
     async function uploadBlocks(
