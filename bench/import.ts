@@ -49,17 +49,6 @@ const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), "..", "agent"
 
 const root = mkdtempSync(join(tmpdir(), "bench-import-"));
 const cleanups: (() => void)[] = [];
-const sh = (cmd: string, args: string[]) => {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0)
-    throw new Error(
-      `${cmd} failed: ${r.stderr
-        .split("\n")
-        .filter((l) => /ERROR|Failed|error/.test(l))
-        .slice(0, 5)
-        .join(" | ")}`,
-    );
-};
 
 function freePort(): number {
   const out = execFileSync(
@@ -310,7 +299,7 @@ async function main(): Promise<void> {
   const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
   const row = (name: string, s: number | undefined, bytes: number, files: number) =>
     s === undefined
-      ? `${name.padEnd(22)} (not installed)`
+      ? `${name.padEnd(22)} ${rcloneNote}`
       : `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(bytes, s).toFixed(1).padStart(8)} MB/s ${(files / s).toFixed(0).padStart(7)} files/s`;
   console.log(`\nlarge files: ${largeFiles} x ${largeMiB} MiB = ${(largeBytes / 1e6).toFixed(0)} MB`);
   console.log(row("drive-station", dsLarge.seconds, largeBytes, largeFiles));

@@ -89,7 +89,7 @@ export async function readMetadataFile(
         status: "XmlReadFailed",
         message: `${what}: metadata name '${child.name}' appears twice (names are case-insensitive)`,
       };
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: HTTP header values cannot carry them
+    // HTTP header values carry printable ASCII only.
     if (/[^\x20-\x7e\t]/.test(child.text))
       return {
         ok: false,

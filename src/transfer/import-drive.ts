@@ -418,7 +418,6 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         entry.blobPath = `${container}/${target}`;
       }
       const conditions = blob.disposition === "overwrite" ? {} : { ifNoneMatch: "*" };
-      const client = storage.block(container, target);
 
       if (blob.kind === "page") {
         await uploadPageBlob(blob, container, target, conditions, metadata, headers);

@@ -53,8 +53,8 @@ export class TransferManager {
 
   constructor(private readonly deps: TransferManagerDeps) {
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
-    // Every request in flight has its block, plus as many being read and hashed meanwhile.
-    this.pool = new BufferPool(4 * 1024 * 1024, deps.settings.concurrency * 2);
+    // Every request in flight has its block, plus half as many again being read and hashed.
+    this.pool = new BufferPool(4 * 1024 * 1024, Math.ceil(deps.settings.concurrency * 1.5));
   }
 
   hooks(): DockHooks {
