@@ -27,6 +27,7 @@ commands:
   prepare --drive DIR --source PATH --session ID --dest container/prefix/ --drive-id SERIAL
           (--sas-file F | --account-key-file F) [--blob-type BlockBlob|PageBlob]
           [--disposition rename|no-overwrite|overwrite] [--skip-write] [--append] [--out entry.json]
+          [--metadata-file F] [--properties-file F]
                                          offline: lay out an import drive and write its manifest
 
 JOB is a job name; add --subscription S --resource-group G when the name is not unique.`;

@@ -22,6 +22,8 @@ export async function runPrepare(argv: string[]): Promise<void> {
       append: { type: "boolean", default: false },
       "block-size": { type: "string" },
       out: { type: "string" },
+      "metadata-file": { type: "string" },
+      "properties-file": { type: "string" },
     },
   });
   const need = (k: keyof typeof values) => {
@@ -62,6 +64,8 @@ export async function runPrepare(argv: string[]): Promise<void> {
     skipWrite: values["skip-write"] ?? false,
     append: values.append ?? false,
     ...(values["block-size"] ? { blockSize: Number(values["block-size"]) } : {}),
+    ...(values["metadata-file"] ? { metadataFile: values["metadata-file"] } : {}),
+    ...(values["properties-file"] ? { propertiesFile: values["properties-file"] } : {}),
   });
   const entry = {
     driveId: result.driveId,

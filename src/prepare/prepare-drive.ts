@@ -6,13 +6,14 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, rename, stat } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { md5Hex } from "../formats/blob-properties.js";
+import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
 import {
   type Chunk,
   type Credential,
+  type HashedPath,
   MAX_BLOCKS,
   MAX_CHUNK,
   type ManifestBlob,
@@ -43,6 +44,9 @@ export interface PrepareOptions {
   append?: boolean;
   /** Block size for block blobs; at most 4 MiB. */
   blockSize?: number;
+  /** Metadata and properties files (reference §2) applied to every blob of this session. */
+  metadataFile?: string;
+  propertiesFile?: string;
 }
 
 export interface PrepareResult {
@@ -240,7 +244,25 @@ export async function prepareDrive(o: PrepareOptions): Promise<PrepareResult> {
       writer.blob(b);
     }
   }
-  writer.blobList({ id: `${o.sessionId}#1-0` });
+  // Session-wide metadata and properties files go next to the data and are listed with their MD5.
+  const listFiles: { metadata?: HashedPath; properties?: HashedPath } = {};
+  for (const [kind, file] of [
+    ["metadata", o.metadataFile],
+    ["properties", o.propertiesFile],
+  ] as const) {
+    if (!file) continue;
+    const data = await readFile(file);
+    const check =
+      kind === "metadata"
+        ? await readMetadataFile(data, md5Hex(data))
+        : await readPropertiesFile(data, md5Hex(data), "import");
+    if (!check.ok) throw new PrepareError(`${file}: ${check.message}`);
+    const onDrive = join(o.sessionId, `${kind}.xml`);
+    await mkdir(join(driveRoot, o.sessionId), { recursive: true });
+    await writeFile(join(driveRoot, onDrive), data, { flag: "wx" });
+    listFiles[kind] = { path: `\\${onDrive.split(sep).join("\\")}`, hash: md5Hex(data) };
+  }
+  writer.blobList({ id: `${o.sessionId}#1-0`, ...listFiles });
 
   let bytes = 0;
   for (const p of planned) {

@@ -88,6 +88,9 @@ export interface Session {
   dest: string;
   blobType?: "BlockBlob" | "PageBlob";
   disposition?: "rename" | "no-overwrite" | "overwrite";
+  /** Session-wide metadata / properties file contents (reference §2). */
+  metadata?: string;
+  properties?: string;
 }
 
 /**
@@ -114,7 +117,17 @@ export async function preparedDrive(o: {
         mk(join(src, rel, ".."), { recursive: true });
         wf(join(src, rel), data);
       }
+      const extra: { metadataFile?: string; propertiesFile?: string } = {};
+      if (s.metadata) {
+        extra.metadataFile = join(o.workDir, `meta-${basename(o.image)}-${i}.xml`);
+        wf(extra.metadataFile, s.metadata);
+      }
+      if (s.properties) {
+        extra.propertiesFile = join(o.workDir, `props-${basename(o.image)}-${i}.xml`);
+        wf(extra.propertiesFile, s.properties);
+      }
       const r = await prepareDrive({
+        ...extra,
         driveRoot: mnt,
         source: src,
         sessionId: `session${i + 1}`,

@@ -130,7 +130,13 @@ describe.skipIf(!RUN)("staged: import engine", () => {
       accountKey: ACCOUNT_KEY,
       workDir: root,
       sessions: [
-        { files, dest: "imports/" },
+        {
+          files,
+          dest: "imports/",
+          metadata: "<Metadata><Owner>bob</Owner><DataSetName>SampleData</DataSetName></Metadata>",
+          properties:
+            "<Properties><Content-Type>application/x-station-test</Content-Type><Cache-Control>no-cache</Cache-Control></Properties>",
+        },
         { files: { "disk.vhd": page }, dest: "vhds/", blobType: "PageBlob" },
       ],
     });
@@ -230,7 +236,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
   });
 
   it("imports zero-byte, sub-block, >100 MB, page-blob and non-ASCII files byte for byte", async () => {
-    await job("main", entry.main!);
+    await job("main", entry.main!, { backupDriveManifest: true });
     plugIn(img.main!);
     const d = await until(img.main!, ["done", "failed", "error"]);
     expect(d.status, d.message).toBe("done");
@@ -244,6 +250,15 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     }
     expect((await download("vhds", "disk.vhd")).equals(page)).toBe(true);
 
+    // The session's metadata and properties files were applied to its blobs.
+    const props = await storage.client
+      .getContainerClient("imports")
+      .getBlobClient("small.txt")
+      .getProperties();
+    expect(props.metadata).toEqual({ owner: "bob", datasetname: "SampleData" });
+    expect(props.contentType).toBe("application/x-station-test");
+    expect(props.cacheControl).toBe("no-cache");
+
     const j = await getJob("main");
     expect(j.properties.state).toBe("Packaging");
     expect(j.properties.percentComplete).toBe(100);
@@ -256,6 +271,9 @@ describe.skipIf(!RUN)("staged: import engine", () => {
       bytesSucceeded: total,
     });
     expect(j.properties.driveList[0]!.errorLogUri).toBeUndefined();
+    const manifestUri = j.properties.driveList[0]!.manifestUri as string;
+    expect(manifestUri).toMatch(/\/waimportexport\/waies\/main_MAIN-0001_\d{8}-\d{6}-\d{3}_manifest\.xml$/);
+    expect(await logBlob(manifestUri)).toContain("<DriveId>MAIN-0001</DriveId>");
   });
 
   it("a file corrupted after preparation: Corrupted block in the error log, blob not committed, the others fine", async () => {
