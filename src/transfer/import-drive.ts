@@ -529,6 +529,78 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       }
     }
 
+    /**
+     * The one read of a blob's chunks: each is read into a pooled buffer, its MD5 checked against
+     * the manifest, and a good one handed to `send` through the station's queue; the buffer goes
+     * back to the pool when the request is done. Chunk statuses land in the log entry. Returns
+     * true when a chunk was bad (corrupted or past the end of the file).
+     */
+    async function sendChunks(
+      b: ManifestBlob,
+      o: {
+        whole?: ReturnType<typeof createHash>;
+        skip?: (k: number, c: ManifestBlob["chunks"][number]) => boolean;
+        sentStatus: ChunkStatus;
+        send: (k: number, buf: Buffer, md5: Buffer, s: AbortSignal) => Promise<unknown>;
+        what: (k: number) => string;
+      },
+    ): Promise<boolean> {
+      const uploads: Promise<void>[] = [];
+      let broken = false;
+      let ended = false;
+      for (const [k, c] of b.chunks.entries()) {
+        if (signal.aborted) throw signal.reason;
+        if (ended) {
+          chunkLog[k]!.status = "FileUnexpectedEnd";
+          continue;
+        }
+        // Backpressure: the next chunk is read only when a pooled buffer is free.
+        const slab = await ctx.pool.acquire();
+        let lent = false;
+        try {
+          const buf = await readAt(fh, c.offset, c.length, slab);
+          if (buf.length < c.length) {
+            chunkLog[k]!.status = "FileUnexpectedEnd";
+            broken = ended = true;
+            continue;
+          }
+          const md5 = createHash("md5").update(buf).digest();
+          if (md5.toString("hex").toUpperCase() !== c.hash) {
+            chunkLog[k]!.status = "Corrupted";
+            broken = true;
+            continue;
+          }
+          o.whole?.update(buf);
+          if (o.skip?.(k, c)) {
+            chunkLog[k]!.status = o.sentStatus; // landed before a restart: not sent again
+            blobBytes += c.length;
+            progress(c.length);
+            continue;
+          }
+          lent = true;
+          uploads.push(
+            ctx.queue.add(async () => {
+              try {
+                await retrying(o.what(k), (s) => o.send(k, buf, md5, s));
+              } finally {
+                ctx.pool.release(slab);
+              }
+              bytesUploaded += buf.length;
+              blobBytes += buf.length;
+              chunkLog[k]!.status = o.sentStatus;
+              progress(buf.length);
+            }) as Promise<void>,
+          );
+        } finally {
+          if (!lent) ctx.pool.release(slab);
+        }
+      }
+      const results = await Promise.allSettled(uploads);
+      const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+      if (failed) throw failed.reason;
+      return broken;
+    }
+
     async function uploadBlocks(
       b: ManifestBlob,
       i: number,
@@ -559,63 +631,14 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         }
       }
       const whole = createHash("md5");
-      const uploads: Promise<void>[] = [];
-      let broken = false;
-      for (const [k, c] of b.chunks.entries()) {
-        if (signal.aborted) throw signal.reason;
-        if (broken && chunkLog[k - 1]?.status === "FileUnexpectedEnd") {
-          chunkLog[k]!.status = "FileUnexpectedEnd";
-          continue;
-        }
-        // Backpressure: the next block is read only when a pooled buffer is free.
-        const slab = await ctx.pool.acquire();
-        let lent = false;
-        try {
-          const buf = await readAt(fh, c.offset, c.length, slab);
-          if (buf.length < c.length) {
-            chunkLog[k]!.status = "FileUnexpectedEnd";
-            broken = true;
-            continue;
-          }
-          const md5 = createHash("md5").update(buf).digest();
-          if (md5.toString("hex").toUpperCase() !== c.hash) {
-            chunkLog[k]!.status = "Corrupted";
-            broken = true;
-            continue;
-          }
-          whole.update(buf);
-          if (staged.get(ids[k]!) === c.length) {
-            chunkLog[k]!.status = "Uncommitted";
-            blobBytes += c.length;
-            progress(c.length);
-            continue;
-          }
-          lent = true;
-          uploads.push(
-            ctx.queue.add(async () => {
-              try {
-                await retrying(`staging block ${k} of ${b.blobPath}`, (s) =>
-                  client.stageBlock(ids[k]!, buf, buf.length, {
-                    transactionalContentMD5: md5,
-                    abortSignal: s,
-                  }),
-                );
-              } finally {
-                ctx.pool.release(slab);
-              }
-              bytesUploaded += buf.length;
-              blobBytes += buf.length;
-              chunkLog[k]!.status = "Uncommitted";
-              progress(buf.length);
-            }) as Promise<void>,
-          );
-        } finally {
-          if (!lent) ctx.pool.release(slab);
-        }
-      }
-      const results = await Promise.allSettled(uploads);
-      const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
-      if (failed) throw failed.reason;
+      const broken = await sendChunks(b, {
+        whole,
+        skip: (k, c) => staged.get(ids[k]!) === c.length,
+        sentStatus: "Uncommitted",
+        send: (k, buf, md5, s) =>
+          client.stageBlock(ids[k]!, buf, buf.length, { transactionalContentMD5: md5, abortSignal: s }),
+        what: (k) => `staging block ${k} of ${b.blobPath}`,
+      });
       if (broken) {
         entry.status = "CompletedWithErrors"; // never committed: the good blocks stay Uncommitted for a repair
         return;
@@ -656,47 +679,15 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           { blobIndex: index, state: "started", target, bytesSucceeded: 0 },
         ]);
       }
-      const uploads: Promise<void>[] = [];
-      for (const [k, c] of b.chunks.entries()) {
-        const slab = await ctx.pool.acquire();
-        let lent = false;
-        try {
-          const buf = await readAt(fh, c.offset, c.length, slab);
-          if (buf.length < c.length) {
-            chunkLog[k]!.status = "FileUnexpectedEnd";
-            continue;
-          }
-          const md5 = createHash("md5").update(buf).digest();
-          if (md5.toString("hex").toUpperCase() !== c.hash) {
-            chunkLog[k]!.status = "Corrupted";
-            continue;
-          }
-          lent = true;
-          uploads.push(
-            ctx.queue.add(async () => {
-              try {
-                await retrying(`writing pages ${c.offset} of ${b.blobPath}`, (s) =>
-                  client.uploadPages(buf, c.offset, c.length, {
-                    transactionalContentMD5: md5,
-                    abortSignal: s,
-                  }),
-                );
-              } finally {
-                ctx.pool.release(slab);
-              }
-              bytesUploaded += buf.length;
-              blobBytes += buf.length;
-              chunkLog[k]!.status = "Completed";
-              progress(buf.length);
-            }) as Promise<void>,
-          );
-        } finally {
-          if (!lent) ctx.pool.release(slab);
-        }
-      }
-      const results = await Promise.allSettled(uploads);
-      const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
-      if (failed) throw failed.reason;
+      await sendChunks(b, {
+        sentStatus: "Completed",
+        send: (_k, buf, md5, s) =>
+          client.uploadPages(buf, b.chunks[_k]!.offset, buf.length, {
+            transactionalContentMD5: md5,
+            abortSignal: s,
+          }),
+        what: (k) => `writing pages ${b.chunks[k]!.offset} of ${b.blobPath}`,
+      });
       if (chunkLog.some((l) => l.status !== "Completed")) {
         entry.status = "CompletedWithErrors";
         return;

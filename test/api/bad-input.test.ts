@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
+import { returnAddress } from "../support/jobs.js";
 import { useTempDir } from "../support/tmp.js";
 
 const tempDir = useTempDir();
@@ -299,15 +300,7 @@ describe("operator routes", () => {
         ...goodBody(),
         properties: {
           ...goodBody().properties,
-          returnAddress: {
-            recipientName: "R",
-            streetAddress1: "S",
-            city: "C",
-            postalCode: "1",
-            countryOrRegion: "US",
-            phone: "1",
-            email: "a@b.c",
-          },
+          returnAddress,
         },
       },
     });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN, stationLocation } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, freePort, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
+import { returnAddress } from "../support/jobs.js";
 import { attach, detach, preparedDrive, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("crash");
@@ -156,15 +157,7 @@ describe.skipIf(!RUN)("staged: kill -9 mid-import, restart, resume", () => {
       properties: {
         storageAccountId: `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/${ACCOUNT}`,
         jobType: "Import",
-        returnAddress: {
-          recipientName: "R",
-          streetAddress1: "S",
-          city: "C",
-          postalCode: "1",
-          countryOrRegion: "US",
-          phone: "1",
-          email: "a@b.c",
-        },
+        returnAddress,
         driveList: [entry],
       },
     });

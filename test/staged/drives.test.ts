@@ -13,6 +13,7 @@ import type { JobSpec } from "../../src/lifecycle/machine.js";
 import type { Actor, JobKey } from "../../src/lifecycle/model.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { returnAddress } from "../support/jobs.js";
 import { attach, detach, type Fs, makeDriveImage, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("drives");
@@ -88,15 +89,7 @@ const spec = (drives: JobSpec["driveList"]): JobSpec => ({
   location: "West US",
   type: "Import",
   storageAccountId: `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Storage/storageAccounts/acct`,
-  returnAddress: {
-    recipientName: "R",
-    streetAddress1: "S",
-    city: "C",
-    postalCode: "1",
-    countryOrRegion: "US",
-    phone: "1",
-    email: "a@b.c",
-  },
+  returnAddress,
   driveList: drives,
 });
 

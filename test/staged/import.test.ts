@@ -13,6 +13,7 @@ import type { JobSpec } from "../../src/lifecycle/machine.js";
 import type { JobKey } from "../../src/lifecycle/model.js";
 import { CUSTOMER_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
+import { returnAddress } from "../support/jobs.js";
 import { attach, detach, preparedDrive, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("import");
@@ -61,15 +62,7 @@ async function job(
     location: "West US",
     type: "Import",
     storageAccountId: `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Storage/storageAccounts/${ACCOUNT}`,
-    returnAddress: {
-      recipientName: "R",
-      streetAddress1: "S",
-      city: "C",
-      postalCode: "1",
-      countryOrRegion: "US",
-      phone: "1",
-      email: "a@b.c",
-    },
+    returnAddress,
     driveList: [drive],
     ...extra,
   };
