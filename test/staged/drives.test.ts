@@ -123,6 +123,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
     img.minix = await drive("minix", "xfs-like", "ODD-FS-0001", { serial: "ODD-FS-0001", manifest: false });
     img.extra = await drive("extra", "ext4", "EXTRA-0001", { serial: "EXTRA-0001" });
     img.late = await drive("late", "ext4", "LATE-0001", { serial: "LATE-0001" });
+    img.export = await drive("export", "ntfs", "EXPORT-0001", { serial: "EXPORT-0001", manifest: false });
 
     station = await startTestAgent(join(root, "data"), {
       drives: {
@@ -159,6 +160,28 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
         manifestHash: "0123456789ABCDEF0123456789ABCDEF",
       },
     ]);
+    // An export job whose package the operator checked in: its drives are known by serial.
+    await station.agent.service.create(
+      key("job-export"),
+      {
+        location: "West US",
+        type: "Export",
+        storageAccountId: `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Storage/storageAccounts/acct`,
+        returnAddress,
+        export: { blobList: { blobPathPrefix: ["/"] } },
+      },
+      actor,
+    );
+    await station.agent.service.update(
+      key("job-export"),
+      { state: "Shipping", deliveryPackage: { carrierName: "FedEx", trackingNumber: "TRK-export" } },
+      actor,
+    );
+    await station.agent.service.station(key("job-export"), {
+      type: "CheckInPackage",
+      trackingNumber: "TRK-export",
+      driveIds: ["EXPORT-0001"],
+    });
     // The package of job-late held OTHER-0001 and a stray EXTRA-0001, but not LATE-0001.
     await station.agent.service.station(key("job-late"), {
       type: "CheckInPackage",
@@ -284,6 +307,22 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
     ).toBe("Received");
   });
 
+  it("an export drive is matched by the serial checked in, and only it is mounted read-write", async () => {
+    plugIn(img.export!);
+    const d = await docked(img.export!);
+    expect(d).toMatchObject({
+      status: "ready",
+      jobType: "Export",
+      driveId: "EXPORT-0001",
+      mode: "rw",
+      fsType: "ntfs",
+    });
+    expect(mounts()).toContain(`${d.mountpoint} fuseblk rw,`);
+    const ro = station.agent.dock!.list().filter((x) => x.status === "ready" && x.jobType === "Import");
+    expect(ro.length).toBeGreaterThan(0);
+    for (const x of ro) expect(x.mode).toBe("ro");
+  });
+
   it("pulled: the detach is noticed and the volume unmounted", async () => {
     const d = await docked(img.ext4!);
     const mp = d.mountpoint!;
@@ -309,6 +348,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
       "failed",
       "failed",
       "held",
+      "ready",
       "ready",
       "ready",
       "ready",
