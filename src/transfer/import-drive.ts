@@ -619,36 +619,57 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         .update(`${ctx.jobName}\0${ctx.driveId}\0${b.blobPath}\0${b.length}`)
         .digest();
       const ids = b.chunks.map((c, k) => c.id ?? derivedBlockId(seed, k));
+      // On resume, the service says what landed: staged blocks (uncommitted list) and, if the run
+      // that crashed got as far as committing, the committed list.
       const staged = new Map<string, number>();
+      let committedByUs = false;
       if (mayBeOurs) {
         try {
           const list = await retrying(`listing blocks of ${b.blobPath}`, (s) =>
-            client.getBlockList("uncommitted", { abortSignal: s }),
+            client.getBlockList("all", { abortSignal: s }),
           );
           for (const blk of list.uncommittedBlocks ?? []) staged.set(blk.name, blk.size);
+          const committed = list.committedBlocks ?? [];
+          committedByUs =
+            committed.length === ids.length &&
+            committed.every((blk, k) => blk.name === ids[k] && blk.size === b.chunks[k]!.length);
         } catch (e) {
           if (classify(e) !== "not-found") throw e;
         }
       }
-      const whole = createHash("md5");
-      const broken = await sendChunks(b, {
-        whole,
-        skip: (k, c) => staged.get(ids[k]!) === c.length,
-        sentStatus: "Uncommitted",
-        send: (k, buf, md5, s) =>
-          client.stageBlock(ids[k]!, buf, buf.length, { transactionalContentMD5: md5, abortSignal: s }),
-        what: (k) => `staging block ${k} of ${b.blobPath}`,
-      });
+      const pass = (skip: (k: number, c: ManifestBlob["chunks"][number]) => boolean) => {
+        const whole = createHash("md5");
+        return sendChunks(b, {
+          whole,
+          skip,
+          sentStatus: "Uncommitted",
+          send: (k, buf, md5, s) =>
+            client.stageBlock(ids[k]!, buf, buf.length, { transactionalContentMD5: md5, abortSignal: s }),
+          what: (k) => `staging block ${k} of ${b.blobPath}`,
+        }).then((broken) => ({ broken, contentMd5: whole.digest() }));
+      };
+      let { broken, contentMd5 } = await pass((k, c) => committedByUs || staged.get(ids[k]!) === c.length);
       if (broken) {
         entry.status = "CompletedWithErrors"; // never committed: the good blocks stay Uncommitted for a repair
         return;
       }
-      const contentMd5 = whole.digest();
       if (mayBeOurs) {
         const found = await existing(target);
         if (found?.md5 === contentMd5.toString("base64")) {
           for (const l of chunkLog) l.status = "Completed";
-          return; // committed by the run that crashed
+          return; // committed by the run that crashed: every byte read and checked again, none sent
+        }
+        if (committedByUs) {
+          // The committed blob is not these bytes after all: send every block.
+          log.warn(
+            { blob: b.blobPath },
+            "a committed blob with our block list differs from the drive; sending it again",
+          );
+          ({ broken, contentMd5 } = await pass(() => false));
+          if (broken) {
+            entry.status = "CompletedWithErrors";
+            return;
+          }
         }
       }
       await retrying(`committing ${b.blobPath}`, (s) =>
