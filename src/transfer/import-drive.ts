@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { type FileHandle, open, readFile, realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
+import { Readable } from "node:stream";
 import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
@@ -767,15 +768,19 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
     });
     await ensureContainer(loc.container);
     const client = storage.block(loc.container, loc.blobName);
-    const content = body();
-    const data =
-      content instanceof Promise ? await content : Buffer.from((await collect(content)).join(""), "utf8");
-    await retrying(`writing the ${type} log`, (s) =>
-      client.upload(data, data.length, {
+    // Streamed: a million-blob drive's verbose log never sits in memory whole. The whole log is
+    // regenerated from the checkpoints if this fails, so one retry loop around the upload is enough.
+    await retrying(`writing the ${type} log`, async (s) => {
+      const content = body();
+      const source =
+        content instanceof Promise
+          ? Readable.from([await content])
+          : Readable.from(content, { objectMode: false });
+      await client.uploadStream(source, 4 * 1024 * 1024, 4, {
         blobHTTPHeaders: { blobContentType: "application/xml" },
         abortSignal: s,
-      }),
-    );
+      });
+    });
     return storage.publicUrl(loc.container, loc.blobName);
   };
   const renderLog = (kind: "error" | "verbose") =>
@@ -794,12 +799,6 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
   if (ctx.backupDriveManifest)
     result.manifestUri = await logBlob("manifest", () => readFile(ctx.manifestPath));
   return result;
-}
-
-async function collect(it: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for await (const s of it) out.push(s);
-  return out;
 }
 
 async function* readFileStream(path: string): AsyncIterable<Buffer> {
