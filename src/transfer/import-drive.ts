@@ -135,6 +135,15 @@ export function derivedBlockId(seed: Buffer, index: number): string {
   return b.toString("base64");
 }
 
+/** Where and how one blob is written: its container and name, the disposition's condition, metadata and headers. */
+interface BlobWrite {
+  container: string;
+  target: string;
+  conditions: { ifNoneMatch?: string };
+  metadata: Record<string, string>;
+  headers: Record<string, string>;
+}
+
 class FileFailure extends Error {
   constructor(
     readonly status: BlobStatus,
@@ -421,9 +430,9 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       const conditions = blob.disposition === "overwrite" ? {} : { ifNoneMatch: "*" };
 
       if (blob.kind === "page") {
-        await uploadPageBlob(blob, container, target, conditions, metadata, headers);
+        await uploadPageBlob({ container, target, conditions, metadata, headers });
       } else {
-        await uploadBlocks(blob, index, container, target, conditions, metadata, headers);
+        await uploadBlocks({ container, target, conditions, metadata, headers });
       }
       if (entry.status === "Completed" && metaBad) entry.status = "CompletedWithErrors";
       finish(entry, target);
@@ -602,15 +611,10 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       return broken;
     }
 
-    async function uploadBlocks(
-      b: ManifestBlob,
-      i: number,
-      container_: string,
-      target: string,
-      conditions: { ifNoneMatch?: string },
-      metadata: Record<string, string>,
-      headers: Record<string, string>,
-    ): Promise<void> {
+    async function uploadBlocks(w: BlobWrite): Promise<void> {
+      const { container: container_, target, conditions, metadata, headers } = w;
+      const b = blob;
+      const i = index;
       const client = storage.block(container_, target);
       // Claim the target before the first block: after a crash it is known to be ours.
       await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
@@ -684,14 +688,9 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       for (const l of chunkLog) l.status = "Completed";
     }
 
-    async function uploadPageBlob(
-      b: ManifestBlob,
-      container_: string,
-      target: string,
-      conditions: { ifNoneMatch?: string },
-      metadata: Record<string, string>,
-      headers: Record<string, string>,
-    ): Promise<void> {
+    async function uploadPageBlob(w: BlobWrite): Promise<void> {
+      const { container: container_, target, conditions, metadata, headers } = w;
+      const b = blob;
       const client = storage.page(container_, target);
       if (!resume.started.has(index)) {
         await retrying(`creating page blob ${b.blobPath}`, (s) =>
