@@ -35,6 +35,8 @@ import type { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
 
 export const SMALL_BLOB = 4 * 1024 * 1024;
+/** Page blobs are written under their name plus this, then copied into place when complete. */
+export const PARTIAL_SUFFIX = ".drive-station-partial";
 
 /** Storage stayed unreachable through every retry: the drive pauses, nothing is marked failed. */
 export class StorageOutage extends Error {
@@ -688,30 +690,63 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       for (const l of chunkLog) l.status = "Completed";
     }
 
+    /**
+     * A page blob cannot be staged, so it is written under a temporary name and copied to its
+     * final name (server-side, under the disposition's condition) only when every range landed
+     * verified; nothing partial or corrupt ever appears under the final name.
+     */
     async function uploadPageBlob(w: BlobWrite): Promise<void> {
-      const { container: container_, target, conditions, metadata, headers } = w;
       const b = blob;
-      const client = storage.page(container_, target);
-      if (!resume.started.has(index)) {
+      const final = storage.page(w.container, w.target);
+      const partial = storage.page(w.container, `${w.target}${PARTIAL_SUFFIX}`);
+      const partialExists = async () => (await existing(`${w.target}${PARTIAL_SUFFIX}`)) !== undefined;
+      if (resume.started.has(index) && !(await partialExists()) && (await existing(w.target))) {
+        // The run that crashed copied it into place and removed the partial: done.
+        for (const l of chunkLog) l.status = "Completed";
+        blobBytes += b.length;
+        progress(b.length);
+        return;
+      }
+      if (!resume.started.has(index) || !(await partialExists())) {
         await retrying(`creating page blob ${b.blobPath}`, (s) =>
-          client.create(b.length, { blobHTTPHeaders: headers, metadata, conditions, abortSignal: s }),
+          partial.create(b.length, { blobHTTPHeaders: w.headers, metadata: w.metadata, abortSignal: s }),
         );
         await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
-          { blobIndex: index, state: "started", target, bytesSucceeded: 0 },
+          { blobIndex: index, state: "started", target: w.target, bytesSucceeded: 0 },
         ]);
       }
-      await sendChunks(b, {
+      const dropPartial = () =>
+        retrying(`removing ${partial.name}`, (s) => partial.deleteIfExists({ abortSignal: s }));
+      const broken = await sendChunks(b, {
         sentStatus: "Completed",
-        send: (_k, buf, md5, s) =>
-          client.uploadPages(buf, b.chunks[_k]!.offset, buf.length, {
+        send: (k, buf, md5, s) =>
+          partial.uploadPages(buf, b.chunks[k]!.offset, buf.length, {
             transactionalContentMD5: md5,
             abortSignal: s,
           }),
         what: (k) => `writing pages ${b.chunks[k]!.offset} of ${b.blobPath}`,
       });
-      if (chunkLog.some((l) => l.status !== "Completed")) {
+      if (broken) {
+        // Never copied into place: the ranges that were written go with the partial blob.
+        for (const l of chunkLog) if (l.status === "Completed") l.status = "Cancelled";
         entry.status = "CompletedWithErrors";
+        await dropPartial();
         return;
+      }
+      try {
+        await retrying(`copying ${b.blobPath} into place`, async (s) => {
+          const poller = await final.beginCopyFromURL(partial.url, {
+            conditions: w.conditions,
+            abortSignal: s,
+          });
+          const done = await poller.pollUntilDone();
+          if (done.copyStatus !== "success") throw new Error(`the server-side copy ended ${done.copyStatus}`);
+        });
+      } finally {
+        if (!signal.aborted)
+          await dropPartial().catch((e) =>
+            log.warn({ err: e, blob: partial.name }, "partial page blob not removed"),
+          );
       }
       // Ranges the manifest leaves out are zeros in a new page blob: they count as transferred.
       const sparse = b.length - b.chunks.reduce((sum, c) => sum + c.length, 0);

@@ -105,6 +105,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
   const img: Record<string, string> = {};
   const entry: Record<string, { driveId: string; manifestFile: string; manifestHash: string }> = {};
   const corruptedFile = randomBytes(3 * 4 * 1024 * 1024 + 100);
+  const corruptedPage = randomBytes(8 * 1024 * 1024);
   const outageFile = randomBytes(160 * 1024 * 1024);
 
   beforeAll(async () => {
@@ -151,12 +152,17 @@ describe.skipIf(!RUN)("staged: import engine", () => {
           },
           dest: "corrupt/",
         },
+        { files: { "bad.vhd": corruptedPage }, dest: "corrupt/", blobType: "PageBlob" },
       ],
       tamper: async (mnt) => {
         const { openSync, writeSync, closeSync } = await import("node:fs");
         const fd = openSync(join(mnt, "session1", "b.bin"), "r+");
         writeSync(fd, Buffer.from([corruptedFile[5_000_000]! ^ 0xff]), 0, 1, 5_000_000); // block 1 of 4
         closeSync(fd);
+        const vhd = openSync(join(mnt, "session2", "bad.vhd"), "r+");
+        const at = 4 * 1024 * 1024 + 100; // in page range 1 of 2
+        writeSync(vhd, Buffer.from([corruptedPage[at]! ^ 0xff]), 0, 1, at);
+        closeSync(vhd);
       },
     });
 
@@ -242,6 +248,9 @@ describe.skipIf(!RUN)("staged: import engine", () => {
       expect((await blob.downloadToBuffer()).equals(data), rel).toBe(true);
     }
     expect((await download("vhds", "disk.vhd")).equals(page)).toBe(true);
+    const vhds: string[] = [];
+    for await (const b of storage.client.getContainerClient("vhds").listBlobsFlat()) vhds.push(b.name);
+    expect(vhds).toEqual(["disk.vhd"]); // the partial page blob was copied into place and removed
 
     // The session's metadata and properties files were applied to its blobs.
     const props = await storage.client
@@ -288,7 +297,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
 
     const errorLog = await readDriveLog(await logBlob(drive.errorLogUri));
     expect(errorLog.status).toBe("CompletedWithErrors");
-    expect(errorLog.blobs).toHaveLength(1);
+    expect(errorLog.blobs).toHaveLength(2);
     expect(errorLog.blobs[0]).toMatchObject({
       status: "CompletedWithErrors",
       blobPath: "corrupt/b.bin",
@@ -307,6 +316,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
       ["corrupt/a.txt", "Completed"],
       ["corrupt/b.bin", "CompletedWithErrors"],
       ["corrupt/c.txt", "Completed"],
+      ["corrupt/bad.vhd", "CompletedWithErrors"],
     ]);
     expect(verbose.blobs[1]!.chunks!.map((c) => c.status)).toEqual([
       "Uncommitted",
@@ -318,6 +328,16 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     await expect(
       storage.client.getContainerClient("corrupt").getBlobClient("b.bin").getProperties(),
     ).rejects.toMatchObject({ statusCode: 404 });
+    // The page blob with a damaged range never appears under its name, and no partial is left.
+    await expect(
+      storage.client.getContainerClient("corrupt").getBlobClient("bad.vhd").getProperties(),
+    ).rejects.toMatchObject({ statusCode: 404 });
+    const names: string[] = [];
+    for await (const b of storage.client.getContainerClient("corrupt").listBlobsFlat()) names.push(b.name);
+    expect(names.sort()).toEqual(["a.txt", "c.txt"]);
+    const vhdLog = errorLog.blobs.find((b) => b.blobPath === "corrupt/bad.vhd")!;
+    expect(vhdLog.status).toBe("CompletedWithErrors");
+    expect(vhdLog.chunks!.map((c) => c.status)).toEqual(["Cancelled", "Corrupted"]);
     expect((await download("corrupt", "a.txt")).toString()).toBe("fine\n");
     expect((await download("corrupt", "c.txt")).toString()).toBe("also fine\n");
   });
