@@ -249,22 +249,37 @@ async function main(argv: string[]): Promise<void> {
       return out(pad([["DRIVE", "JOB", "STATE", "PROGRESS", "BYTES"], ...rows]));
     }
     case "attached": {
-      const { value } = await call<{
-        value: {
-          device: string;
-          serial?: string;
-          fsType?: string;
-          status: string;
-          code?: string;
-          driveId?: string;
-          job?: { name: string };
-          message: string;
-        }[];
-      }>("GET", "/station/v1/attached");
+      type Attached = {
+        device: string;
+        serial?: string;
+        fsType?: string;
+        status: string;
+        code?: string;
+        driveId?: string;
+        job?: { name: string };
+        message: string;
+        progress?: {
+          bytesSucceeded: number;
+          bytesTotal: number;
+          bytesPerSecond: number;
+          etaSeconds?: number;
+        };
+      };
+      const { value } = await call<{ value: Attached[] }>("GET", "/station/v1/attached");
       if (!value.length) return out("no drives attached");
+      const progressOf = (d: Attached) => {
+        const p = d.progress;
+        if (!p || !p.bytesTotal) return "-";
+        const pct = Math.floor((p.bytesSucceeded * 100) / p.bytesTotal);
+        const eta =
+          p.etaSeconds === undefined
+            ? ""
+            : ` ETA ${Math.floor(p.etaSeconds / 60)}m${String(p.etaSeconds % 60).padStart(2, "0")}s`;
+        return `${bar(pct)} ${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s${eta}`;
+      };
       return out(
         pad([
-          ["DEVICE", "SERIAL", "FS", "STATUS", "JOB", "DRIVE", "DETAIL"],
+          ["DEVICE", "SERIAL", "FS", "STATUS", "JOB", "DRIVE", "PROGRESS", "DETAIL"],
           ...value.map((d) => [
             d.device,
             d.serial ?? "-",
@@ -272,6 +287,7 @@ async function main(argv: string[]): Promise<void> {
             d.code ? `${d.status} (${d.code})` : d.status,
             d.job?.name ?? "-",
             d.driveId ?? "-",
+            progressOf(d),
             d.message,
           ]),
         ]),

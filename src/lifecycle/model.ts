@@ -228,4 +228,5 @@ export type NoticeCode =
   | "Faulted"
   | "FaultUnresolved"
   | "DriveNeverReceived"
-  | "UnknownDrive";
+  | "UnknownDrive"
+  | "TransferPaused";

@@ -216,7 +216,7 @@ export class TransferManager {
         log.error({ job: jobLabel(key), driveId }, drive.message);
         await this.deps.notices.add([
           {
-            code: "Faulted",
+            code: "TransferPaused",
             at: this.deps.clock.now().toISOString(),
             job: key,
             driveId,

@@ -2,17 +2,20 @@
  * Staged import: real loop-image drives (NTFS, ext4), the real agent, a real Azurite. Asserts on
  * the blobs' bytes and Content-MD5, Get Job, and the copy-log blobs.
  */
+import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DockedDrive } from "../../src/drives/door.js";
 import { readDriveLog } from "../../src/formats/drive-log.js";
 import type { JobSpec } from "../../src/lifecycle/machine.js";
 import type { JobKey } from "../../src/lifecycle/model.js";
-import { CUSTOMER_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
+import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
+import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
 import { attach, detach, preparedDrive, stagedGate } from "./loop-images.js";
 
@@ -252,6 +255,17 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     for await (const b of storage.client.getContainerClient("vhds").listBlobsFlat()) vhds.push(b.name);
     expect(vhds).toEqual(["disk.vhd"]); // the partial page blob was copied into place and removed
 
+    // What the operator sees.
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      built("src/cli/main.js"),
+      "--url",
+      station.agent.url,
+      "--token",
+      OPERATOR_TOKEN,
+      "attached",
+    ]);
+    expect(stdout).toMatch(/\/dev\/loop\d+\s+-\s+ntfs\s+done\s+main\s+MAIN-0001\s+\[#{20}\] 100%/);
+
     // The session's metadata and properties files were applied to its blobs.
     const props = await storage.client
       .getContainerClient("imports")
@@ -418,5 +432,3 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     expect(log).not.toContain(ACCOUNT_KEY);
   });
 });
-
-void readFileSync;
