@@ -395,7 +395,10 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         return fileMd5;
       };
       if (blob.kind === "block" && blob.length <= SMALL_BLOB && blob.chunks.length <= 1 && !startedTarget) {
-        return await uploadSingle(metadata, headers, Boolean(metaBad));
+        return await uploadSingle(
+          { container, target: name.name, conditions: { ifNoneMatch: "*" }, metadata, headers },
+          Boolean(metaBad),
+        );
       }
       // Where it goes, by disposition. A resumed blob whose target already holds its exact bytes is done.
       let target = startedTarget ?? name.name;
@@ -469,13 +472,9 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
      * disposition is decided by the conditional Put itself (If-None-Match: *): a name is probed only
      * when it turns out to be taken, so a fresh import costs one request per small file.
      */
-    async function uploadSingle(
-      metadata: Record<string, string>,
-      headers: Record<string, string>,
-      metaBad: boolean,
-    ): Promise<void> {
+    async function uploadSingle(w: BlobWrite, metaBad: boolean): Promise<void> {
       const slab = await ctx.pool.acquire();
-      let target = name.ok ? name.name : blob.blobPath;
+      let target = w.target;
       try {
         const data = await readAt(fh, 0, blob.length, slab);
         if (data.length < blob.length) {
@@ -496,10 +495,10 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
             const t = target;
             await ctx.queue.add(() =>
               retrying(`uploading ${blob.blobPath}`, (s) =>
-                storage.block(name.ok ? name.container : "", t).upload(data, data.length, {
-                  blobHTTPHeaders: { ...headers, blobContentMD5: md5 },
-                  metadata,
-                  conditions: overwrite ? {} : { ifNoneMatch: "*" },
+                storage.block(w.container, t).upload(data, data.length, {
+                  blobHTTPHeaders: { ...w.headers, blobContentMD5: md5 },
+                  metadata: w.metadata,
+                  conditions: overwrite ? {} : w.conditions,
                   abortSignal: s,
                 }),
               ),
@@ -524,12 +523,12 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
             }
             n++;
             if (n > 1000) return fail("RenameFailed", `${blob.blobPath}: no free name after 1000 renames`);
-            target = renamed(name.ok ? name.name : "", n);
+            target = renamed(w.target, n);
           }
         }
         if (n > 1) {
           entry.disposition = { requested: blob.disposition, status: "Renamed" };
-          entry.blobPath = `${name.ok ? name.container : ""}/${target}`;
+          entry.blobPath = `${w.container}/${target}`;
         }
         blobBytes = data.length;
         progress(data.length);
@@ -615,44 +614,42 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
 
     async function uploadBlocks(w: BlobWrite): Promise<void> {
       const { container: container_, target, conditions, metadata, headers } = w;
-      const b = blob;
-      const i = index;
       const client = storage.block(container_, target);
       // Claim the target before the first block: after a crash it is known to be ours.
       await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
-        { blobIndex: i, state: "started", target, bytesSucceeded: 0 },
+        { blobIndex: index, state: "started", target, bytesSucceeded: 0 },
       ]);
       const seed = createHash("md5")
-        .update(`${ctx.jobName}\0${ctx.driveId}\0${b.blobPath}\0${b.length}`)
+        .update(`${ctx.jobName}\0${ctx.driveId}\0${blob.blobPath}\0${blob.length}`)
         .digest();
-      const ids = b.chunks.map((c, k) => c.id ?? derivedBlockId(seed, k));
+      const ids = blob.chunks.map((c, k) => c.id ?? derivedBlockId(seed, k));
       // On resume, the service says what landed: staged blocks (uncommitted list) and, if the run
       // that crashed got as far as committing, the committed list.
       const staged = new Map<string, number>();
       let committedByUs = false;
       if (mayBeOurs) {
         try {
-          const list = await retrying(`listing blocks of ${b.blobPath}`, (s) =>
+          const list = await retrying(`listing blocks of ${blob.blobPath}`, (s) =>
             client.getBlockList("all", { abortSignal: s }),
           );
           for (const blk of list.uncommittedBlocks ?? []) staged.set(blk.name, blk.size);
           const committed = list.committedBlocks ?? [];
           committedByUs =
             committed.length === ids.length &&
-            committed.every((blk, k) => blk.name === ids[k] && blk.size === b.chunks[k]!.length);
+            committed.every((blk, k) => blk.name === ids[k] && blk.size === blob.chunks[k]!.length);
         } catch (e) {
           if (classify(e) !== "not-found") throw e;
         }
       }
       const pass = (skip: (k: number, c: ManifestBlob["chunks"][number]) => boolean) => {
         const whole = createHash("md5");
-        return sendChunks(b, {
+        return sendChunks(blob, {
           whole,
           skip,
           sentStatus: "Uncommitted",
           send: (k, buf, md5, s) =>
             client.stageBlock(ids[k]!, buf, buf.length, { transactionalContentMD5: md5, abortSignal: s }),
-          what: (k) => `staging block ${k} of ${b.blobPath}`,
+          what: (k) => `staging block ${k} of ${blob.blobPath}`,
         }).then((broken) => ({ broken, contentMd5: whole.digest() }));
       };
       let { broken, contentMd5 } = await pass((k, c) => committedByUs || staged.get(ids[k]!) === c.length);
@@ -669,7 +666,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         if (committedByUs) {
           // The committed blob is not these bytes after all: send every block.
           log.warn(
-            { blob: b.blobPath },
+            { blob: blob.blobPath },
             "a committed blob with our block list differs from the drive; sending it again",
           );
           ({ broken, contentMd5 } = await pass(() => false));
@@ -679,7 +676,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           }
         }
       }
-      await retrying(`committing ${b.blobPath}`, (s) =>
+      await retrying(`committing ${blob.blobPath}`, (s) =>
         client.commitBlockList(ids, {
           blobHTTPHeaders: { ...headers, blobContentMD5: contentMd5 },
           metadata,
@@ -696,20 +693,19 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
      * verified; nothing partial or corrupt ever appears under the final name.
      */
     async function uploadPageBlob(w: BlobWrite): Promise<void> {
-      const b = blob;
       const final = storage.page(w.container, w.target);
       const partial = storage.page(w.container, `${w.target}${PARTIAL_SUFFIX}`);
       const partialExists = async () => (await existing(`${w.target}${PARTIAL_SUFFIX}`)) !== undefined;
       if (resume.started.has(index) && !(await partialExists()) && (await existing(w.target))) {
         // The run that crashed copied it into place and removed the partial: done.
         for (const l of chunkLog) l.status = "Completed";
-        blobBytes += b.length;
-        progress(b.length);
+        blobBytes += blob.length;
+        progress(blob.length);
         return;
       }
       if (!resume.started.has(index) || !(await partialExists())) {
-        await retrying(`creating page blob ${b.blobPath}`, (s) =>
-          partial.create(b.length, { blobHTTPHeaders: w.headers, metadata: w.metadata, abortSignal: s }),
+        await retrying(`creating page blob ${blob.blobPath}`, (s) =>
+          partial.create(blob.length, { blobHTTPHeaders: w.headers, metadata: w.metadata, abortSignal: s }),
         );
         await ctx.checkpoints.save(ctx.jobName, ctx.driveId, [
           { blobIndex: index, state: "started", target: w.target, bytesSucceeded: 0 },
@@ -717,14 +713,14 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       }
       const dropPartial = () =>
         retrying(`removing ${partial.name}`, (s) => partial.deleteIfExists({ abortSignal: s }));
-      const broken = await sendChunks(b, {
+      const broken = await sendChunks(blob, {
         sentStatus: "Completed",
         send: (k, buf, md5, s) =>
-          partial.uploadPages(buf, b.chunks[k]!.offset, buf.length, {
+          partial.uploadPages(buf, blob.chunks[k]!.offset, buf.length, {
             transactionalContentMD5: md5,
             abortSignal: s,
           }),
-        what: (k) => `writing pages ${b.chunks[k]!.offset} of ${b.blobPath}`,
+        what: (k) => `writing pages ${blob.chunks[k]!.offset} of ${blob.blobPath}`,
       });
       if (broken) {
         // Never copied into place: the ranges that were written go with the partial blob.
@@ -734,7 +730,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
         return;
       }
       try {
-        await retrying(`copying ${b.blobPath} into place`, async (s) => {
+        await retrying(`copying ${blob.blobPath} into place`, async (s) => {
           const poller = await final.beginCopyFromURL(partial.url, {
             conditions: w.conditions,
             abortSignal: s,
@@ -749,7 +745,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           );
       }
       // Ranges the manifest leaves out are zeros in a new page blob: they count as transferred.
-      const sparse = b.length - b.chunks.reduce((sum, c) => sum + c.length, 0);
+      const sparse = blob.length - blob.chunks.reduce((sum, c) => sum + c.length, 0);
       blobBytes += sparse;
       progress(sparse);
     }
@@ -766,8 +762,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       if (resume.done.has(index)) continue;
       if (firstError || signal.aborted) break;
       while (running.size >= ctx.blobConcurrency) await Promise.race(running);
-      const i = index;
-      const task = processBlob(i, item.blob, item.problem).catch((e) => {
+      const task = processBlob(index, item.blob, item.problem).catch((e) => {
         firstError ??= e;
       });
       running.add(task);

@@ -29,6 +29,11 @@ const goodBody = () => ({
   },
 });
 
+const withDrives = (driveList: unknown[]) => ({
+  ...goodBody(),
+  properties: { ...goodBody().properties, driveList },
+});
+
 async function call(
   method: string,
   path: string,
@@ -129,7 +134,7 @@ describe("bad input is refused cleanly and writes nothing", () => {
       name: "import without driveList",
       method: "PUT",
       path: `${base}/j1?${V}`,
-      body: { ...goodBody(), properties: { ...goodBody().properties, driveList: [] } },
+      body: withDrives([]),
       status: 400,
       code: "InvalidRequestContent",
       message: /driveList/,
@@ -138,13 +143,7 @@ describe("bad input is refused cleanly and writes nothing", () => {
       name: "bad manifestHash",
       method: "PUT",
       path: `${base}/j1?${V}`,
-      body: {
-        ...goodBody(),
-        properties: {
-          ...goodBody().properties,
-          driveList: [{ driveId: "A1", manifestFile: "\\m.xml", manifestHash: "xyz" }],
-        },
-      },
+      body: withDrives([{ driveId: "A1", manifestFile: "\\m.xml", manifestHash: "xyz" }]),
       status: 400,
       code: "InvalidRequestContent",
       message: /driveList\.0\.manifestHash/,
@@ -153,19 +152,13 @@ describe("bad input is refused cleanly and writes nothing", () => {
       name: "manifestFile escaping the drive",
       method: "PUT",
       path: `${base}/j1?${V}`,
-      body: {
-        ...goodBody(),
-        properties: {
-          ...goodBody().properties,
-          driveList: [
-            {
-              driveId: "A1",
-              manifestFile: "\\..\\..\\etc\\passwd",
-              manifestHash: "109B21108597EF36D5785F08303F3638",
-            },
-          ],
+      body: withDrives([
+        {
+          driveId: "A1",
+          manifestFile: "\\..\\..\\etc\\passwd",
+          manifestHash: "109B21108597EF36D5785F08303F3638",
         },
-      },
+      ]),
       status: 400,
       code: "InvalidRequestContent",
       message: /inside the drive/,

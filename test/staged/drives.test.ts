@@ -14,7 +14,7 @@ import type { Actor, JobKey } from "../../src/lifecycle/model.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, type Fs, makeDriveImage, stagedGate } from "./loop-images.js";
+import { attach, detach, type Fs, loopDrives, makeDriveImage, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("drives");
 const KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
@@ -126,13 +126,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
     img.export = await drive("export", "ntfs", "EXPORT-0001", { serial: "EXPORT-0001", manifest: false });
 
     station = await startTestAgent(join(root, "data"), {
-      drives: {
-        enabled: true,
-        physical: false,
-        pollIntervalMs: 200,
-        loopImageDirs: [images],
-        mountRoot: join(root, "mnt"),
-      },
+      drives: loopDrives(images, root),
       transfer: { enabled: false }, // this suite is about the door; the import suite moves the bytes
     });
     await shipping("job-main", [

@@ -17,7 +17,7 @@ import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, preparedDrive, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("import");
 const SUB = "sub-import";
@@ -213,13 +213,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     });
 
     station = await startTestAgent(join(root, "data"), {
-      drives: {
-        enabled: true,
-        physical: false,
-        pollIntervalMs: 200,
-        loopImageDirs: [images],
-        mountRoot: join(root, "mnt"),
-      },
+      drives: loopDrives(images, root),
       storageEndpoint: storage.template,
       transfer: {
         concurrency: 4,

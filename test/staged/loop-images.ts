@@ -4,6 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 
 export * from "../../src/staging/images.js";
 
@@ -43,3 +44,12 @@ export function stagedGate(suite: string): boolean {
   console.warn(`SKIPPING staged suite "${suite}": ${why}.`);
   return false;
 }
+
+/** The agent's drive settings for a staged suite: loop images in `images`, mounts under `root/mnt`. */
+export const loopDrives = (images: string, root: string) => ({
+  enabled: true,
+  physical: false,
+  pollIntervalMs: 200,
+  loopImageDirs: [images],
+  mountRoot: join(root, "mnt"),
+});
