@@ -43,7 +43,12 @@ export interface RunningAgent {
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
   runTimers(): Promise<number>;
+  /** Drives on the dock and drives being transferred (systemd STATUS=). */
+  status(): { attached: number; transferring: number };
+  /** Graceful stop: stop claiming drives, cancel transfers, flush, unmount, stop Azurite, close. */
   stop(): Promise<void>;
+  /** Last resort (second signal, stop deadline passed): kill what the agent started, lazily unmount. Synchronous. */
+  forceStop(): void;
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
@@ -130,6 +135,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         host: config.storage.host,
         port: config.storage.port,
         accounts,
+        onOrphan: (h) =>
+          log.warn(
+            { pid: h.pid, command: h.command },
+            "an embedded Azurite left by an earlier agent still held the storage port: stopping it (not reusing it)",
+          ),
       });
       // Azurite serves accounts path-style: http://host:port/<account>/<container>/<blob>
       storageEndpoint = `http://${config.storage.host}:${config.storage.port}/{account}`;
@@ -186,9 +196,10 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         mountRoot: abs(config.drives.mountRoot),
         ...(t.enabled ? { hooks: transfers.hooks() } : {}),
       });
-      // Stop order: transfers first (they read from mounted drives), then the dock unmounts.
+      // Stop order: claim no new drive, cancel the transfers (they read from mounted drives), then unmount.
       cleanup.unshift(() => dock?.stop());
       cleanup.unshift(() => transfers?.stop());
+      cleanup.unshift(() => dock?.stopWatching());
     }
 
     const { tokens, file: tokensFile } = loadTokens(config, dataDir, log);
@@ -240,6 +251,14 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       log,
       storageEndpoint,
       runTimers,
+      status: () => ({
+        attached: dock?.list().filter((d) => d.status !== "pulled").length ?? 0,
+        transferring: transfers?.active ?? 0,
+      }),
+      forceStop() {
+        azurite?.kill();
+        dock?.forceUnmount();
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

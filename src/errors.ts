@@ -26,6 +26,9 @@ export type StationErrorCode =
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"
+  | "StoragePortTaken"
+  // a transfer stopped on purpose (drive pulled, agent stopping): not a failure of any blob
+  | "Cancelled"
   | "InternalError";
 
 export interface StationErrorOptions {
@@ -53,3 +56,6 @@ export class StationError extends Error {
 }
 
 export const isStationError = (e: unknown): e is StationError => e instanceof StationError;
+
+/** An abort on purpose (the drive was pulled, the agent is stopping): never a blob's failure. */
+export const isCancellation = (e: unknown): boolean => isStationError(e) && e.code === "Cancelled";

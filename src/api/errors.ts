@@ -22,6 +22,8 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   AuthorizationFailed: 403,
   ConfigInvalid: 500,
   StorageUnavailable: 503,
+  StoragePortTaken: 503,
+  Cancelled: 503,
   InternalError: 500,
 };
 

@@ -559,57 +559,68 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       const uploads: Promise<void>[] = [];
       let broken = false;
       let ended = false;
-      for (const [k, c] of b.chunks.entries()) {
-        if (signal.aborted) throw signal.reason;
-        if (ended) {
-          chunkLog[k]!.status = "FileUnexpectedEnd";
-          continue;
-        }
-        // Backpressure: the next chunk is read only when a pooled buffer is free.
-        const slab = await ctx.pool.acquire();
-        let lent = false;
-        try {
-          const buf = await readAt(fh, c.offset, c.length, slab);
-          if (buf.length < c.length) {
-            chunkLog[k]!.status = "FileUnexpectedEnd";
-            broken = ended = true;
-            continue;
-          }
-          const md5 = createHash("md5").update(buf).digest();
-          if (md5.toString("hex").toUpperCase() !== c.hash) {
-            chunkLog[k]!.status = "Corrupted";
-            broken = true;
-            continue;
-          }
-          o.whole?.update(buf);
-          if (o.skip?.(k, c)) {
-            chunkLog[k]!.status = o.sentStatus; // landed before a restart: not sent again
-            blobBytes += c.length;
-            progress(c.length);
-            continue;
-          }
-          lent = true;
-          uploads.push(
-            ctx.queue.add(async () => {
-              try {
-                await retrying(o.what(k), (s) => o.send(k, buf, md5, s));
-              } finally {
-                ctx.pool.release(slab);
-              }
-              bytesUploaded += buf.length;
-              blobBytes += buf.length;
-              chunkLog[k]!.status = o.sentStatus;
-              progress(buf.length);
-            }) as Promise<void>,
-          );
-        } finally {
-          if (!lent) ctx.pool.release(slab);
-        }
+      try {
+        await readChunks();
+      } catch (e) {
+        // Every upload already handed to the queue is awaited: none may reject with no one listening.
+        await Promise.allSettled(uploads);
+        throw e;
       }
       const results = await Promise.allSettled(uploads);
       const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
       if (failed) throw failed.reason;
+      if (signal.aborted) throw signal.reason;
       return broken;
+
+      async function readChunks(): Promise<void> {
+        for (const [k, c] of b.chunks.entries()) {
+          if (signal.aborted) throw signal.reason;
+          if (ended) {
+            chunkLog[k]!.status = "FileUnexpectedEnd";
+            continue;
+          }
+          // Backpressure: the next chunk is read only when a pooled buffer is free.
+          const slab = await ctx.pool.acquire();
+          let lent = false;
+          try {
+            const buf = await readAt(fh, c.offset, c.length, slab);
+            if (buf.length < c.length) {
+              chunkLog[k]!.status = "FileUnexpectedEnd";
+              broken = ended = true;
+              continue;
+            }
+            const md5 = createHash("md5").update(buf).digest();
+            if (md5.toString("hex").toUpperCase() !== c.hash) {
+              chunkLog[k]!.status = "Corrupted";
+              broken = true;
+              continue;
+            }
+            o.whole?.update(buf);
+            if (o.skip?.(k, c)) {
+              chunkLog[k]!.status = o.sentStatus; // landed before a restart: not sent again
+              blobBytes += c.length;
+              progress(c.length);
+              continue;
+            }
+            lent = true;
+            uploads.push(
+              ctx.queue.add(async () => {
+                try {
+                  await retrying(o.what(k), (s) => o.send(k, buf, md5, s));
+                } finally {
+                  ctx.pool.release(slab);
+                }
+                bytesUploaded += buf.length;
+                blobBytes += buf.length;
+                chunkLog[k]!.status = o.sentStatus;
+                progress(buf.length);
+              }) as Promise<void>,
+            );
+          } finally {
+            if (!lent) ctx.pool.release(slab);
+          }
+        }
+      }
     }
 
     async function uploadBlocks(w: BlobWrite): Promise<void> {

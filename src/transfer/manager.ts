@@ -8,6 +8,7 @@ import PQueue from "p-queue";
 import type { Logger } from "pino";
 import type { DockedDrive, DockHooks } from "../drives/door.js";
 import type { MatchResult } from "../drives/match.js";
+import { StationError } from "../errors.js";
 import { ManifestError } from "../formats/status.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
@@ -47,7 +48,11 @@ type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
 export class TransferManager {
   private readonly queue: PQueue;
   private readonly pool: BufferPool;
-  private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** Keyed by job and drive id, not by device: a re-plugged drive may come back on another device. */
+  private readonly runs = new Map<
+    string,
+    { deviceKey: string; controller: AbortController; done: Promise<void> }
+  >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private stopped = false;
 
@@ -60,7 +65,7 @@ export class TransferManager {
   hooks(): DockHooks {
     return {
       onReady: (drive, match) => this.start(drive, match),
-      onGone: (drive) => this.abort(drive.key, "the drive was removed"),
+      onGone: (drive) => this.abort(drive.key, "pulled"),
     };
   }
 
@@ -69,21 +74,37 @@ export class TransferManager {
     while (this.runs.size) await Promise.all([...this.runs.values()].map((r) => r.done));
   }
 
+  /** Drives being transferred now (systemd STATUS=, the console). */
+  get active(): number {
+    return this.runs.size;
+  }
+
+  /**
+   * Graceful stop: no new run starts, every run is cancelled (not failed) and awaited, so its
+   * checkpoints are flushed and no block list is committed after this returns.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.retryTimers.values()) clearTimeout(t);
-    for (const key of this.runs.keys()) this.abort(key, "the agent is stopping");
+    this.retryTimers.clear();
+    for (const r of this.runs.values()) this.abort(r.deviceKey, "stopping");
     await this.idle();
   }
 
-  private abort(key: string, why: string): void {
+  private abort(key: string, why: "pulled" | "stopping"): void {
     const t = this.retryTimers.get(key);
     if (t) clearTimeout(t);
-    this.runs.get(key)?.controller.abort(new Error(why));
+    this.retryTimers.delete(key);
+    const message = why === "pulled" ? "the drive was pulled" : "the agent is stopping";
+    for (const r of this.runs.values())
+      if (r.deviceKey === key) r.controller.abort(new StationError("Cancelled", message, { target: why }));
   }
 
   private start(drive: DockedDrive, match: Ready): void {
-    if (this.stopped || this.runs.has(drive.key)) return;
+    if (this.stopped) return;
+    const runKey = `${jobLabel(drive.job!)}|${drive.driveId}`;
+    const previous = this.runs.get(runKey);
+    if (previous && !previous.controller.signal.aborted) return;
     if (match.kind === "export") {
       drive.message = `${drive.message} The export engine is not part of this station build yet: the drive waits.`;
       this.deps.log.warn(
@@ -93,8 +114,17 @@ export class TransferManager {
       return;
     }
     const controller = new AbortController();
-    const done = this.run(drive, match, controller).finally(() => this.runs.delete(drive.key));
-    this.runs.set(drive.key, { controller, done });
+    // A re-plugged drive starts once the cancelled run of its earlier plug has wound down.
+    const done = (previous?.done ?? Promise.resolve())
+      .then(() => (controller.signal.aborted ? undefined : this.run(drive, match, controller)))
+      .catch((e: unknown) =>
+        // run() handles its own failures; this is the owner of last resort, never a silent drop.
+        this.deps.log.error({ drive: drive.key, err: e }, "transfer run failed outside its handler"),
+      )
+      .finally(() => {
+        if (this.runs.get(runKey)?.controller === controller) this.runs.delete(runKey);
+      });
+    this.runs.set(runKey, { deviceKey: drive.key, controller, done });
   }
 
   private async run(
@@ -205,9 +235,13 @@ export class TransferManager {
     } catch (e) {
       await persisting;
       if (controller.signal.aborted) {
-        drive.status = "paused";
-        drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
-        log.warn({ job: jobLabel(key), driveId }, drive.message);
+        // A cancellation, not a failure: the drive stays Transferring and resumes from its checkpoints.
+        const pulled = (controller.signal.reason as StationError)?.target === "pulled";
+        drive.status = pulled ? "pulled" : "paused";
+        drive.message = pulled
+          ? `${label}: pulled — plug it in again to resume.`
+          : `${label} paused: the agent is stopping; the next start resumes where it stopped.`;
+        log.info({ job: jobLabel(key), driveId }, drive.message);
         return;
       }
       if (e instanceof StorageOutage) {
