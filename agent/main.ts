@@ -46,14 +46,18 @@ async function main(): Promise<void> {
     return `${s.attached} drive${s.attached === 1 ? "" : "s"} attached, ${s.transferring} transferring`;
   };
   // READY=1 only now: the API listens and drive detection has run its first scan.
-  void notifier?.notify({ READY: "1", STATUS: (lastStatus = status()) });
+  lastStatus = status();
+  void notifier?.notify({ READY: "1", STATUS: lastStatus });
   const watchdogMs = watchdogIntervalMs(process.env, process.pid);
   const beat = setInterval(
     () => {
       const fields: Record<string, string> = {};
       if (watchdogMs) fields.WATCHDOG = "1"; // from the event loop: a wedged loop stops the beat
       const now = status();
-      if (now !== lastStatus) fields.STATUS = lastStatus = now;
+      if (now !== lastStatus) {
+        fields.STATUS = now;
+        lastStatus = now;
+      }
       if (Object.keys(fields).length) void notifier?.notify(fields);
     },
     Math.min(watchdogMs ?? 5000, 5000),
