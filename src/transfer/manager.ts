@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { DockedDrive, DockHooks } from "../drives/door.js";
 import type { MatchResult } from "../drives/match.js";
 import { ManifestError } from "../formats/status.js";
-import { KeyedLock } from "../jobs/keyed-lock.js";
+import type { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
@@ -38,7 +38,7 @@ export interface TransferManagerDeps {
   endpoint: StorageEndpoint;
   settings: TransferSettings;
   /** The export engine's store and the station's own access to job storage accounts. */
-  exports?: { store: ExportStore; sourceFor(storageAccountId: string): ExportSource };
+  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
 }
 
 export interface DriveProgress {
@@ -57,7 +57,6 @@ export class TransferManager {
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Export drives that hold data, waiting for the operator's confirmation. */
   private readonly waiting = new Map<string, { drive: DockedDrive; match: Ready }>();
-  private readonly exportLock = new KeyedLock();
   private stopped = false;
 
   constructor(private readonly deps: TransferManagerDeps) {
@@ -129,7 +128,7 @@ export class TransferManager {
         log: this.deps.log,
         clock: this.deps.clock,
         store: exports.store,
-        lock: this.exportLock,
+        lock: exports.lock,
         sourceFor: exports.sourceFor,
         queue: this.queue,
         pool: this.pool,

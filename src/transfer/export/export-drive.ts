@@ -74,7 +74,9 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
   const { log, signal, store } = ctx;
   const key = ctx.job.key;
   const retrying = retrier(signal, ctx.retry, log);
-  const selection = await ensureSelection(ctx.job, ctx.source, store, retrying, signal);
+  const selection = await ctx.lock.run(`export-selection:${key}`, () =>
+    ensureSelection(ctx.job, ctx.source, store, retrying, signal),
+  );
   const planning = await planForDrive(
     ctx.job,
     ctx.driveId,
