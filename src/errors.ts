@@ -26,6 +26,7 @@ export type StationErrorCode =
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"
+  | "StoreUnavailable"
   | "InternalError";
 
 export interface StationErrorOptions {

@@ -22,6 +22,7 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   AuthorizationFailed: 403,
   ConfigInvalid: 500,
   StorageUnavailable: 503,
+  StoreUnavailable: 503,
   InternalError: 500,
 };
 
