@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type DestinationStream, type Logger } from "pino";
@@ -20,6 +21,7 @@ import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/so
 import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
 import { KeyedLock } from "../src/jobs/keyed-lock.js";
+import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
@@ -55,6 +57,10 @@ export interface RunningAgent {
   routes: readonly DeclaredRoute[];
   service: JobService;
   log: Logger;
+  /** This station's id in the fleet (drive claims). */
+  stationId: string;
+  /** False while the job store does not answer: readiness reports not-ready. */
+  storeHealthy(): boolean;
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
   runTimers(): Promise<number>;
@@ -184,7 +190,16 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const log = createLogger(config.log.level, options.logDestination);
   const clock = options.clock ?? systemClock;
 
-  const store = new SqliteStore(join(dataDir, "jobs.db"));
+  const stationId = config.station.id ?? hostname();
+  const store =
+    config.store.kind === "postgres"
+      ? await PgStore.open({
+          url: config.store.url,
+          poolSize: config.store.poolSize,
+          connectTimeoutMs: config.store.connectTimeoutSeconds * 1000,
+          log,
+        })
+      : new SqliteStore(join(dataDir, "jobs.db"));
   const { location } = config.station;
   const { id: _id, name: _name, supportedCarriers: _c, additionalShippingInformation, ...address } = location;
   const service = new JobService({
@@ -277,6 +292,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           outageRetryMs: t.outageRetrySeconds * 1000,
         },
         exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
+        fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
       });
       dock = new Dock({
         watcher,
@@ -366,7 +382,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     // Start watching drives once the API answers, so the operator can see them as they come.
     if (dock) await (dock as Dock).start();
     log.info(
-      { url, dataDir, tls: Boolean(tls), storage: config.storage.mode, drives: Boolean(dock) },
+      {
+        url,
+        dataDir,
+        stationId,
+        store: store instanceof PgStore ? store.where : "sqlite",
+        tls: Boolean(tls),
+        storage: config.storage.mode,
+        drives: Boolean(dock),
+      },
       "drive-station agent ready",
     );
     let stopped = false;
@@ -378,6 +402,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       routes: declaredRoutes(app),
       service,
       log,
+      stationId,
+      storeHealthy: () => store.healthy(),
       storageEndpoint,
       runTimers,
       async stop() {

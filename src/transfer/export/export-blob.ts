@@ -11,8 +11,8 @@
  */
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { type FileHandle, mkdir, open, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import { md5Hex, writeMetadataFile, writePropertiesFile } from "../../formats/blob-properties.js";
@@ -127,6 +127,13 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
   let fh: FileHandle | undefined;
   try {
     await mkdir(dirname(final), { recursive: true });
+    // A confirmed drive may carry symlinks: a file must still land on the drive.
+    const [realDir, realRoot] = await Promise.all([realpath(dirname(final)), realpath(env.root)]);
+    if (realDir !== realRoot && !realDir.startsWith(realRoot + sep))
+      throw new BlobFailure(
+        "FileNameInvalid",
+        `${p.filePath} leads outside the drive (a symlink on the drive)`,
+      );
     // A run killed between the rename and its checkpoint: the file is complete but unconfirmed.
     if (!(await exists(partial)) && (await exists(final))) await rename(final, partial);
     if (!(await exists(partial))) written.clear(); // records without their file: start over
