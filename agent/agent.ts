@@ -5,32 +5,47 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
 import pino, { type DestinationStream, type Logger } from "pino";
+import { z } from "zod";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { exportRoutes } from "../src/api/export-routes.js";
+import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
+import { JwtVerifier } from "../src/api/jwt.js";
 import { buildApi } from "../src/api/server.js";
 import { Dock } from "../src/drives/door.js";
 import { exec } from "../src/drives/exec.js";
 import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/sources.js";
 import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
+import { KeyedLock } from "../src/jobs/keyed-lock.js";
+import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
+import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
+import { jobLabel } from "../src/lifecycle/model.js";
 import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+import { AzureExportSource } from "../src/storage/azure-export-source.js";
+import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
   DEV_ACCOUNT,
   DEV_ACCOUNT_KEY,
   type RunningAzurite,
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
+import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
-import type { AgentConfig } from "./config.js";
+import { type AgentConfig, tokenSchema } from "./config.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
   baseDir: string;
   clock?: Clock;
   logDestination?: DestinationStream;
+  /** More API routes (tests, extensions); each must declare its access or the agent refuses to start. */
+  apiRoutes?: ((app: FastifyInstance) => void)[];
 }
 
 export interface RunningAgent {
@@ -38,8 +53,14 @@ export interface RunningAgent {
   dock: Dock | undefined;
   transfers: TransferManager | undefined;
   tokensFile: string | undefined;
+  /** Every API route with the access it declares (the gate tests walk this). */
+  routes: readonly DeclaredRoute[];
   service: JobService;
   log: Logger;
+  /** This station's id in the fleet (drive claims). */
+  stationId: string;
+  /** False while the job store does not answer: readiness reports not-ready. */
+  storeHealthy(): boolean;
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
   runTimers(): Promise<number>;
@@ -78,27 +99,93 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
-/** Tokens from config, or a generated operator+customer pair kept in dataDir (mode 0600). */
+/** The subscription the generated customer token is granted (edit the token file to change it). */
+export const DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000";
+
+/**
+ * Tokens from config; with neither tokens nor JWT configured, a generated operator+customer pair
+ * kept in dataDir (mode 0600), the customer granted DEMO_SUBSCRIPTION only.
+ */
 function loadTokens(
   config: AgentConfig,
   dataDir: string,
   log: Logger,
 ): { tokens: ApiToken[]; file: string | undefined } {
-  if (config.api.tokens.length > 0) return { tokens: config.api.tokens, file: undefined };
+  if (config.api.tokens.length > 0 || config.api.jwt) return { tokens: config.api.tokens, file: undefined };
   const file = join(dataDir, "api-tokens.json");
   if (!existsSync(file)) {
     const tokens: ApiToken[] = [
       { name: "operator", role: "operator", token: randomBytes(24).toString("base64url") },
-      { name: "customer", role: "customer", token: randomBytes(24).toString("base64url") },
+      {
+        name: "customer",
+        role: "customer",
+        token: randomBytes(24).toString("base64url"),
+        scopes: [{ subscriptionId: DEMO_SUBSCRIPTION }],
+      },
     ];
     writeFileSync(file, `${JSON.stringify({ tokens }, null, 2)}\n`, { mode: 0o600 });
     log.info({ file }, "no API tokens configured: generated an operator and a customer token");
   }
   chmodSync(file, 0o600);
-  const parsed = JSON.parse(readFileSync(file, "utf8")) as { tokens?: ApiToken[] };
-  if (!parsed.tokens?.length)
-    throw new StationError("ConfigInvalid", `Token file ${file} holds no tokens; delete it to regenerate.`);
-  return { tokens: parsed.tokens, file };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new StationError(
+      "ConfigInvalid",
+      `Token file ${file} is not valid JSON; delete it to regenerate.`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const parsed = z.object({ tokens: z.array(tokenSchema).min(1) }).safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StationError(
+      "ConfigInvalid",
+      `Token file ${file}: ${issue.path.map(String).join(".") || "(root)"}: ${issue.message}. Fix it, or delete it to regenerate.`,
+    );
+  }
+  return { tokens: parsed.data.tokens, file };
+}
+
+/** The JWT verifier, its key read here (the composition root is the only reader of files). */
+function jwtVerifier(config: AgentConfig, abs: (p: string) => string, clock: Clock): JwtVerifier | undefined {
+  const j = config.api.jwt;
+  if (!j) return undefined;
+  const read = (f: string, key: string) => {
+    try {
+      return readFileSync(abs(f), "utf8");
+    } catch (e) {
+      throw new StationError(
+        "ConfigInvalid",
+        `Config api.jwt.${key}: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? e}.`,
+        { cause: e },
+      );
+    }
+  };
+  let key: ConstructorParameters<typeof JwtVerifier>[0]["key"];
+  if (j.jwksUrl) key = { jwksUrl: j.jwksUrl };
+  else if (j.jwksFile) {
+    try {
+      key = { jwks: JSON.parse(read(j.jwksFile, "jwksFile")) };
+    } catch (e) {
+      if (e instanceof StationError) throw e;
+      throw new StationError("ConfigInvalid", `Config api.jwt.jwksFile: ${j.jwksFile} is not valid JSON.`);
+    }
+  } else key = { publicKeyPem: read(j.publicKeyFile!, "publicKeyFile") };
+  return new JwtVerifier({
+    key,
+    issuer: j.issuer,
+    audience: j.audience,
+    algorithms: j.algorithms,
+    clockToleranceSeconds: j.clockToleranceSeconds,
+    claims: j.claims,
+    operatorRole: j.operatorRole,
+    customerRole: j.customerRole,
+    now: () => clock.now(),
+  });
 }
 
 export async function startAgent(config: AgentConfig, options: AgentOptions): Promise<RunningAgent> {
@@ -108,7 +195,16 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const log = createLogger(config.log.level, options.logDestination);
   const clock = options.clock ?? systemClock;
 
-  const store = new SqliteStore(join(dataDir, "jobs.db"));
+  const stationId = config.station.id ?? hostname();
+  const store =
+    config.store.kind === "postgres"
+      ? await PgStore.open({
+          url: config.store.url,
+          poolSize: config.store.poolSize,
+          connectTimeoutMs: config.store.connectTimeoutSeconds * 1000,
+          log,
+        })
+      : new SqliteStore(join(dataDir, "jobs.db"));
   const { location } = config.station;
   const { id: _id, name: _name, supportedCarriers: _c, additionalShippingInformation, ...address } = location;
   const service = new JobService({
@@ -124,7 +220,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
-  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
+  const exportLock = new KeyedLock();
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close(), () => exportStore.close()];
   try {
     if (config.storage.mode === "embedded") {
       const accounts = config.storage.accounts.length
@@ -148,6 +246,24 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     } else {
       storageEndpoint = config.storage.endpointTemplate;
     }
+    // Export reads the job's account with the station's own key for it (never logged).
+    const accountKeys = new Map<string, string>(
+      (config.storage.mode === "embedded" && !config.storage.accounts.length
+        ? [{ name: DEV_ACCOUNT, key: DEV_ACCOUNT_KEY }]
+        : config.storage.accounts
+      ).map((a) => [a.name, a.key]),
+    );
+    const exportSourceFor = (storageAccountId: string) => {
+      const account = accountFromResourceId(storageAccountId);
+      const accountKey = accountKeys.get(account);
+      if (!accountKey)
+        throw new StationError(
+          "StorageUnavailable",
+          `This station holds no key for storage account '${account}': add it to storage.accounts in the config to export from it.`,
+          { target: account },
+        );
+      return new AzureExportSource({ endpoint: { template: storageEndpoint }, storageAccountId, accountKey });
+    };
 
     let dock: Dock | undefined;
     let transfers: TransferManager | undefined;
@@ -185,6 +301,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
         },
+        exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
+        fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
       });
       dock = new Dock({
         watcher,
@@ -209,12 +327,49 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const app = buildApi({
       service,
       notices: store,
-      auth: new TokenAuthenticator(tokens),
+      auth: new TokenAuthenticator(tokens, jwtVerifier(config, abs, clock)),
       location,
       log,
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
+      routes: [
+        exportRoutes({
+          service,
+          preview: async (key, driveSize) => {
+            const job = await service.get(key);
+            const docked = (dock?.list() ?? []).filter(
+              (d) => d.job && d.driveId && d.mountpoint && jobLabel(d.job) === jobLabel(key),
+            );
+            return previewJob(
+              {
+                store: exportStore,
+                lock: exportLock,
+                sourceFor: exportSourceFor,
+                log,
+                retry: config.transfer.retry,
+              },
+              job,
+              docked.map((d) => ({
+                driveId: d.driveId!,
+                mountpoint: d.mountpoint!,
+                ...(d.fsType ? { fsType: d.fsType } : {}),
+              })),
+              driveSize,
+              AbortSignal.timeout(10 * 60_000),
+            );
+          },
+          confirm: async (key, driveId, by) => {
+            if (!transfers)
+              throw new StationError(
+                "NotYetAllowed",
+                "Drives are disabled on this station: no export drive can be written.",
+              );
+            return transfers.confirmExportDrive(key, driveId, by);
+          },
+        }),
+        ...(options.apiRoutes ?? []),
+      ],
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     cleanup.unshift(() => app.close());
@@ -238,7 +393,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     // Start watching drives once the API answers, so the operator can see them as they come.
     if (dock) await (dock as Dock).start();
     log.info(
-      { url, dataDir, tls: Boolean(tls), storage: config.storage.mode, drives: Boolean(dock) },
+      {
+        url,
+        dataDir,
+        stationId,
+        store: store instanceof PgStore ? store.where : "sqlite",
+        tls: Boolean(tls),
+        storage: config.storage.mode,
+        drives: Boolean(dock),
+      },
       "drive-station agent ready",
     );
     let stopped = false;
@@ -247,8 +410,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       dock,
       transfers,
       tokensFile,
+      routes: declaredRoutes(app),
       service,
       log,
+      stationId,
+      storeHealthy: () => store.healthy(),
       storageEndpoint,
       runTimers,
       status: () => ({

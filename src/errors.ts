@@ -23,12 +23,14 @@ export type StationErrorCode =
   // auth
   | "AuthenticationFailed"
   | "AuthorizationFailed"
+  | "LinkedAuthorizationFailed"
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"
   | "StoragePortTaken"
   // a transfer stopped on purpose (drive pulled, agent stopping): not a failure of any blob
   | "Cancelled"
+  | "StoreUnavailable"
   | "InternalError";
 
 export interface StationErrorOptions {
