@@ -7,11 +7,12 @@
  */
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, open, readFile, realpath } from "node:fs/promises";
+import { type FileHandle, lstat, open, readFile, realpath, stat } from "node:fs/promises";
 import { join, sep } from "node:path";
 import { Readable } from "node:stream";
 import type PQueue from "p-queue";
 import type { Logger } from "pino";
+import { StationError } from "../errors.js";
 import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
 import {
   cancelBlob,
@@ -165,7 +166,20 @@ async function openInside(root: string, filePath: string): Promise<FileHandle> {
     const realRoot = await realpath(root);
     if (!real.startsWith(realRoot + sep))
       throw new FileFailure("FileNameInvalid", `${filePath} leads outside the drive`);
-    return await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // Only regular files are opened: a FIFO, socket or device node would block a read (and a
+    // libuv thread) forever. lstat first; O_NONBLOCK guards a file swapped in between.
+    const kind = await lstat(real);
+    if (!kind.isFile())
+      throw new FileFailure(
+        "FileAccessDenied",
+        `${filePath} is not a regular file (${kind.isFIFO() ? "a FIFO" : kind.isSocket() ? "a socket" : kind.isBlockDevice() || kind.isCharacterDevice() ? "a device node" : "not a file"}): not read`,
+      );
+    const fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!(await fh.stat()).isFile()) {
+      await fh.close();
+      throw new FileFailure("FileAccessDenied", `${filePath} changed into a non-regular file: not read`);
+    }
+    return fh;
   } catch (e) {
     if (e instanceof FileFailure) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -209,6 +223,15 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
   }
   if (!header) throw new Error("manifest without header");
   const storage = ctx.storageFor(header);
+  // A pulled drive makes reads fail (ENOENT, EIO) before the dock notices: such a failure is the
+  // drive going away, a cancellation, never the blob's fault. The mount's device id tells.
+  const rootDev = (await stat(ctx.root)).dev;
+  const driveGone = async () => (await stat(ctx.root).catch(() => undefined))?.dev !== rootDev;
+  const cancelIfGone = async () => {
+    if (signal.aborted) throw signal.reason;
+    if (await driveGone())
+      throw new StationError("Cancelled", "the drive went away mid-transfer", { target: "pulled" });
+  };
   const resume = await ctx.checkpoints.progress(ctx.jobName, ctx.driveId);
   let bytesSucceeded = resume.bytesSucceeded;
   let bytesUploaded = 0;
@@ -286,6 +309,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           await fh.close();
         }
       } catch (e) {
+        await cancelIfGone();
         info.status = e instanceof FileFailure ? (e.status as FileInfoStatus) : "IOFailed";
         return { info, values: {} };
       }
@@ -329,6 +353,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       pending.push({ blobIndex: index, state: "done", target, bytesSucceeded: blobBytes, log });
     };
     const fail = (status: BlobStatus, message: string, target = blob.blobPath) => {
+      if (signal.aborted) throw signal.reason; // a cancellation is not this blob's failure
       log.warn({ blob: blob.blobPath, file: blob.filePath, status }, message);
       finish(cancelBlob(entry, status), target);
     };
@@ -362,6 +387,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
     try {
       fh = await openInside(ctx.root, blob.filePath);
     } catch (e) {
+      if (e instanceof FileFailure && e.status !== "FileAccessDenied") await cancelIfGone();
       if (e instanceof FileFailure) return fail(e.status, `${blob.blobPath}: ${e.message}`);
       throw e;
     }
@@ -458,10 +484,15 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           "BlobRequestForbidden",
           `${blob.blobPath}: the storage account refused the request (key or SAS)`,
         );
-      if (e instanceof FileFailure) return fail(e.status, e.message);
+      if (e instanceof FileFailure) {
+        await cancelIfGone();
+        return fail(e.status, e.message);
+      }
       const code = (e as NodeJS.ErrnoException).code;
-      if (code && !("statusCode" in (e as object)))
+      if (code && !("statusCode" in (e as object))) {
+        await cancelIfGone();
         return fail("IOFailed", `${blob.filePath}: read failed (${code})`);
+      }
       return fail("BlobRequestFailed", `${blob.blobPath}: ${(e as Error).message}`);
     } finally {
       await fh.close();
@@ -773,6 +804,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       if (resume.done.has(index)) continue;
       if (firstError || signal.aborted) break;
       while (running.size >= ctx.blobConcurrency) await Promise.race(running);
+      if (firstError || signal.aborted) break; // no blob starts after a cancellation
       const task = processBlob(index, item.blob, item.problem).catch((e) => {
         firstError ??= e;
       });

@@ -9,7 +9,7 @@ import PQueue from "p-queue";
 import type { Logger } from "pino";
 import type { DockedDrive, DockHooks } from "../drives/door.js";
 import type { MatchResult } from "../drives/match.js";
-import { StationError } from "../errors.js";
+import { isCancellation, StationError } from "../errors.js";
 import { DriveLease } from "../fleet/drive-lease.js";
 import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
@@ -336,9 +336,9 @@ export class TransferManager {
         this.resumeWhenStoreAnswers(drive, match);
         return;
       }
-      if (controller.signal.aborted) {
+      if (controller.signal.aborted || isCancellation(e)) {
         // A cancellation, not a failure: the drive stays Transferring and resumes from its checkpoints.
-        const why = (controller.signal.reason as StationError)?.target;
+        const why = ((controller.signal.aborted ? controller.signal.reason : e) as StationError)?.target;
         drive.status = why === "pulled" ? "pulled" : "paused";
         drive.message =
           why === "pulled"
