@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { isAbsolute, join, resolve } from "node:path";
-import pino, { type DestinationStream, type Logger } from "pino";
+import type { DestinationStream, Logger } from "pino";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
 import { buildApi } from "../src/api/server.js";
 import { Dock } from "../src/drives/door.js";
@@ -16,7 +16,6 @@ import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
-import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
 import {
   DEV_ACCOUNT,
   DEV_ACCOUNT_KEY,
@@ -25,6 +24,7 @@ import {
 } from "../src/storage/embedded-azurite.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import type { AgentConfig } from "./config.js";
+import { createLogger, detectLogFormat } from "./logging.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
@@ -44,33 +44,6 @@ export interface RunningAgent {
   storageEndpoint: string;
   runTimers(): Promise<number>;
   stop(): Promise<void>;
-}
-
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: "drive-station" },
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      hooks: {
-        // Scrub string arguments (messages) for secrets an SDK error might quote.
-        logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
-          );
-        },
-      },
-      serializers: {
-        err: (e: Error) => ({
-          type: e.name,
-          message: scrubSecrets(e.message),
-          code: (e as { code?: string }).code,
-        }),
-      },
-    },
-    destination,
-  );
 }
 
 /** Tokens from config, or a generated operator+customer pair kept in dataDir (mode 0600). */
@@ -100,7 +73,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
   const dataDir = abs(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const log = createLogger(config.log.level, options.logDestination);
+  const log = createLogger({
+    level: config.log.level,
+    // Tests hand in a destination and read JSON lines; a real run picks pretty/journal/json.
+    format: options.logDestination ? "json" : detectLogFormat(),
+    ...(options.logDestination ? { sink: options.logDestination } : {}),
+  });
   const clock = options.clock ?? systemClock;
 
   const store = new SqliteStore(join(dataDir, "jobs.db"));

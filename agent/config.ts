@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StationError } from "../src/errors.js";
+import { findUnknownKey } from "./config-keys.js";
 
 const token = z.object({
   name: z.string().min(1).max(64),
@@ -124,6 +125,14 @@ export const configSchema = z.object({
 export type AgentConfig = z.output<typeof configSchema>;
 
 export function parseConfig(raw: unknown, source: string): AgentConfig {
+  // A key no schema object names is a typo or a setting this version does not have: stop.
+  const unknown = findUnknownKey(configSchema, raw);
+  if (unknown)
+    throw new StationError(
+      "ConfigInvalid",
+      `Config ${source}: unknown key ${unknown.path}${unknown.suggestion ? `; did you mean ${[...unknown.path.split(".").slice(0, -1), unknown.suggestion].join(".")}?` : ` (known here: ${unknown.known.join(", ")})`}. Fix or remove it; config/README.md lists every key.`,
+      { target: unknown.path },
+    );
   const r = configSchema.safeParse(raw);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
