@@ -5,13 +5,98 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StationError } from "../src/errors.js";
+import { scrubSecrets } from "../src/secrets.js";
 import { findUnknownKey } from "./config-keys.js";
 
-const token = z.object({
-  name: z.string().min(1).max(64),
-  token: z.string().min(16, "must be at least 16 characters"),
-  role: z.enum(["customer", "operator"]),
+/** An ARM-like role assignment: a subscription, or one resource group in it. */
+const roleAssignment = z.object({
+  subscriptionId: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, "must be a subscription id (letters, digits, '-')"),
+  resourceGroup: z
+    .string()
+    .regex(
+      /^[-\p{L}\p{N}_.()]{1,90}$/u,
+      "must be a resource group name (1-90 letters, digits, '-', '_', '.', '()')",
+    )
+    .optional(),
 });
+
+export const tokenSchema = z
+  .object({
+    name: z.string().min(1).max(64),
+    role: z.enum(["customer", "operator"]),
+    token: z.string().min(16, "must be at least 16 characters").optional(),
+    /** SHA-256 of the token, hex: the config then holds no usable secret. */
+    tokenSha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits (sha256sum of the token)")
+      .optional(),
+    /** Customer tokens: the subscriptions / resource groups they may see. Required for customers. */
+    scopes: z.array(roleAssignment).default([]),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.token === undefined) === (t.tokenSha256 === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["token"], message: "give exactly one of token or tokenSha256" });
+    }
+    if (t.role === "customer" && t.scopes.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scopes"],
+        message:
+          "a customer token needs at least one scope: [{ subscriptionId, resourceGroup? }] (it would see nothing)",
+      });
+    }
+    if (t.role === "operator" && t.scopes.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scopes"],
+        message: "operator tokens see everything; remove scopes",
+      });
+    }
+  });
+
+/** Asymmetric algorithms only: never `none`, never HS* (a public key used as an HMAC secret). */
+const JWT_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+const jwtSchema = z
+  .object({
+    /** Where the identity provider's signing keys come from: exactly one of these. */
+    jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+    jwksFile: z.string().min(1).optional(),
+    publicKeyFile: z.string().min(1).optional(),
+    issuer: z.string().min(1),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(["RS256", "PS256", "ES256", "EdDSA"]),
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+    claims: z
+      .object({
+        /** The caller's name in messages and `systemData.createdBy`. */
+        name: z.string().min(1).default("sub"),
+        /** Array (or space-separated string) of role names. */
+        roles: z.string().min(1).default("roles"),
+        /** Array (or space-separated string) of `/subscriptions/<id>[/resourceGroups/<name>]` or bare subscription ids. */
+        scopes: z.string().min(1).default("scopes"),
+      })
+      .default({ name: "sub", roles: "roles", scopes: "scopes" }),
+    operatorRole: z.string().min(1).default("Station.Operator"),
+    customerRole: z.string().min(1).default("Station.Customer"),
+  })
+  .refine((j) => [j.jwksUrl, j.jwksFile, j.publicKeyFile].filter(Boolean).length === 1, {
+    message: "give exactly one of jwksUrl, jwksFile, publicKeyFile",
+    path: ["jwksUrl"],
+  });
 
 export const configSchema = z.object({
   /** Jobs database, embedded Azurite data, generated tokens. Relative paths are relative to the config file's directory's parent. */
@@ -30,11 +115,23 @@ export const configSchema = z.object({
         .max(64 * 1024 * 1024)
         .default(1024 * 1024),
       tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
-      /** Tokens given inline. When none are configured the agent generates a pair into dataDir/api-tokens.json. */
-      tokens: z.array(token).default([]),
+      /**
+       * Static tokens. With neither tokens nor jwt configured the agent generates a pair into
+       * dataDir/api-tokens.json (the customer one scoped to DEMO_SUBSCRIPTION).
+       */
+      tokens: z.array(tokenSchema).default([]),
+      /** Optional: bearer JWTs from an identity provider, alongside (or instead of) static tokens. */
+      jwt: jwtSchema.optional(),
     })
     .default({ host: "127.0.0.1", port: 7480, bodyLimitBytes: 1024 * 1024, tokens: [] }),
   station: z.object({
+    /** This station's name in the fleet (drive claims, logs); default: the host name. */
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'")
+      .optional(),
+    /** How long a drive claim lasts without a heartbeat: a dead station's drives free up after this. */
+    leaseSeconds: z.number().min(3).max(3600).default(30),
     location: z.object({
       id: z.string().regex(/^[a-z0-9]+$/, "must be a short lower-case id like 'westus'"),
       name: z.string().min(1),
@@ -68,6 +165,19 @@ export const configSchema = z.object({
       }),
     ])
     .default({ mode: "embedded", host: "127.0.0.1", port: 10000, accounts: [] }),
+  /** The job store: an embedded SQLite file (one station), or a PostgreSQL shared by a fleet of stations. */
+  store: z
+    .discriminatedUnion("kind", [
+      z.object({ kind: z.literal("sqlite") }),
+      z.object({
+        kind: z.literal("postgres"),
+        /** postgres://user:password@host:5432/db; the password is never logged. */
+        url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
+        poolSize: z.number().int().min(1).max(100).default(10),
+        connectTimeoutSeconds: z.number().min(1).max(300).default(5),
+      }),
+    ])
+    .default({ kind: "sqlite" }),
   timers: z
     .object({ intervalSeconds: z.number().min(1).max(3600).default(60) })
     .default({ intervalSeconds: 60 }),
@@ -139,10 +249,12 @@ export function parseConfig(raw: unknown, source: string): AgentConfig {
   const key = issue.path.map(String).join(".") || "(root)";
   let value: unknown = raw;
   for (const p of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[p as PropertyKey];
-  const shown = /token|key|sas/i.test(key) ? "[redacted]" : JSON.stringify(value);
+  const shown = /token|key|sas|password/i.test(key)
+    ? "[redacted]"
+    : scrubSecrets(JSON.stringify(value) ?? "");
   throw new StationError(
     "ConfigInvalid",
-    `Config ${source}: ${key} = ${shown ?? "(missing)"}: ${issue.message}.`,
+    `Config ${source}: ${key} = ${shown || "(missing)"}: ${issue.message}.`,
     { target: key },
   );
 }

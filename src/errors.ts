@@ -23,9 +23,11 @@ export type StationErrorCode =
   // auth
   | "AuthenticationFailed"
   | "AuthorizationFailed"
+  | "LinkedAuthorizationFailed"
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"
+  | "StoreUnavailable"
   | "InternalError";
 
 export interface StationErrorOptions {
