@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { registerActionCommands } from "./commands/actions.js";
 import { registerAttachedCommand } from "./commands/attached.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerExportCommands } from "./commands/export.js";
 import { registerPrepareCommand } from "./commands/prepare.js";
 import { registerReadCommands } from "./commands/read.js";
 import { oneLine } from "./errors.js";
@@ -27,6 +28,7 @@ export function buildProgram(version = "0.0.0"): Command {
   registerReadCommands(program);
   registerAttachedCommand(program);
   registerActionCommands(program);
+  registerExportCommands(program);
   registerPrepareCommand(program);
   registerDemoCommand(program);
   for (const cmd of allCommands(program)) {

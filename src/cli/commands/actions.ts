@@ -13,8 +13,17 @@ async function act(cmd: Command, name: string, suffix: string, body: unknown, js
   emit(json, job, () => jobView(job));
 }
 
-/** Commands that change a job (each prints the job after, --json for its JSON). */
-export const ACTION_COMMANDS = ["check-in", "arrived", "fault", "resolve", "ship-back", "close"] as const;
+/** Commands that act on a job (each prints the outcome, or its JSON with --json). */
+export const ACTION_COMMANDS = [
+  "check-in",
+  "arrived",
+  "fault",
+  "resolve",
+  "ship-back",
+  "close",
+  "preview-export",
+  "confirm-export-drive",
+] as const;
 
 export function registerActionCommands(program: Command): void {
   program
