@@ -85,14 +85,13 @@ export function credentialRefusal(e: unknown, sas: boolean): CredentialRefusal |
   const what = sas ? "the drive's container SAS" : "the drive's account key";
   if (status === 401 || status === 403) {
     const c = code ?? "Forbidden";
-    const why =
-      c === "AuthorizationPermissionMismatch"
+    const why = !sas
+      ? `the storage account refused ${what}`
+      : c === "AuthorizationPermissionMismatch"
         ? `${what} lacks a permission the import needs (read, write, delete)`
         : c === "AuthorizationResourceTypeMismatch"
           ? `${what} does not grant access to this container or resource`
-          : c === "AuthorizationSourceIPMismatch" || c === "AuthorizationFailure"
-            ? `the storage account refused ${what} (expired, revoked, for another container, or a firewall rule)`
-            : `the storage account refused ${what}`;
+          : `the storage account refused ${what} (expired, revoked, signed for another container, or a firewall rule)`;
     return { status, code: c, cause: `${why} (${status} ${c})` };
   }
   if (sas && status === 404 && code === "ContainerNotFound")

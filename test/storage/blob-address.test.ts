@@ -268,7 +268,7 @@ describe("credentialRefusal", () => {
       /SAS lacks a permission.*403 AuthorizationPermissionMismatch/,
     ],
     [403, "AuthorizationResourceTypeMismatch", true, /does not grant access/],
-    [403, "AuthorizationFailure", true, /expired, revoked, for another container/],
+    [403, "AuthorizationFailure", true, /expired, revoked, signed for another container/],
     [401, undefined, false, /401 Forbidden/],
     [404, "ContainerNotFound", true, /a SAS cannot create it/],
   ])("%d %s (SAS: %s) is a refusal of the credential", (status, code, sas, cause) => {
