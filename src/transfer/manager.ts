@@ -1,8 +1,8 @@
 /**
- * Runs drive transfers: takes ready drives from the dock, moves the drive and job states around
- * each run, publishes progress a few times a second (persisted every couple of seconds), and
- * pauses instead of failing when the drive is pulled or storage stays down (the next plug-in or
- * the outage retry resumes from the checkpoints).
+ * Runs drive transfers: takes ready drives, picks the engine for the job's type, moves the drive
+ * and job states around each run, publishes the drive's progress meter (to its view a few times a
+ * second, persisted every couple of seconds), and pauses instead of failing when the drive is
+ * pulled or storage stays down (the next plug-in or the outage retry resumes from the checkpoints).
  */
 import PQueue from "p-queue";
 import type { Logger } from "pino";
@@ -12,10 +12,14 @@ import { ManifestError } from "../formats/status.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
+import { AzureBlobPort } from "../storage/azure-blob-port.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
-import { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
-import { importDrive, type RetryPolicy, StorageOutage } from "./import-drive.js";
+import { BufferPool } from "./core/buffer-pool.js";
+import { ProgressMeter, type ProgressSnapshot } from "./core/progress.js";
+import { type RetryPolicy, StorageOutage } from "./core/retry.js";
+import type { DriveEngine } from "./engine.js";
+import { importDrive } from "./import/engine.js";
 
 export interface TransferSettings {
   concurrency: number;
@@ -33,20 +37,57 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
+  engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
 }
 
-export interface DriveProgress {
-  bytesSucceeded: number;
-  bytesTotal: number;
-  bytesPerSecond: number;
-  etaSeconds?: number;
+export type DriveProgress = ProgressSnapshot;
+
+/** What the manager reports about a drive while it runs (the dock's view of it satisfies this). */
+export interface TransferView {
+  status: DockedDrive["status"];
+  message: string;
+  code?: DockedDrive["code"];
+  progress?: DriveProgress;
 }
 
-type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
+/** A drive ready to transfer: matched to a job, mounted, past the door rules. */
+export interface ReadyDrive {
+  /** The dock's key of the drive (one run per key). */
+  key: string;
+  job: JobKey;
+  driveId: string;
+  jobType: "Import" | "Export";
+  /** The data volume's mountpoint. */
+  root: string;
+  /** Import: the matched drive manifest. */
+  manifestPath?: string;
+  view: TransferView;
+}
+
+/** The dock's ready drive as the manager's plain value (the view is the dock's own record). */
+export function readyDrive(
+  drive: DockedDrive,
+  match: Extract<MatchResult, { kind: "import" | "export" }>,
+): ReadyDrive {
+  return {
+    key: drive.key,
+    job: drive.job!,
+    driveId: drive.driveId!,
+    jobType: match.kind === "import" ? "Import" : "Export",
+    root: drive.mountpoint!,
+    ...(match.kind === "import" ? { manifestPath: match.manifestPath } : {}),
+    view: drive,
+  };
+}
+
+const VIEW_EVERY_MS = 200;
+const PERSIST_EVERY_MS = 2000;
 
 export class TransferManager {
   private readonly queue: PQueue;
   private readonly pool: BufferPool;
+  private readonly engines: Partial<Record<"Import" | "Export", DriveEngine>>;
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private stopped = false;
@@ -55,11 +96,12 @@ export class TransferManager {
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
     // Every request in flight has its block, plus half as many again being read and hashed.
     this.pool = new BufferPool(4 * 1024 * 1024, Math.ceil(deps.settings.concurrency * 1.5));
+    this.engines = { Import: importDrive, ...deps.engines };
   }
 
   hooks(): DockHooks {
     return {
-      onReady: (drive, match) => this.start(drive, match),
+      onReady: (drive, match) => this.start(readyDrive(drive, match)),
       onGone: (drive) => this.abort(drive.key, "the drive was removed"),
     };
   }
@@ -82,96 +124,79 @@ export class TransferManager {
     this.runs.get(key)?.controller.abort(new Error(why));
   }
 
-  private start(drive: DockedDrive, match: Ready): void {
+  start(drive: ReadyDrive): void {
     if (this.stopped || this.runs.has(drive.key)) return;
-    if (match.kind === "export") {
-      drive.message = `${drive.message} The export engine is not part of this station build yet: the drive waits.`;
+    const engine = this.engines[drive.jobType];
+    if (!engine) {
+      drive.view.message = `${drive.view.message} The export engine is not part of this station build yet: the drive waits.`;
       this.deps.log.warn(
-        { drive: drive.key, job: jobLabel(drive.job!) },
+        { drive: drive.key, job: jobLabel(drive.job) },
         "export drive ready, but exports are not implemented yet",
       );
       return;
     }
     const controller = new AbortController();
-    const done = this.run(drive, match, controller).finally(() => this.runs.delete(drive.key));
+    const done = this.run(drive, engine, controller).finally(() => this.runs.delete(drive.key));
     this.runs.set(drive.key, { controller, done });
   }
 
-  private async run(
-    drive: DockedDrive,
-    match: Extract<MatchResult, { kind: "import" }>,
-    controller: AbortController,
-  ): Promise<void> {
-    const { service, log, settings } = this.deps;
-    const key: JobKey = drive.job!;
-    const driveId = drive.driveId!;
+  private async run(drive: ReadyDrive, engine: DriveEngine, controller: AbortController): Promise<void> {
+    const { service, log, settings, clock } = this.deps;
+    const { view, driveId } = drive;
+    const key: JobKey = drive.job;
+    const direction = drive.jobType === "Import" ? "import" : "export";
     const label = `${jobLabel(key)} drive ${driveId}`;
-    const started = Date.now();
-    let lastPersist = 0;
+    const started = clock.now().getTime();
     let persisting: Promise<unknown> = Promise.resolve();
-    let lastSample = { t: started, bytes: 0 };
+    const progress = new ProgressMeter(clock);
+    progress.subscribe(VIEW_EVERY_MS, (p) => {
+      view.progress = p;
+    });
+    progress.subscribe(PERSIST_EVERY_MS, (p) => {
+      persisting = persisting.then(() =>
+        service
+          .station(key, {
+            type: "TransferProgress",
+            driveId,
+            bytesSucceeded: p.bytesSucceeded,
+            bytesTotal: p.bytesTotal,
+            copyStatus: "InProgress",
+          })
+          .catch((e) => log.warn({ err: e }, "progress not saved")),
+      );
+    });
     try {
       const job = await service.get(key);
       const entry = job.drives.find((d) => d.driveId === driveId);
       const resuming = entry?.state === "Transferring";
       if (!resuming) await service.station(key, { type: "TransferStarted", driveId });
-      drive.status = "transferring";
-      drive.message = `${resuming ? "Resuming" : "Importing"} ${label}.`;
-      log.info({ job: jobLabel(key), driveId, resuming }, "drive import started");
+      view.status = "transferring";
+      view.message = `${resuming ? "Resuming" : direction === "import" ? "Importing" : "Exporting"} ${label}.`;
+      log.info({ job: jobLabel(key), driveId, resuming }, `drive ${direction} started`);
 
-      const result = await importDrive({
-        jobName: job.name,
+      const result = await engine({
+        job,
         driveId,
-        diagnosticsPath: job.diagnosticsPath,
-        logLevel: job.logLevel,
-        backupDriveManifest: job.backupDriveManifest,
-        root: drive.mountpoint!,
-        manifestPath: match.manifestPath,
+        root: drive.root,
+        ...(drive.manifestPath ? { manifestPath: drive.manifestPath } : {}),
         resuming,
-        storageFor: (header) =>
-          new JobStorage({
-            endpoint: this.deps.endpoint,
-            storageAccountId: job.storageAccountId,
-            credential: header.credential!,
-            ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
-          }),
-        queue: this.queue,
-        pool: this.pool,
+        portFor: (credential) =>
+          new AzureBlobPort(
+            new JobStorage({
+              endpoint: this.deps.endpoint,
+              storageAccountId: job.storageAccountId,
+              credential,
+              ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
+            }),
+          ),
+        pipeline: { queue: this.queue, pool: this.pool },
         blobConcurrency: settings.blobConcurrency,
         checkpoints: this.deps.checkpoints,
         signal: controller.signal,
         log: log.child({ job: jobLabel(key), driveId }),
-        now: () => this.deps.clock.now(),
+        clock,
         retry: settings.retry,
-        onProgress: (bytesSucceeded, bytesTotal) => {
-          const now = Date.now();
-          if (now - lastSample.t >= 1000) {
-            const rate = ((bytesSucceeded - lastSample.bytes) * 1000) / (now - lastSample.t);
-            const p: DriveProgress = {
-              bytesSucceeded,
-              bytesTotal,
-              bytesPerSecond: Math.max(0, Math.round(rate)),
-            };
-            if (rate > 0) p.etaSeconds = Math.round((bytesTotal - bytesSucceeded) / rate);
-            drive.progress = p;
-            lastSample = { t: now, bytes: bytesSucceeded };
-          } else
-            drive.progress = { ...(drive.progress ?? { bytesPerSecond: 0 }), bytesSucceeded, bytesTotal };
-          if (now - lastPersist >= 2000 || bytesSucceeded === bytesTotal) {
-            lastPersist = now;
-            persisting = persisting.then(() =>
-              service
-                .station(key, {
-                  type: "TransferProgress",
-                  driveId,
-                  bytesSucceeded,
-                  bytesTotal,
-                  copyStatus: "InProgress",
-                })
-                .catch((e) => log.warn({ err: e }, "progress not saved")),
-            );
-          }
-        },
+        progress,
       });
       await persisting;
       const outcome = result.status === "Completed" ? "Completed" : "CompletedMoreInfo";
@@ -186,9 +211,9 @@ export class TransferManager {
         ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       });
       await this.deps.checkpoints.clear(job.name, driveId);
-      const seconds = (Date.now() - started) / 1000;
-      drive.status = "done";
-      drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
+      const seconds = (clock.now().getTime() - started) / 1000;
+      view.status = "done";
+      view.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
       log.info(
         {
           job: jobLabel(key),
@@ -196,40 +221,34 @@ export class TransferManager {
           status: result.status,
           blobs: result.blobs,
           bytesTotal: result.bytesTotal,
-          bytesUploaded: result.bytesUploaded,
+          [direction === "import" ? "bytesUploaded" : "bytesDownloaded"]: result.bytesTransferred,
           seconds,
-          mbPerSecond: Number((result.bytesUploaded / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
+          mbPerSecond: Number((result.bytesTransferred / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
         },
-        "drive import finished",
+        `drive ${direction} finished`,
       );
     } catch (e) {
       await persisting;
       if (controller.signal.aborted) {
-        drive.status = "paused";
-        drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
-        log.warn({ job: jobLabel(key), driveId }, drive.message);
+        view.status = "paused";
+        view.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
+        log.warn({ job: jobLabel(key), driveId }, view.message);
         return;
       }
       if (e instanceof StorageOutage) {
-        drive.status = "paused";
-        drive.message = `${label} paused: ${e.message}. Retrying in ${Math.round(this.deps.settings.outageRetryMs / 1000)} s; nothing already sent will be sent again.`;
-        log.error({ job: jobLabel(key), driveId }, drive.message);
+        view.status = "paused";
+        view.message = `${label} paused: ${e.message}. Retrying in ${Math.round(settings.outageRetryMs / 1000)} s; nothing already sent will be sent again.`;
+        log.error({ job: jobLabel(key), driveId }, view.message);
         await this.deps.notices.add([
-          {
-            code: "TransferPaused",
-            at: this.deps.clock.now().toISOString(),
-            job: key,
-            driveId,
-            message: drive.message,
-          },
+          { code: "TransferPaused", at: clock.now().toISOString(), job: key, driveId, message: view.message },
         ]);
         if (!this.stopped) {
           this.retryTimers.set(
             drive.key,
             setTimeout(() => {
               this.retryTimers.delete(drive.key);
-              this.start(drive, match);
-            }, this.deps.settings.outageRetryMs),
+              this.start(drive);
+            }, settings.outageRetryMs),
           );
         }
         return;
@@ -242,14 +261,14 @@ export class TransferManager {
           copyStatus: e.status,
           bytesSucceeded: 0,
         });
-        drive.status = "failed";
-        drive.code = e.status;
-        drive.message = `${label}: ${e.message}`;
+        view.status = "failed";
+        view.code = e.status;
+        view.message = `${label}: ${e.message}`;
         return;
       }
-      drive.status = "error";
-      drive.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
-      log.error({ job: jobLabel(key), driveId, err: e }, "drive import failed");
+      view.status = "error";
+      view.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
+      log.error({ job: jobLabel(key), driveId, err: e }, `drive ${direction} failed`);
     }
   }
 }
