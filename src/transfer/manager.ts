@@ -7,22 +7,26 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
 import type { Logger } from "pino";
-import type { DockedDrive, DockHooks } from "../drives/door.js";
-import type { MatchResult } from "../drives/match.js";
+import type { DockHooks } from "../drives/door.js";
 import { DriveLease } from "../fleet/drive-lease.js";
 import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
+import type { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { AzureBlobPort } from "../storage/azure-blob-port.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
+import type { ExportSource } from "../storage/export-source.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { BufferPool } from "./core/buffer-pool.js";
-import { ProgressMeter, type ProgressSnapshot } from "./core/progress.js";
+import { ProgressMeter } from "./core/progress.js";
 import { type RetryPolicy, StorageOutage } from "./core/retry.js";
 import type { DriveEngine } from "./engine.js";
+import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
+import type { ExportStore } from "./export/store.js";
 import { importDrive } from "./import/engine.js";
+import { type ReadyDrive, readyDrive } from "./ready-drive.js";
 
 export interface TransferSettings {
   concurrency: number;
@@ -53,49 +57,11 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** The export engine's store and the station's own access to job storage accounts. */
+  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
   fleet: FleetSettings;
   /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
   engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
-}
-
-export type DriveProgress = ProgressSnapshot;
-
-/** What the manager reports about a drive while it runs (the dock's view of it satisfies this). */
-export interface TransferView {
-  status: DockedDrive["status"];
-  message: string;
-  code?: DockedDrive["code"];
-  progress?: DriveProgress;
-}
-
-/** A drive ready to transfer: matched to a job, mounted, past the door rules. */
-export interface ReadyDrive {
-  /** The dock's key of the drive (one run per key). */
-  key: string;
-  job: JobKey;
-  driveId: string;
-  jobType: "Import" | "Export";
-  /** The data volume's mountpoint. */
-  root: string;
-  /** Import: the matched drive manifest. */
-  manifestPath?: string;
-  view: TransferView;
-}
-
-/** The dock's ready drive as the manager's plain value (the view is the dock's own record). */
-export function readyDrive(
-  drive: DockedDrive,
-  match: Extract<MatchResult, { kind: "import" | "export" }>,
-): ReadyDrive {
-  return {
-    key: drive.key,
-    job: drive.job!,
-    driveId: drive.driveId!,
-    jobType: match.kind === "import" ? "Import" : "Export",
-    root: drive.mountpoint!,
-    ...(match.kind === "import" ? { manifestPath: match.manifestPath } : {}),
-    view: drive,
-  };
 }
 
 const VIEW_EVERY_MS = 200;
@@ -107,6 +73,8 @@ export class TransferManager {
   private readonly engines: Partial<Record<"Import" | "Export", DriveEngine>>;
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Export drives that hold data, waiting for the operator's confirmation. */
+  private readonly waiting = new Map<string, ReadyDrive>();
   /** Paused runs waiting for the job store to answer again. */
   private readonly storeWaits = new Map<string, AbortController>();
   private readonly stopping = new AbortController();
@@ -153,7 +121,30 @@ export class TransferManager {
     await this.idle();
   }
 
+  /**
+   * The operator confirmed that an export drive holding data may be written: recorded, and the
+   * drive starts if it is plugged in. Throws when the drive is not one the job checked in.
+   */
+  async confirmExportDrive(job: JobKey, driveId: string, by: string): Promise<{ started: boolean }> {
+    const exports = this.deps.exports;
+    if (!exports) throw new Error("this station has no export engine configured");
+    await exports.store.confirm(exportJobKey(job), driveId, { by, at: this.deps.clock.now().toISOString() });
+    this.deps.log.info(
+      { job: jobLabel(job), driveId, operator: by },
+      "operator confirmed writing to an export drive that holds data",
+    );
+    for (const [k, w] of this.waiting) {
+      if (w.driveId === driveId && jobLabel(w.job) === jobLabel(job)) {
+        this.waiting.delete(k);
+        this.start(w);
+        return { started: true };
+      }
+    }
+    return { started: false };
+  }
+
   private abort(key: string, why: string): void {
+    this.waiting.delete(key);
     const t = this.retryTimers.get(key);
     if (t) clearTimeout(t);
     this.storeWaits.get(key)?.abort();
@@ -163,9 +154,10 @@ export class TransferManager {
 
   start(drive: ReadyDrive): void {
     if (this.stopped || this.runs.has(drive.key)) return;
+    if (drive.jobType === "Export" && this.deps.exports) return this.startExport(drive, this.deps.exports);
     const engine = this.engines[drive.jobType];
     if (!engine) {
-      drive.view.message = `${drive.view.message} The export engine is not part of this station build yet: the drive waits.`;
+      drive.view.message = `${drive.view.message} This station has no export engine configured: the drive waits.`;
       this.deps.log.warn(
         { drive: drive.key, job: jobLabel(drive.job) },
         "export drive ready, but exports are not implemented yet",
@@ -174,6 +166,40 @@ export class TransferManager {
     }
     const controller = new AbortController();
     const done = this.run(drive, engine, controller).finally(() => this.runs.delete(drive.key));
+    this.runs.set(drive.key, { controller, done });
+  }
+
+  /** The export run (export/export-run.ts) with its own waiting and retry outcomes. */
+  private startExport(drive: ReadyDrive, exports: NonNullable<TransferManagerDeps["exports"]>): void {
+    const s = this.deps.settings;
+    const deps: ExportRunDeps = {
+      service: this.deps.service,
+      notices: this.deps.notices,
+      log: this.deps.log,
+      clock: this.deps.clock,
+      store: exports.store,
+      lock: exports.lock,
+      sourceFor: exports.sourceFor,
+      queue: this.queue,
+      pool: this.pool,
+      blobConcurrency: s.blobConcurrency,
+      retry: s.retry,
+      outageRetryMs: s.outageRetryMs,
+    };
+    const controller = new AbortController();
+    const done = runExportDrive(deps, drive.docked, controller.signal)
+      .then((end) => {
+        if (end === "waiting") this.waiting.set(drive.key, drive);
+        if (end === "retry" && !this.stopped)
+          this.retryTimers.set(
+            drive.key,
+            setTimeout(() => {
+              this.retryTimers.delete(drive.key);
+              this.start(drive);
+            }, s.outageRetryMs),
+          );
+      })
+      .finally(() => this.runs.delete(drive.key));
     this.runs.set(drive.key, { controller, done });
   }
 
