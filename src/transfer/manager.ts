@@ -154,7 +154,10 @@ export class TransferManager {
 
   start(drive: ReadyDrive): void {
     if (this.stopped || this.runs.has(drive.key)) return;
-    if (drive.jobType === "Export" && this.deps.exports) return this.startExport(drive, this.deps.exports);
+    if (drive.jobType === "Export" && this.deps.exports) {
+      this.startExport(drive, this.deps.exports);
+      return;
+    }
     const engine = this.engines[drive.jobType];
     if (!engine) {
       drive.view.message = `${drive.view.message} This station has no export engine configured: the drive waits.`;
