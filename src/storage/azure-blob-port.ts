@@ -23,7 +23,7 @@ export class AzureBlobPort implements BlobPort {
   }
 
   private blob(b: BlobRef) {
-    return this.storage.container(b.container).getBlobClient(b.name);
+    return this.storage.blob(b.container, b.name);
   }
 
   ensureContainer(container: string, signal: AbortSignal): Promise<void> {

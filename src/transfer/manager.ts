@@ -290,6 +290,13 @@ export class TransferManager {
       await this.checkpoints.clear(job.name, driveId);
       const seconds = (clock.now().getTime() - started) / 1000;
       view.status = "done";
+      // Final figures: the whole copy's time and average speed, no ETA.
+      view.progress = {
+        bytesSucceeded: result.bytesSucceeded,
+        bytesTotal: result.bytesTotal,
+        bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
+        seconds: Math.round(seconds * 10) / 10,
+      };
       view.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
       log.info(
         {
@@ -315,6 +322,8 @@ export class TransferManager {
       }
       if (controller.signal.aborted) {
         view.status = "paused";
+        if (view.progress) view.progress = { ...view.progress, bytesPerSecond: 0 };
+        delete view.progress?.etaSeconds;
         view.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
         log.warn({ job: jobLabel(key), driveId }, view.message);
         return;

@@ -8,7 +8,10 @@ import type { MatchResult } from "../drives/match.js";
 import type { JobKey } from "../lifecycle/model.js";
 import type { ProgressSnapshot } from "./core/progress.js";
 
-export type DriveProgress = ProgressSnapshot;
+export type DriveProgress = ProgressSnapshot & {
+  /** Once finished: how long the copy took (bytesPerSecond is then its average). */
+  seconds?: number;
+};
 
 /** What the manager reports about a drive while it runs (the dock's view of it satisfies this). */
 export interface TransferView {
