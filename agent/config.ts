@@ -4,19 +4,15 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { RESOURCE_GROUP, SUBSCRIPTION_ID } from "../src/api/scope.js";
 import { StationError } from "../src/errors.js";
 
 /** An ARM-like role assignment: a subscription, or one resource group in it. */
 const roleAssignment = z.object({
-  subscriptionId: z
-    .string()
-    .regex(/^[A-Za-z0-9-]{1,64}$/, "must be a subscription id (letters, digits, '-')"),
+  subscriptionId: z.string().regex(SUBSCRIPTION_ID, "must be a subscription id (letters, digits, '-')"),
   resourceGroup: z
     .string()
-    .regex(
-      /^[-\p{L}\p{N}_.()]{1,90}$/u,
-      "must be a resource group name (1-90 letters, digits, '-', '_', '.', '()')",
-    )
+    .regex(RESOURCE_GROUP, "must be a resource group name (1-90 letters, digits, '-', '_', '.', '()')")
     .optional(),
 });
 

@@ -23,6 +23,10 @@ export interface ArmScope {
   jobName?: string;
 }
 
+/** What ARM allows (the config schema uses the same rules): no wildcards, no separators. */
+export const SUBSCRIPTION_ID = /^[A-Za-z0-9-]{1,64}$/;
+export const RESOURCE_GROUP = /^[-\p{L}\p{N}_.()]{1,90}$/u;
+
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 export function scopePath(s: ArmScope): string {
@@ -96,8 +100,9 @@ export function authorizeLinkedAccount(p: Principal, storageAccountId: string): 
  * Returns undefined for anything else (the caller refuses the token).
  */
 export function parseScopeString(s: string): RoleAssignment | undefined {
-  const m = /^\/subscriptions\/([^/\s]+)(?:\/resourceGroups\/([^/\s]+))?\/?$/i.exec(s);
-  if (m) return m[2] ? { subscriptionId: m[1]!, resourceGroup: m[2] } : { subscriptionId: m[1]! };
-  if (/^[A-Za-z0-9-]{1,64}$/.test(s)) return { subscriptionId: s };
-  return undefined;
+  const m = /^\/subscriptions\/([^/]+)(?:\/resourceGroups\/([^/]+))?\/?$/i.exec(s) ?? [s, s];
+  const [, sub, group] = m;
+  if (!sub || !SUBSCRIPTION_ID.test(sub)) return undefined;
+  if (group === undefined) return { subscriptionId: sub };
+  return RESOURCE_GROUP.test(group) ? { subscriptionId: sub, resourceGroup: group } : undefined;
 }
