@@ -5,11 +5,13 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type DestinationStream, type Logger } from "pino";
 import { z } from "zod";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { exportRoutes } from "../src/api/export-routes.js";
 import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
 import { JwtVerifier } from "../src/api/jwt.js";
 import { buildApi } from "../src/api/server.js";
@@ -18,15 +20,22 @@ import { exec } from "../src/drives/exec.js";
 import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/sources.js";
 import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
+import { KeyedLock } from "../src/jobs/keyed-lock.js";
+import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
+import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
+import { jobLabel } from "../src/lifecycle/model.js";
 import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+import { AzureExportSource } from "../src/storage/azure-export-source.js";
+import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
   DEV_ACCOUNT,
   DEV_ACCOUNT_KEY,
   type RunningAzurite,
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
+import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
 
@@ -48,6 +57,10 @@ export interface RunningAgent {
   routes: readonly DeclaredRoute[];
   service: JobService;
   log: Logger;
+  /** This station's id in the fleet (drive claims). */
+  stationId: string;
+  /** False while the job store does not answer: readiness reports not-ready. */
+  storeHealthy(): boolean;
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
   runTimers(): Promise<number>;
@@ -177,7 +190,16 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const log = createLogger(config.log.level, options.logDestination);
   const clock = options.clock ?? systemClock;
 
-  const store = new SqliteStore(join(dataDir, "jobs.db"));
+  const stationId = config.station.id ?? hostname();
+  const store =
+    config.store.kind === "postgres"
+      ? await PgStore.open({
+          url: config.store.url,
+          poolSize: config.store.poolSize,
+          connectTimeoutMs: config.store.connectTimeoutSeconds * 1000,
+          log,
+        })
+      : new SqliteStore(join(dataDir, "jobs.db"));
   const { location } = config.station;
   const { id: _id, name: _name, supportedCarriers: _c, additionalShippingInformation, ...address } = location;
   const service = new JobService({
@@ -193,7 +215,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
-  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
+  const exportLock = new KeyedLock();
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close(), () => exportStore.close()];
   try {
     if (config.storage.mode === "embedded") {
       const accounts = config.storage.accounts.length
@@ -212,6 +236,24 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     } else {
       storageEndpoint = config.storage.endpointTemplate;
     }
+    // Export reads the job's account with the station's own key for it (never logged).
+    const accountKeys = new Map<string, string>(
+      (config.storage.mode === "embedded" && !config.storage.accounts.length
+        ? [{ name: DEV_ACCOUNT, key: DEV_ACCOUNT_KEY }]
+        : config.storage.accounts
+      ).map((a) => [a.name, a.key]),
+    );
+    const exportSourceFor = (storageAccountId: string) => {
+      const account = accountFromResourceId(storageAccountId);
+      const accountKey = accountKeys.get(account);
+      if (!accountKey)
+        throw new StationError(
+          "StorageUnavailable",
+          `This station holds no key for storage account '${account}': add it to storage.accounts in the config to export from it.`,
+          { target: account },
+        );
+      return new AzureExportSource({ endpoint: { template: storageEndpoint }, storageAccountId, accountKey });
+    };
 
     let dock: Dock | undefined;
     let transfers: TransferManager | undefined;
@@ -249,6 +291,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
         },
+        exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
+        fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
       });
       dock = new Dock({
         watcher,
@@ -278,7 +322,43 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
-      ...(options.apiRoutes ? { routes: options.apiRoutes } : {}),
+      routes: [
+        exportRoutes({
+          service,
+          preview: async (key, driveSize) => {
+            const job = await service.get(key);
+            const docked = (dock?.list() ?? []).filter(
+              (d) => d.job && d.driveId && d.mountpoint && jobLabel(d.job) === jobLabel(key),
+            );
+            return previewJob(
+              {
+                store: exportStore,
+                lock: exportLock,
+                sourceFor: exportSourceFor,
+                log,
+                retry: config.transfer.retry,
+              },
+              job,
+              docked.map((d) => ({
+                driveId: d.driveId!,
+                mountpoint: d.mountpoint!,
+                ...(d.fsType ? { fsType: d.fsType } : {}),
+              })),
+              driveSize,
+              AbortSignal.timeout(10 * 60_000),
+            );
+          },
+          confirm: async (key, driveId, by) => {
+            if (!transfers)
+              throw new StationError(
+                "NotYetAllowed",
+                "Drives are disabled on this station: no export drive can be written.",
+              );
+            return transfers.confirmExportDrive(key, driveId, by);
+          },
+        }),
+        ...(options.apiRoutes ?? []),
+      ],
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     cleanup.unshift(() => app.close());
@@ -302,7 +382,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     // Start watching drives once the API answers, so the operator can see them as they come.
     if (dock) await (dock as Dock).start();
     log.info(
-      { url, dataDir, tls: Boolean(tls), storage: config.storage.mode, drives: Boolean(dock) },
+      {
+        url,
+        dataDir,
+        stationId,
+        store: store instanceof PgStore ? store.where : "sqlite",
+        tls: Boolean(tls),
+        storage: config.storage.mode,
+        drives: Boolean(dock),
+      },
       "drive-station agent ready",
     );
     let stopped = false;
@@ -314,6 +402,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       routes: declaredRoutes(app),
       service,
       log,
+      stationId,
+      storeHealthy: () => store.healthy(),
       storageEndpoint,
       runTimers,
       async stop() {

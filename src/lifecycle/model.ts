@@ -229,4 +229,6 @@ export type NoticeCode =
   | "FaultUnresolved"
   | "DriveNeverReceived"
   | "UnknownDrive"
-  | "TransferPaused";
+  | "TransferPaused"
+  | "ExportDriveNotEmpty"
+  | "DriveClaimedElsewhere";

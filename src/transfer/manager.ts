@@ -4,17 +4,24 @@
  * pauses instead of failing when the drive is pulled or storage stays down (the next plug-in or
  * the outage retry resumes from the checkpoints).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
 import type { Logger } from "pino";
 import type { DockedDrive, DockHooks } from "../drives/door.js";
 import type { MatchResult } from "../drives/match.js";
+import { DriveLease } from "../fleet/drive-lease.js";
+import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
+import type { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
-import type { NoticeLog } from "../jobs/store.js";
+import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
+import type { ExportSource } from "../storage/export-source.js";
 import { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
+import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
+import type { ExportStore } from "./export/store.js";
 import { importDrive, type RetryPolicy, StorageOutage } from "./import-drive.js";
 
 export interface TransferSettings {
@@ -25,6 +32,19 @@ export interface TransferSettings {
   storageRetry?: JobStorageOptions["retry"];
 }
 
+/** This station in the fleet: drive claims in the shared store, and whether that store answers. */
+export interface FleetSettings {
+  claims: DriveClaims;
+  health: StoreHealth;
+  stationId: string;
+  leaseMs: number;
+}
+
+/** Abort reason when the job store stops answering: the run pauses and resumes when it is back. */
+class StorePaused extends Error {
+  override name = "StorePaused";
+}
+
 export interface TransferManagerDeps {
   service: JobService;
   checkpoints: CheckpointStore;
@@ -33,6 +53,9 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** The export engine's store and the station's own access to job storage accounts. */
+  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
+  fleet: FleetSettings;
 }
 
 export interface DriveProgress {
@@ -49,9 +72,26 @@ export class TransferManager {
   private readonly pool: BufferPool;
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Export drives that hold data, waiting for the operator's confirmation. */
+  private readonly waiting = new Map<string, { drive: DockedDrive; match: Ready }>();
+  /** Paused runs waiting for the job store to answer again. */
+  private readonly storeWaits = new Map<string, AbortController>();
+  private readonly stopping = new AbortController();
+  private readonly checkpoints: CheckpointStore;
+  private readonly storeWatch: NodeJS.Timeout;
   private stopped = false;
 
   constructor(private readonly deps: TransferManagerDeps) {
+    const { health } = deps.fleet;
+    this.checkpoints = durableCheckpoints(deps.checkpoints, health, this.stopping.signal, deps.log);
+    // The store went away: pause every run (no new blobs without recordable checkpoints, no lease to renew).
+    this.storeWatch = setInterval(() => {
+      if (health.healthy()) return;
+      for (const r of this.runs.values())
+        if (!r.controller.signal.aborted)
+          r.controller.abort(new StorePaused("the job database is unreachable"));
+    }, 250);
+    this.storeWatch.unref();
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
     // Every request in flight has its block, plus half as many again being read and hashed.
     this.pool = new BufferPool(4 * 1024 * 1024, Math.ceil(deps.settings.concurrency * 1.5));
@@ -71,25 +111,83 @@ export class TransferManager {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.storeWatch);
+    this.stopping.abort(new Error("the agent is stopping"));
     for (const t of this.retryTimers.values()) clearTimeout(t);
+    for (const w of this.storeWaits.values()) w.abort();
     for (const key of this.runs.keys()) this.abort(key, "the agent is stopping");
     await this.idle();
   }
 
+  /**
+   * The operator confirmed that an export drive holding data may be written: recorded, and the
+   * drive starts if it is plugged in. Throws when the drive is not one the job checked in.
+   */
+  async confirmExportDrive(job: JobKey, driveId: string, by: string): Promise<{ started: boolean }> {
+    const exports = this.deps.exports;
+    if (!exports) throw new Error("this station has no export engine configured");
+    await exports.store.confirm(exportJobKey(job), driveId, { by, at: this.deps.clock.now().toISOString() });
+    this.deps.log.info(
+      { job: jobLabel(job), driveId, operator: by },
+      "operator confirmed writing to an export drive that holds data",
+    );
+    for (const [k, w] of this.waiting) {
+      if (w.drive.driveId === driveId && w.drive.job && jobLabel(w.drive.job) === jobLabel(job)) {
+        this.waiting.delete(k);
+        this.start(w.drive, w.match);
+        return { started: true };
+      }
+    }
+    return { started: false };
+  }
+
   private abort(key: string, why: string): void {
+    this.waiting.delete(key);
     const t = this.retryTimers.get(key);
     if (t) clearTimeout(t);
+    this.storeWaits.get(key)?.abort();
+    this.storeWaits.delete(key);
     this.runs.get(key)?.controller.abort(new Error(why));
   }
 
   private start(drive: DockedDrive, match: Ready): void {
     if (this.stopped || this.runs.has(drive.key)) return;
     if (match.kind === "export") {
-      drive.message = `${drive.message} The export engine is not part of this station build yet: the drive waits.`;
-      this.deps.log.warn(
-        { drive: drive.key, job: jobLabel(drive.job!) },
-        "export drive ready, but exports are not implemented yet",
-      );
+      const exports = this.deps.exports;
+      if (!exports) {
+        drive.message = `${drive.message} This station has no export engine configured: the drive waits.`;
+        return;
+      }
+      const s = this.deps.settings;
+      const deps: ExportRunDeps = {
+        service: this.deps.service,
+        notices: this.deps.notices,
+        log: this.deps.log,
+        clock: this.deps.clock,
+        store: exports.store,
+        lock: exports.lock,
+        sourceFor: exports.sourceFor,
+        queue: this.queue,
+        pool: this.pool,
+        blobConcurrency: s.blobConcurrency,
+        retry: s.retry,
+        outageRetryMs: s.outageRetryMs,
+      };
+      const controller = new AbortController();
+      const done = runExportDrive(deps, drive, controller.signal)
+        .then((end) => {
+          if (end === "waiting") this.waiting.set(drive.key, { drive, match });
+          if (end === "retry" && !this.stopped)
+            this.retryTimers.set(
+              drive.key,
+              setTimeout(() => {
+                this.retryTimers.delete(drive.key);
+                this.start(drive, match);
+              }, s.outageRetryMs),
+            );
+        })
+        .finally(() => this.runs.delete(drive.key));
+      this.runs.set(drive.key, { controller, done });
       return;
     }
     const controller = new AbortController();
@@ -110,7 +208,18 @@ export class TransferManager {
     let lastPersist = 0;
     let persisting: Promise<unknown> = Promise.resolve();
     let lastSample = { t: started, bytes: 0 };
+    const lease = new DriveLease({ ...this.deps.fleet, clock: this.deps.clock }, { job: key, driveId });
     try {
+      // No new claim while the store is down; another station's live claim holds the drive here.
+      await this.deps.fleet.health.whenHealthy(controller.signal);
+      await lease.acquire(controller.signal, (holder) => this.heldElsewhere(drive, label, holder));
+      lease.keepAlive(
+        () =>
+          controller.abort(
+            new Error("another station took the drive over after this station's claim expired"),
+          ),
+        (e) => log.warn({ err: e, job: jobLabel(key), driveId }, "drive claim not renewed; retrying"),
+      );
       const job = await service.get(key);
       const entry = job.drives.find((d) => d.driveId === driveId);
       const resuming = entry?.state === "Transferring";
@@ -138,7 +247,7 @@ export class TransferManager {
         queue: this.queue,
         pool: this.pool,
         blobConcurrency: settings.blobConcurrency,
-        checkpoints: this.deps.checkpoints,
+        checkpoints: this.checkpoints,
         signal: controller.signal,
         log: log.child({ job: jobLabel(key), driveId }),
         now: () => this.deps.clock.now(),
@@ -185,7 +294,7 @@ export class TransferManager {
         ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
         ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       });
-      await this.deps.checkpoints.clear(job.name, driveId);
+      await this.checkpoints.clear(job.name, driveId);
       const seconds = (Date.now() - started) / 1000;
       drive.status = "done";
       drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
@@ -204,6 +313,13 @@ export class TransferManager {
       );
     } catch (e) {
       await persisting;
+      if (controller.signal.reason instanceof StorePaused || (!controller.signal.aborted && isStoreDown(e))) {
+        drive.status = "paused";
+        drive.message = `${label} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+        log.error({ job: jobLabel(key), driveId }, drive.message);
+        this.resumeWhenStoreAnswers(drive, match);
+        return;
+      }
       if (controller.signal.aborted) {
         drive.status = "paused";
         drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
@@ -250,6 +366,45 @@ export class TransferManager {
       drive.status = "error";
       drive.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
       log.error({ job: jobLabel(key), driveId, err: e }, "drive import failed");
+    } finally {
+      await lease.release();
     }
+  }
+
+  /** Another station's claim is live: the drive waits here, and the operator is told why. */
+  private async heldElsewhere(drive: DockedDrive, label: string, holder: Lease): Promise<void> {
+    drive.status = "held";
+    drive.message = `${label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
+    this.deps.log.warn(
+      { job: jobLabel(drive.job!), driveId: drive.driveId, holder: holder.stationId },
+      drive.message,
+    );
+    await this.deps.notices
+      .add([
+        {
+          code: "DriveClaimedElsewhere",
+          at: this.deps.clock.now().toISOString(),
+          job: drive.job!,
+          driveId: drive.driveId!,
+          message: drive.message,
+        },
+      ])
+      .catch((e) => this.deps.log.warn({ err: e }, "notice not saved"));
+  }
+
+  /** After a store outage: once it answers (and the paused run has finished), start the drive again. */
+  private resumeWhenStoreAnswers(drive: DockedDrive, match: Ready): void {
+    if (this.stopped) return;
+    const wait = new AbortController();
+    this.storeWaits.get(drive.key)?.abort();
+    this.storeWaits.set(drive.key, wait);
+    void (async () => {
+      await this.deps.fleet.health.whenHealthy(wait.signal);
+      while (this.runs.has(drive.key)) await this.runs.get(drive.key)!.done;
+      await sleep(100, undefined, { signal: wait.signal });
+      if (this.storeWaits.get(drive.key) !== wait) return;
+      this.storeWaits.delete(drive.key);
+      this.start(drive, match);
+    })().catch(() => undefined);
   }
 }
