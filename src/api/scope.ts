@@ -95,6 +95,26 @@ export function authorizeLinkedAccount(p: Principal, storageAccountId: string): 
 }
 
 /**
+ * The station holds keys for some accounts (export reads with them), each owned by a subscription
+ * (and maybe a resource group). A job may name such an account only where it lives: otherwise a
+ * customer could name another tenant's account under its own subscription and export it.
+ */
+/** The account name at the end of a storage account resource ID, lower-cased (DNS names). */
+export const accountName = (storageAccountId: string): string =>
+  (storageAccountId.split("/").pop() ?? "").toLowerCase();
+
+export function checkAccountOwner(storageAccountId: string, owner: RoleAssignment | undefined): void {
+  if (!owner) return;
+  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\//i.exec(storageAccountId);
+  if (m && covers(owner, m[1]!, m[2]!)) return;
+  throw new StationError(
+    "LinkedAuthorizationFailed",
+    `The storage account in '${storageAccountId}' does not belong to that subscription and resource group; name the account by its real resource ID.`,
+    { target: "properties.storageAccountId" },
+  );
+}
+
+/**
  * Parses ARM scope strings as an identity provider would put them in a token:
  * `/subscriptions/<id>`, `/subscriptions/<id>/resourceGroups/<name>`, or a bare subscription id.
  * Returns undefined for anything else (the caller refuses the token).

@@ -80,6 +80,8 @@ beforeAll(async () => {
   ca = readFileSync(tls.certFile);
   station = await startTestAgent(join(dir, "data"), {
     tls,
+    // The station holds a key for A's account (export reads with it), owned by A's subscription.
+    storageAccounts: [{ name: "accta", key: "c3RhdGlvbi1rZXktZm9yLWFjY3Rh", subscriptionId: SUB_A }],
     tokens: [
       { name: "op-alice", token: OPERATOR_TOKEN, role: "operator" },
       { name: "cust-a", token: TOKEN_A, role: "customer", scopes: [{ subscriptionId: SUB_A }] },
@@ -172,6 +174,37 @@ describe("job routes answer per scope", () => {
     const ok = await call("PUT", `${jobUrl(linked)}?${V}`, TOKEN_B, putBody(B_JOB));
     expect(ok.status).toBe(201);
     await call("DELETE", `${jobUrl(linked)}?${V}`, TOKEN_B);
+  });
+});
+
+describe("an account the station holds a key for", () => {
+  it("cannot be named under another subscription to export it; its owner can", async () => {
+    const exportBody = (storageAccountId: string) =>
+      JSON.stringify({
+        location: "West US",
+        properties: { storageAccountId, jobType: "Export", export: { blobList: { blobPathPrefix: ["/"] } } },
+      });
+    const before = storedSnapshot(db());
+    const stolen = `/subscriptions/${SUB_B}/resourceGroups/rg-b/providers/Microsoft.Storage/storageAccounts/accta`;
+    const b = await call(
+      "PUT",
+      `${jobUrl({ ...B_JOB, name: "export-a" })}?${V}`,
+      TOKEN_B,
+      exportBody(stolen),
+    );
+    expect(b.status).toBe(403);
+    expect(errorOf(b).code).toBe("LinkedAuthorizationFailed");
+    // Spelling the name in capitals changes nothing (account names are DNS names).
+    const upper = stolen.replace("accta", "ACCTA");
+    expect(
+      (await call("PUT", `${jobUrl({ ...B_JOB, name: "export-a" })}?${V}`, TOKEN_B, exportBody(upper)))
+        .status,
+    ).toBe(403);
+    expect(storedSnapshot(db())).toEqual(before);
+    const own = `/subscriptions/${SUB_A}/resourceGroups/rg-a/providers/Microsoft.Storage/storageAccounts/accta`;
+    const a = await call("PUT", `${jobUrl({ ...A_JOB, name: "export-a" })}?${V}`, TOKEN_A, exportBody(own));
+    expect(a.status).toBe(201);
+    await call("DELETE", `${jobUrl({ ...A_JOB, name: "export-a" })}?${V}`, TOKEN_A);
   });
 });
 
@@ -280,7 +313,15 @@ describe("the real ARM client, as customer B against customer A", () => {
   it("no token reaches a log line", () => {
     const log = station.logText();
     expect(log).toContain("api request");
-    for (const secret of [TOKEN_A, TOKEN_B, TOKEN_C, TOKEN_A_UPPER, OPERATOR_TOKEN, BITLOCKER])
+    for (const secret of [
+      TOKEN_A,
+      TOKEN_B,
+      TOKEN_C,
+      TOKEN_A_UPPER,
+      OPERATOR_TOKEN,
+      BITLOCKER,
+      "c3RhdGlvbi1rZXktZm9yLWFjY3Rh",
+    ])
       expect(log).not.toContain(secret);
   });
 });
