@@ -8,12 +8,13 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import pino, { type DestinationStream, type Logger } from "pino";
+import type { DestinationStream, Logger } from "pino";
 import { z } from "zod";
-import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { type ApiToken, type RoleAssignment, TokenAuthenticator } from "../src/api/auth.js";
 import { exportRoutes } from "../src/api/export-routes.js";
 import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
 import { JwtVerifier } from "../src/api/jwt.js";
+import { accountName, checkAccountOwner } from "../src/api/scope.js";
 import { buildApi } from "../src/api/server.js";
 import { Dock } from "../src/drives/door.js";
 import { exec } from "../src/drives/exec.js";
@@ -26,7 +27,6 @@ import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
 import { jobLabel } from "../src/lifecycle/model.js";
-import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
 import { AzureExportSource } from "../src/storage/azure-export-source.js";
 import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
@@ -38,6 +38,8 @@ import {
 import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
+import { createLogger, detectLogFormat } from "./logging.js";
+import { reconsiderAfterChanges } from "./operator-fixes.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
@@ -70,33 +72,6 @@ export interface RunningAgent {
   stop(): Promise<void>;
   /** Last resort (second signal, stop deadline passed): kill what the agent started, lazily unmount. Synchronous. */
   forceStop(): void;
-}
-
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: "drive-station" },
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      hooks: {
-        // Scrub string arguments (messages) for secrets an SDK error might quote.
-        logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
-          );
-        },
-      },
-      serializers: {
-        err: (e: Error) => ({
-          type: e.name,
-          message: scrubSecrets(e.message),
-          code: (e as { code?: string }).code,
-        }),
-      },
-    },
-    destination,
-  );
 }
 
 /** The subscription the generated customer token is granted (edit the token file to change it). */
@@ -192,7 +167,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
   const dataDir = abs(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const log = createLogger(config.log.level, options.logDestination);
+  const log = createLogger({
+    level: config.log.level,
+    // Tests hand in a destination and read JSON lines; a real run picks pretty/journal/json.
+    format: options.logDestination ? "json" : detectLogFormat(),
+    ...(options.logDestination ? { sink: options.logDestination } : {}),
+  });
   const clock = options.clock ?? systemClock;
 
   const stationId = config.station.id ?? hostname();
@@ -253,7 +233,24 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         : config.storage.accounts
       ).map((a) => [a.name, a.key]),
     );
+    const owners = new Map<string, RoleAssignment>();
+    for (const a of config.storage.accounts) {
+      if (a.subscriptionId) {
+        owners.set(a.name, {
+          subscriptionId: a.subscriptionId,
+          ...(a.resourceGroup ? { resourceGroup: a.resourceGroup } : {}),
+        });
+      } else if (config.storage.mode === "azure") {
+        log.warn(
+          { account: a.name },
+          "storage account key without an owning subscriptionId: any customer job naming this account can export from it; set storage.accounts[].subscriptionId",
+        );
+      }
+    }
+    const accountOwner = (account: string) => owners.get(account.toLowerCase());
     const exportSourceFor = (storageAccountId: string) => {
+      // Defence in depth: the API refused such a job already (checkAccountOwner at PUT).
+      checkAccountOwner(storageAccountId, accountOwner(accountName(storageAccountId)));
       const account = accountFromResourceId(storageAccountId);
       const accountKey = accountKeys.get(account);
       if (!accountKey)
@@ -325,7 +322,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       ? { cert: readFileSync(abs(config.api.tls.certFile)), key: readFileSync(abs(config.api.tls.keyFile)) }
       : undefined;
     const app = buildApi({
-      service,
+      // An operator's fix takes effect on drives already plugged in.
+      service: dock ? reconsiderAfterChanges(service, dock) : service,
       notices: store,
       auth: new TokenAuthenticator(tokens, jwtVerifier(config, abs, clock)),
       location,
@@ -333,6 +331,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
+      accountOwner,
       routes: [
         exportRoutes({
           service,

@@ -6,9 +6,9 @@
  */
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { isStationError } from "../src/errors.js";
 import { type RunningAgent, startAgent } from "./agent.js";
+import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
 import { installProcessNet } from "./process-net.js";
 import { systemdNotifier, watchdogIntervalMs } from "./systemd.js";
@@ -19,10 +19,12 @@ const STOP_DEADLINE_MS = 20_000;
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: "string", short: "c" } } });
-  const file = resolve(
-    values.config ?? process.env.DRIVE_STATION_CONFIG ?? resolve(packageRoot, "config", "default.json"),
-  );
+  const parsed = parseAgentArgs(process.argv.slice(2), process.env, packageRoot);
+  if (parsed.kind === "exit") {
+    process.exitCode = parsed.code;
+    return;
+  }
+  const file = parsed.args.configFile;
   const config = loadConfig(file);
   // Signals that arrive during the start still stop the agent once it is up.
   let stopRequested: string | undefined;

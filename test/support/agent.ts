@@ -14,6 +14,7 @@ export const CUSTOMER_SUBSCRIPTIONS = [
   "3fa85f64-5717-4562-b3fc-2c963f66afa6",
   "sub-import",
   "sub-crash",
+  "sub-staged",
 ];
 
 export const defaultTokens = () => [
@@ -83,7 +84,7 @@ export async function startTestAgent(
     /** Blob endpoint template; tests never reach a public endpoint. */
     storageEndpoint?: string;
     /** Account keys the station holds (export reads with them). */
-    storageAccounts?: { name: string; key: string }[];
+    storageAccounts?: { name: string; key: string; subscriptionId?: string; resourceGroup?: string }[];
     /** `{ kind: "postgres", url }` for a fleet test; default SQLite in dataDir. */
     store?: Record<string, unknown>;
     /** Fleet identity: station id, lease length. */
