@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { PrepareError } from "../prepare/prepare-drive.js";
+import type { PreviewReport } from "../transfer/export/planner.js";
+import { formatPreview, PREVIEW_USAGE } from "./export.js";
 import { request } from "./http.js";
 import { runPrepare } from "./prepare.js";
 
@@ -24,6 +26,7 @@ commands:
   ship-back JOB --carrier C --tracking T [--drive-count N]
   close JOB                              close an overdue job whose customer did not answer for 30 days
   notices [--limit N]                    what needs a person, newest first
+${PREVIEW_USAGE}
   prepare --drive DIR --source PATH --session ID --dest container/prefix/ --drive-id SERIAL
           (--sas-file F | --account-key-file F) [--blob-type BlockBlob|PageBlob]
           [--disposition rename|no-overwrite|overwrite] [--skip-write] [--append] [--out entry.json]
@@ -97,6 +100,7 @@ async function main(argv: string[]): Promise<void> {
       carrier: { type: "string" },
       "drive-count": { type: "string" },
       limit: { type: "string" },
+      "drive-size": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -359,6 +363,21 @@ async function main(argv: string[]): Promise<void> {
       );
       if (!value.length) return out("no notices");
       return out(value.map((n) => `${n.at}  ${n.code.padEnd(18)} ${n.message}`).join("\n"));
+    }
+    case "preview-export": {
+      const { path } = await findJob(args[0]);
+      const body = values["drive-size"] ? { driveSize: values["drive-size"] } : {};
+      return out(formatPreview(await call<PreviewReport>("POST", `${path}/exportPreview`, body)));
+    }
+    case "confirm-export-drive": {
+      const { path } = await findJob(args[0]);
+      if (!args[1]) throw new CliError("confirm-export-drive: give the job and the drive id.");
+      const r = await call<{ message: string }>(
+        "POST",
+        `${path}/drives/${encodeURIComponent(args[1])}/confirmExport`,
+        {},
+      );
+      return out(r.message);
     }
     default:
       throw new CliError(`unknown command '${command}'.\n${USAGE}`);
