@@ -1,4 +1,4 @@
-/** `station preview-export` and `station confirm-export-drive`: output of the export operator routes. */
+/** What `station preview-export` prints: PreviewExport's report (reference §6.8). */
 import type { PreviewReport } from "../transfer/export/planner.js";
 
 const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
@@ -23,6 +23,3 @@ export function formatPreview(p: PreviewReport): string {
   }
   return lines.join("\n");
 }
-
-export const PREVIEW_USAGE = `  preview-export JOB [--drive-size 500GB]  drives needed, blobs and space per drive (PreviewExport)
-  confirm-export-drive JOB DRIVE          let the export write a drive that already holds data`;
