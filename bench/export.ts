@@ -8,7 +8,17 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -247,12 +257,17 @@ async function main(): Promise<void> {
   }
   clearInterval(sampler);
   if (ds.status !== "Completed") throw new Error(`drive-station export ended ${ds.status}`);
+  console.log(`drive-station: ${ds.seconds} s, peak RSS ${peakRss.toFixed(0)} MiB`);
   agent.kill("SIGTERM");
   await new Promise((r) => agent.once("exit", r));
 
   // ---------------------------------------------------------------- AzCopy
   const require = createRequire(import.meta.url);
   const { AzCopyExe } = require("@azure-tools/azcopy-linux") as { AzCopyExe: string };
+  // npm does not keep the binary's execute bit: run a copy.
+  const azcopyBin = join(root, "azcopy");
+  copyFileSync(AzCopyExe, azcopyBin);
+  chmodSync(azcopyBin, 0o755);
   const sas = generateBlobSASQueryParameters(
     {
       containerName: "bench",
@@ -267,7 +282,7 @@ async function main(): Promise<void> {
   let azcopyNote = "";
   const azcopy = await timed(async () => {
     const r = spawnSync(
-      AzCopyExe,
+      azcopyBin,
       [
         "copy",
         `${endpoint}/bench/*?${sas}`,
