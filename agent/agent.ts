@@ -8,6 +8,8 @@ import type { AddressInfo } from "node:net";
 import { isAbsolute, join, resolve } from "node:path";
 import pino, { type DestinationStream, type Logger } from "pino";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { ConsoleFeed } from "../src/api/console-feed.js";
+import type { ReadinessCheck } from "../src/api/health.js";
 import { buildApi } from "../src/api/server.js";
 import { Dock } from "../src/drives/door.js";
 import { exec } from "../src/drives/exec.js";
@@ -16,6 +18,13 @@ import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
+import type { Job } from "../src/lifecycle/model.js";
+import { StationMetrics } from "../src/observability/metrics.js";
+import {
+  observedCheckpoints,
+  signallingJobStore,
+  signallingNoticeLog,
+} from "../src/observability/observed-ports.js";
 import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
 import {
   DEV_ACCOUNT,
@@ -42,6 +51,7 @@ export interface RunningAgent {
   log: Logger;
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
+  metrics: StationMetrics;
   runTimers(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -96,6 +106,55 @@ function loadTokens(
   return { tokens: parsed.tokens, file };
 }
 
+async function allJobs(store: SqliteStore): Promise<Job[]> {
+  const jobs: Job[] = [];
+  let token: string | undefined;
+  do {
+    const page = await store.list({}, 100, token);
+    jobs.push(...page.jobs);
+    token = page.skipToken;
+  } while (token);
+  return jobs;
+}
+
+/** /readyz: the job store answers, the embedded storage answers HTTP, drive detection polls. */
+function readinessChecks(
+  store: SqliteStore,
+  embeddedStorage: string | undefined,
+  watcher: DriveWatcher | undefined,
+): ReadinessCheck[] {
+  const checks: ReadinessCheck[] = [
+    {
+      name: "store",
+      check: async () => {
+        await store.list({}, 1);
+      },
+    },
+  ];
+  if (embeddedStorage) {
+    const url = embeddedStorage.replace("{account}", "");
+    checks.push({
+      name: "storage",
+      // Any HTTP answer (an anonymous request gets 4xx) proves Azurite listens and serves.
+      check: async (signal) => {
+        await fetch(url, { signal }).then((r) => r.body?.cancel());
+      },
+    });
+  }
+  if (watcher) {
+    const w = watcher;
+    checks.push({
+      name: "drive-detection",
+      check: async () => {
+        if (!w.isRunning) throw new Error("drive detection is not running");
+        const age = Date.now() - (w.lastScanAt ?? 0);
+        if (age > 120_000) throw new Error(`the last drive scan finished ${Math.round(age / 1000)} s ago`);
+      },
+    });
+  }
+  return checks;
+}
+
 export async function startAgent(config: AgentConfig, options: AgentOptions): Promise<RunningAgent> {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
   const dataDir = abs(config.dataDir);
@@ -104,11 +163,36 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const clock = options.clock ?? systemClock;
 
   const store = new SqliteStore(join(dataDir, "jobs.db"));
+  // The console is pushed every job and notice write; the store ports tell it, nobody else has to.
+  const feed = new ConsoleFeed(
+    {
+      drives: () => dock?.list() ?? [],
+      jobs: () => allJobs(store),
+      notices: (limit) => store.recent({ limit }),
+    },
+    { onError: (e) => log.warn({ err: e }, "console feed: reading jobs failed; retrying") },
+  );
+  const jobStore = signallingJobStore(store, () => feed.changed());
+  const notices = signallingNoticeLog(store, () => feed.changed());
+  let dock: Dock | undefined;
+  let transfers: TransferManager | undefined;
+  const metrics = new StationMetrics({
+    sources: {
+      drives: () => dock?.list() ?? [],
+      queue: () => transfers?.queueDepth() ?? { queued: 0, inFlight: 0 },
+      jobStates: () => feed.stateCounts(),
+    },
+    now: () => Date.now(),
+  });
+  // Sample progress between scrapes too, so a drive pulled before the next scrape still counts.
+  const sampler = setInterval(() => metrics.sample(), 1000);
+  sampler.unref();
+
   const { location } = config.station;
   const { id: _id, name: _name, supportedCarriers: _c, additionalShippingInformation, ...address } = location;
   const service = new JobService({
-    store,
-    notices: store,
+    store: jobStore,
+    notices,
     clock,
     log,
     shippingInformation: {
@@ -119,7 +203,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
-  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  const cleanup: (() => Promise<void> | void)[] = [
+    () => store.close(),
+    () => clearInterval(sampler),
+    () => feed.stop(),
+  ];
   try {
     if (config.storage.mode === "embedded") {
       const accounts = config.storage.accounts.length
@@ -139,8 +227,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       storageEndpoint = config.storage.endpointTemplate;
     }
 
-    let dock: Dock | undefined;
-    let transfers: TransferManager | undefined;
+    let watcher: DriveWatcher | undefined;
     if (config.drives.enabled) {
       const scans: Record<string, Scan> = {};
       if (config.drives.physical) {
@@ -160,14 +247,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           config.drives.mountedRoots.map(abs),
         );
       }
-      const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
+      watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
       const t = config.transfer;
       transfers = new TransferManager({
         service,
-        checkpoints: store,
-        notices: store,
+        checkpoints: observedCheckpoints(store, metrics),
+        notices,
         log,
         clock,
+        observer: metrics,
         endpoint: { template: storageEndpoint },
         settings: {
           concurrency: t.concurrency,
@@ -180,7 +268,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         watcher,
         exec,
         service,
-        notices: store,
+        notices,
         log,
         clock,
         mountRoot: abs(config.drives.mountRoot),
@@ -197,13 +285,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       : undefined;
     const app = buildApi({
       service,
-      notices: store,
+      notices,
       auth: new TokenAuthenticator(tokens),
       location,
       log,
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
+      consoleFeed: feed,
+      health: { readiness: readinessChecks(store, azurite ? storageEndpoint : undefined, watcher), metrics },
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     cleanup.unshift(() => app.close());
@@ -239,6 +329,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       service,
       log,
       storageEndpoint,
+      metrics,
       runTimers,
       async stop() {
         if (stopped) return;

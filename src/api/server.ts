@@ -11,7 +11,10 @@ import type { NoticeLog } from "../jobs/store.js";
 import type { StationEvent } from "../lifecycle/machine.js";
 import type { Actor, JobKey } from "../lifecycle/model.js";
 import { type Principal, requireOperator, type TokenAuthenticator } from "./auth.js";
+import { registerConsole } from "./console.js";
+import type { ConsoleFeed } from "./console-feed.js";
 import { errorResponse, HTTP_STATUS } from "./errors.js";
+import { type HealthDeps, registerHealth } from "./health.js";
 import {
   API_VERSIONS,
   checkInBody,
@@ -55,11 +58,19 @@ export interface ApiDeps {
   tls?: { key: Buffer; cert: Buffer };
   /** The drives plugged into this station now. */
   dock?: { list(): unknown[] };
+  /** /healthz, /readyz and /metrics (health.ts). */
+  health?: HealthDeps;
+  /** The web console at /console and its push stream (console.ts). */
+  consoleFeed?: ConsoleFeed;
 }
 
 declare module "fastify" {
   interface FastifyRequest {
     principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** Who may call the route: public (probes, the console's static files) or operator. */
+    access?: "public" | "operator";
   }
 }
 
@@ -157,7 +168,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // Authenticate before the body is read: an unknown caller learns nothing and uploads nothing.
   app.addHook("onRequest", async (req) => {
+    const access = req.routeOptions.config?.access;
+    if (access === "public") return;
     req.principal = auth.authenticate(req.headers.authorization);
+    if (access === "operator") return requireOperator(req.principal);
     if (req.url.startsWith("/station/")) requireOperator(req.principal);
     else checkApiVersion(req.query as Query);
   });
@@ -348,6 +362,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     };
   });
   stationRoute("/close", () => ({ type: "CloseUnresponsive" }));
+
+  if (deps.health) registerHealth(app, deps.health);
+  if (deps.consoleFeed) registerConsole(app, deps.consoleFeed);
 
   return app;
 }

@@ -33,6 +33,8 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
+  observer?: { driveFinished(job: string, driveId: string, outcome: string, seconds: number): void };
 }
 
 export interface DriveProgress {
@@ -62,6 +64,11 @@ export class TransferManager {
       onReady: (drive, match) => this.start(drive, match),
       onGone: (drive) => this.abort(drive.key, "the drive was removed"),
     };
+  }
+
+  /** Storage requests of every drive: waiting for a slot, and in flight (metrics). */
+  queueDepth(): { queued: number; inFlight: number } {
+    return { queued: this.queue.size, inFlight: this.queue.pending };
   }
 
   /** Resolves when no transfer is running (tests, shutdown). */
@@ -187,6 +194,7 @@ export class TransferManager {
       });
       await this.deps.checkpoints.clear(job.name, driveId);
       const seconds = (Date.now() - started) / 1000;
+      this.deps.observer?.driveFinished(job.name, driveId, outcome, seconds);
       drive.status = "done";
       drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
       log.info(
