@@ -42,8 +42,10 @@ export function parseExposition(text: string): { types: Map<string, string>; sam
       }
     }
     const raw = m[4]!;
-    const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : raw === "NaN" ? NaN : Number(raw);
-    if (Number.isNaN(value) && raw !== "NaN") throw new Error(`bad value, ${where}`);
+    // As Prometheus reads values (Go's ParseFloat): NaN and Inf in any letter case.
+    const special: Record<string, number> = { "+inf": Infinity, inf: Infinity, "-inf": -Infinity, nan: NaN };
+    const value = special[raw.toLowerCase()] ?? Number(raw);
+    if (Number.isNaN(value) && raw.toLowerCase() !== "nan") throw new Error(`bad value, ${where}`);
     const name = m[1]!;
     const family = [name, name.replace(/_(bucket|sum|count|total|created)$/, "")].find((n) => types.has(n));
     if (!family) throw new Error(`sample without a # TYPE, ${where}`);

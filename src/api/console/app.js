@@ -61,6 +61,8 @@ const pill = (text, kind = text) => h("span", { class: `pill pill-${String(kind)
 
 function bar(percent, kind) {
   const p = Math.max(0, Math.min(100, Math.floor(percent)));
+  const fill = h("div", { class: "bar-fill" });
+  fill.style.width = `${p}%`; // through the CSSOM: the page's CSP allows no inline style attributes
   return h(
     "div",
     {
@@ -70,7 +72,7 @@ function bar(percent, kind) {
       "aria-valuemax": 100,
       "aria-valuenow": p,
     },
-    h("div", { class: "bar-fill", style: `width:${p}%` }),
+    fill,
   );
 }
 
@@ -150,7 +152,10 @@ function onBlock(block) {
   }
   if (!data.length || !(type in state)) return;
   state[type] = JSON.parse(data.join("\n"));
-  if (type === "drives") renderDrives();
+  if (type === "drives") {
+    renderDrives();
+    liveJobBars();
+  }
   if (type === "jobs") {
     renderJobs();
     renderDrives();
@@ -224,7 +229,7 @@ function renderDrives() {
           ? h("div", { class: "sub muted" }, `${Math.floor(percent)} % · ${bytes(done)} of ${bytes(total)}`)
           : null,
       ),
-      h("td", { class: "num" }, moving ? `${bytes(p.bytesPerSecond)}/s` : "—"),
+      h("td", { class: "num" }, moving && p.bytesPerSecond > 0 ? `${bytes(p.bytesPerSecond)}/s` : "—"),
       h("td", { class: "num" }, moving && p.etaSeconds !== undefined ? duration(p.etaSeconds) : "—"),
     );
   });
@@ -266,7 +271,7 @@ function actionsFor(j) {
     ACCEPTING.includes(j.state) &&
       j.drives.some((d) => d.state === "Specified" || d.state === "NeverReceived") &&
       "arrived",
-    !ended && j.state !== "Faulted" && "fault",
+    [...ACCEPTING, "Packaging"].includes(j.state) && "fault", // the states a fault may leave
     faulted && "resolve",
     j.state === "Packaging" && "shipBack",
     j.closable && "close",
@@ -282,22 +287,60 @@ const ACTION_LABEL = {
   close: "Close",
 };
 
+/** A transferring drive's percentage from the dock (live), not the store (saved every few seconds). */
+function livePercent(j, d) {
+  if (d.state !== "Transferring") return undefined;
+  const p = state.drives.find((x) => x.driveId === d.driveId && x.job?.name === j.name)?.progress;
+  return p?.bytesTotal ? Math.floor((p.bytesSucceeded / p.bytesTotal) * 100) : undefined;
+}
+
+/** Moves the job cards' bars in place, so their buttons are not rebuilt under the operator's click. */
+function liveJobBars() {
+  for (const j of state.jobs) {
+    let total = 0;
+    let done = 0;
+    let live = false;
+    for (const d of j.drives) {
+      const p =
+        d.state === "Transferring" &&
+        state.drives.find((x) => x.driveId === d.driveId && x.job?.name === j.name)?.progress;
+      if (p?.bytesTotal) live = true;
+      total += p?.bytesTotal ?? d.bytesTotal ?? 0;
+      done += p?.bytesTotal ? p.bytesSucceeded : d.bytesTotal !== undefined ? d.bytesSucceeded : 0;
+    }
+    const card = document.querySelector(`article.job[data-job="${CSS.escape(j.name)}"]`);
+    if (live && total && card)
+      card.querySelector(".job-percent").textContent = `${Math.floor((done / total) * 100)} %`;
+    for (const d of j.drives) {
+      const percent = livePercent(j, d);
+      if (percent === undefined) continue;
+      const row = document.querySelector(
+        `article.job[data-job="${CSS.escape(j.name)}"] .job-drive[data-drive-id="${CSS.escape(d.driveId)}"]`,
+      );
+      if (!row) continue;
+      row.querySelector(".bar-fill").style.width = `${percent}%`;
+      row.querySelector("[role=progressbar]").setAttribute("aria-valuenow", String(percent));
+      row.querySelector(".num").textContent = `${percent} %`;
+    }
+  }
+}
+
 function renderJobs() {
   const cards = state.jobs.map((j) => {
-    const drives = j.drives.map((d) =>
-      h(
+    const drives = j.drives.map((d) => {
+      const percent = livePercent(j, d) ?? d.percentComplete;
+      const detail =
+        d.copyStatus && d.copyStatus !== d.state && d.copyStatus !== "InProgress" ? d.copyStatus : "";
+      return h(
         "div",
         { class: "job-drive", "data-drive-id": d.driveId },
         h("span", { class: "mono" }, d.driveId),
         pill(d.state, DRIVE_STATE_KIND[d.state]),
-        h("div", { class: "job-drive-bar" }, bar(d.percentComplete, DRIVE_STATE_KIND[d.state])),
-        h(
-          "span",
-          { class: "sub muted num" },
-          `${d.percentComplete} %${d.copyStatus ? ` · ${d.copyStatus}` : ""}`,
-        ),
-      ),
-    );
+        bar(percent, DRIVE_STATE_KIND[d.state]),
+        h("span", { class: "sub muted num" }, `${percent} %`),
+        detail ? h("span", { class: "sub job-drive-detail" }, `Copy status: ${detail}`) : null,
+      );
+    });
     const held = j.heldPackages.map((p) =>
       h(
         "div",
@@ -339,7 +382,7 @@ function renderJobs() {
           { class: "job-state" },
           pill(j.state, JOB_STATE_KIND[j.state]),
           j.cancelRequested ? pill("cancelled", "warn") : null,
-          h("span", { class: "num strong" }, `${j.percentComplete} %`),
+          h("span", { class: "num strong job-percent" }, `${j.percentComplete} %`),
         ),
       ),
       drives.length
