@@ -6,10 +6,15 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { isAbsolute, join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
 import pino, { type DestinationStream, type Logger } from "pino";
+import { z } from "zod";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { registerConsole } from "../src/api/console.js";
 import { ConsoleFeed } from "../src/api/console-feed.js";
-import type { ReadinessCheck } from "../src/api/health.js";
+import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
+import { type ReadinessCheck, registerHealth } from "../src/api/health.js";
+import { JwtVerifier } from "../src/api/jwt.js";
 import { buildApi } from "../src/api/server.js";
 import { Dock } from "../src/drives/door.js";
 import { exec } from "../src/drives/exec.js";
@@ -33,13 +38,15 @@ import {
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
 import { TransferManager } from "../src/transfer/manager.js";
-import type { AgentConfig } from "./config.js";
+import { type AgentConfig, tokenSchema } from "./config.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
   baseDir: string;
   clock?: Clock;
   logDestination?: DestinationStream;
+  /** More API routes (tests, extensions); each must declare its access or the agent refuses to start. */
+  apiRoutes?: ((app: FastifyInstance) => void)[];
 }
 
 export interface RunningAgent {
@@ -47,6 +54,8 @@ export interface RunningAgent {
   dock: Dock | undefined;
   transfers: TransferManager | undefined;
   tokensFile: string | undefined;
+  /** Every API route with the access it declares (the gate tests walk this). */
+  routes: readonly DeclaredRoute[];
   service: JobService;
   log: Logger;
   /** Blob endpoint template, `{account}` replaced per job. */
@@ -83,27 +92,93 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
-/** Tokens from config, or a generated operator+customer pair kept in dataDir (mode 0600). */
+/** The subscription the generated customer token is granted (edit the token file to change it). */
+export const DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000";
+
+/**
+ * Tokens from config; with neither tokens nor JWT configured, a generated operator+customer pair
+ * kept in dataDir (mode 0600), the customer granted DEMO_SUBSCRIPTION only.
+ */
 function loadTokens(
   config: AgentConfig,
   dataDir: string,
   log: Logger,
 ): { tokens: ApiToken[]; file: string | undefined } {
-  if (config.api.tokens.length > 0) return { tokens: config.api.tokens, file: undefined };
+  if (config.api.tokens.length > 0 || config.api.jwt) return { tokens: config.api.tokens, file: undefined };
   const file = join(dataDir, "api-tokens.json");
   if (!existsSync(file)) {
     const tokens: ApiToken[] = [
       { name: "operator", role: "operator", token: randomBytes(24).toString("base64url") },
-      { name: "customer", role: "customer", token: randomBytes(24).toString("base64url") },
+      {
+        name: "customer",
+        role: "customer",
+        token: randomBytes(24).toString("base64url"),
+        scopes: [{ subscriptionId: DEMO_SUBSCRIPTION }],
+      },
     ];
     writeFileSync(file, `${JSON.stringify({ tokens }, null, 2)}\n`, { mode: 0o600 });
     log.info({ file }, "no API tokens configured: generated an operator and a customer token");
   }
   chmodSync(file, 0o600);
-  const parsed = JSON.parse(readFileSync(file, "utf8")) as { tokens?: ApiToken[] };
-  if (!parsed.tokens?.length)
-    throw new StationError("ConfigInvalid", `Token file ${file} holds no tokens; delete it to regenerate.`);
-  return { tokens: parsed.tokens, file };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new StationError(
+      "ConfigInvalid",
+      `Token file ${file} is not valid JSON; delete it to regenerate.`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const parsed = z.object({ tokens: z.array(tokenSchema).min(1) }).safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StationError(
+      "ConfigInvalid",
+      `Token file ${file}: ${issue.path.map(String).join(".") || "(root)"}: ${issue.message}. Fix it, or delete it to regenerate.`,
+    );
+  }
+  return { tokens: parsed.data.tokens, file };
+}
+
+/** The JWT verifier, its key read here (the composition root is the only reader of files). */
+function jwtVerifier(config: AgentConfig, abs: (p: string) => string, clock: Clock): JwtVerifier | undefined {
+  const j = config.api.jwt;
+  if (!j) return undefined;
+  const read = (f: string, key: string) => {
+    try {
+      return readFileSync(abs(f), "utf8");
+    } catch (e) {
+      throw new StationError(
+        "ConfigInvalid",
+        `Config api.jwt.${key}: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? e}.`,
+        { cause: e },
+      );
+    }
+  };
+  let key: ConstructorParameters<typeof JwtVerifier>[0]["key"];
+  if (j.jwksUrl) key = { jwksUrl: j.jwksUrl };
+  else if (j.jwksFile) {
+    try {
+      key = { jwks: JSON.parse(read(j.jwksFile, "jwksFile")) };
+    } catch (e) {
+      if (e instanceof StationError) throw e;
+      throw new StationError("ConfigInvalid", `Config api.jwt.jwksFile: ${j.jwksFile} is not valid JSON.`);
+    }
+  } else key = { publicKeyPem: read(j.publicKeyFile!, "publicKeyFile") };
+  return new JwtVerifier({
+    key,
+    issuer: j.issuer,
+    audience: j.audience,
+    algorithms: j.algorithms,
+    clockToleranceSeconds: j.clockToleranceSeconds,
+    claims: j.claims,
+    operatorRole: j.operatorRole,
+    customerRole: j.customerRole,
+    now: () => clock.now(),
+  });
 }
 
 async function allJobs(store: SqliteStore): Promise<Job[]> {
@@ -286,14 +361,21 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const app = buildApi({
       service,
       notices,
-      auth: new TokenAuthenticator(tokens),
+      auth: new TokenAuthenticator(tokens, jwtVerifier(config, abs, clock)),
       location,
       log,
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
-      consoleFeed: feed,
-      health: { readiness: readinessChecks(store, azurite ? storageEndpoint : undefined, watcher), metrics },
+      routes: [
+        (a) =>
+          registerHealth(a, {
+            readiness: readinessChecks(store, azurite ? storageEndpoint : undefined, watcher),
+            metrics,
+          }),
+        (a) => registerConsole(a, feed),
+        ...(options.apiRoutes ?? []),
+      ],
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     cleanup.unshift(() => app.close());
@@ -326,6 +408,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       dock,
       transfers,
       tokensFile,
+      routes: declaredRoutes(app),
       service,
       log,
       storageEndpoint,

@@ -6,11 +6,95 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StationError } from "../src/errors.js";
 
-const token = z.object({
-  name: z.string().min(1).max(64),
-  token: z.string().min(16, "must be at least 16 characters"),
-  role: z.enum(["customer", "operator"]),
+/** An ARM-like role assignment: a subscription, or one resource group in it. */
+const roleAssignment = z.object({
+  subscriptionId: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, "must be a subscription id (letters, digits, '-')"),
+  resourceGroup: z
+    .string()
+    .regex(
+      /^[-\p{L}\p{N}_.()]{1,90}$/u,
+      "must be a resource group name (1-90 letters, digits, '-', '_', '.', '()')",
+    )
+    .optional(),
 });
+
+export const tokenSchema = z
+  .object({
+    name: z.string().min(1).max(64),
+    role: z.enum(["customer", "operator"]),
+    token: z.string().min(16, "must be at least 16 characters").optional(),
+    /** SHA-256 of the token, hex: the config then holds no usable secret. */
+    tokenSha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits (sha256sum of the token)")
+      .optional(),
+    /** Customer tokens: the subscriptions / resource groups they may see. Required for customers. */
+    scopes: z.array(roleAssignment).default([]),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.token === undefined) === (t.tokenSha256 === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["token"], message: "give exactly one of token or tokenSha256" });
+    }
+    if (t.role === "customer" && t.scopes.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scopes"],
+        message:
+          "a customer token needs at least one scope: [{ subscriptionId, resourceGroup? }] (it would see nothing)",
+      });
+    }
+    if (t.role === "operator" && t.scopes.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scopes"],
+        message: "operator tokens see everything; remove scopes",
+      });
+    }
+  });
+
+/** Asymmetric algorithms only: never `none`, never HS* (a public key used as an HMAC secret). */
+const JWT_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+const jwtSchema = z
+  .object({
+    /** Where the identity provider's signing keys come from: exactly one of these. */
+    jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+    jwksFile: z.string().min(1).optional(),
+    publicKeyFile: z.string().min(1).optional(),
+    issuer: z.string().min(1),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(["RS256", "PS256", "ES256", "EdDSA"]),
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+    claims: z
+      .object({
+        /** The caller's name in messages and `systemData.createdBy`. */
+        name: z.string().min(1).default("sub"),
+        /** Array (or space-separated string) of role names. */
+        roles: z.string().min(1).default("roles"),
+        /** Array (or space-separated string) of `/subscriptions/<id>[/resourceGroups/<name>]` or bare subscription ids. */
+        scopes: z.string().min(1).default("scopes"),
+      })
+      .default({ name: "sub", roles: "roles", scopes: "scopes" }),
+    operatorRole: z.string().min(1).default("Station.Operator"),
+    customerRole: z.string().min(1).default("Station.Customer"),
+  })
+  .refine((j) => [j.jwksUrl, j.jwksFile, j.publicKeyFile].filter(Boolean).length === 1, {
+    message: "give exactly one of jwksUrl, jwksFile, publicKeyFile",
+    path: ["jwksUrl"],
+  });
 
 export const configSchema = z.object({
   /** Jobs database, embedded Azurite data, generated tokens. Relative paths are relative to the config file's directory's parent. */
@@ -29,8 +113,13 @@ export const configSchema = z.object({
         .max(64 * 1024 * 1024)
         .default(1024 * 1024),
       tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
-      /** Tokens given inline. When none are configured the agent generates a pair into dataDir/api-tokens.json. */
-      tokens: z.array(token).default([]),
+      /**
+       * Static tokens. With neither tokens nor jwt configured the agent generates a pair into
+       * dataDir/api-tokens.json (the customer one scoped to DEMO_SUBSCRIPTION).
+       */
+      tokens: z.array(tokenSchema).default([]),
+      /** Optional: bearer JWTs from an identity provider, alongside (or instead of) static tokens. */
+      jwt: jwtSchema.optional(),
     })
     .default({ host: "127.0.0.1", port: 7480, bodyLimitBytes: 1024 * 1024, tokens: [] }),
   station: z.object({

@@ -23,6 +23,7 @@ export type StationErrorCode =
   // auth
   | "AuthenticationFailed"
   | "AuthorizationFailed"
+  | "LinkedAuthorizationFailed"
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"

@@ -20,6 +20,7 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   RouteNotFound: 404,
   AuthenticationFailed: 401,
   AuthorizationFailed: 403,
+  LinkedAuthorizationFailed: 403,
   ConfigInvalid: 500,
   StorageUnavailable: 503,
   InternalError: 500,

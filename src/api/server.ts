@@ -1,20 +1,18 @@
 /**
  * The station's HTTP API: the ARM `Microsoft.ImportExport` job routes (reference §4.1), so
  * existing Azure clients work against it, and the operator routes under /station/v1.
- * Every route needs a bearer token; every failure is an ARM ErrorResponse.
+ * Every route declares who may call it (gate.ts); every failure is an ARM ErrorResponse.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { isStationError, StationError } from "../errors.js";
 import type { JobService } from "../jobs/service.js";
-import type { NoticeLog } from "../jobs/store.js";
+import type { JobScope, NoticeLog } from "../jobs/store.js";
 import type { StationEvent } from "../lifecycle/machine.js";
 import type { Actor, JobKey } from "../lifecycle/model.js";
-import { type Principal, requireOperator, type TokenAuthenticator } from "./auth.js";
-import { registerConsole } from "./console.js";
-import type { ConsoleFeed } from "./console-feed.js";
+import type { Authenticator, Principal } from "./auth.js";
 import { errorResponse, HTTP_STATUS } from "./errors.js";
-import { type HealthDeps, registerHealth } from "./health.js";
+import { type DeclaredRoute, installGate } from "./gate.js";
 import {
   API_VERSIONS,
   checkInBody,
@@ -29,6 +27,7 @@ import {
   toJobSpec,
   updateJobBody,
 } from "./schemas.js";
+import { type ArmAction, authorizeLinkedAccount, visibleResourceGroups } from "./scope.js";
 import { jobResponse, OPERATIONS, operatorView, PROVIDER } from "./views.js";
 
 export interface StationLocation {
@@ -51,28 +50,21 @@ export interface StationLocation {
 export interface ApiDeps {
   service: JobService;
   notices: NoticeLog;
-  auth: TokenAuthenticator;
+  auth: Authenticator;
   location: StationLocation;
   log: Logger;
   bodyLimitBytes: number;
   tls?: { key: Buffer; cert: Buffer };
   /** The drives plugged into this station now. */
   dock?: { list(): unknown[] };
-  /** /healthz, /readyz and /metrics (health.ts). */
-  health?: HealthDeps;
-  /** The web console at /console and its push stream (console.ts). */
-  consoleFeed?: ConsoleFeed;
+  /**
+   * More routes (console, metrics, health, export preview). Each must declare its access in its
+   * options (`{ config: { access: "operator" } }`), or building the API throws.
+   */
+  routes?: ((app: FastifyInstance) => void)[];
 }
 
-declare module "fastify" {
-  interface FastifyRequest {
-    principal?: Principal;
-  }
-  interface FastifyContextConfig {
-    /** Who may call the route: public (probes, the console's static files) or operator. */
-    access?: "public" | "operator";
-  }
-}
+export type { DeclaredRoute };
 
 const MAX_TOP = 100;
 
@@ -130,7 +122,16 @@ function jobKey(p: JobParams): JobKey {
   return { subscriptionId: p.subscriptionId, resourceGroup: p.resourceGroupName, name: p.jobName };
 }
 
-const actorOf = (req: FastifyRequest): Actor => ({ name: req.principal?.name ?? "unknown", type: "User" });
+/** Route options: who may call. See gate.ts. */
+const operator = { config: { access: "operator" } } as const;
+const arm = (armAction: ArmAction) => ({ config: { access: "customer", armAction } }) as const;
+
+function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new StationError("AuthenticationFailed", "The request was not authenticated.");
+  return req.principal;
+}
+
+const actorOf = (req: FastifyRequest): Actor => ({ name: principalOf(req).name, type: "User" });
 
 /** Fastify's own errors (bad JSON, too large, wrong media type) become StationErrors. */
 function toStationError(err: unknown): StationError {
@@ -166,15 +167,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert } } : {}),
   });
 
-  // Authenticate before the body is read: an unknown caller learns nothing and uploads nothing.
-  app.addHook("onRequest", async (req) => {
-    const access = req.routeOptions.config?.access;
-    if (access === "public") return;
-    req.principal = auth.authenticate(req.headers.authorization);
-    if (access === "operator") return requireOperator(req.principal);
-    if (req.url.startsWith("/station/")) requireOperator(req.principal);
-    else checkApiVersion(req.query as Query);
-  });
+  // The gate decides on the matched route's declared access, before the body is read: an
+  // unknown or out-of-scope caller learns nothing and uploads nothing.
+  installGate(app, auth, (req) => checkApiVersion(req.query as Query));
 
   app.addHook("onResponse", async (req, reply) => {
     log.info(
@@ -225,87 +220,118 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       properties: { ...address, supportedCarriers, alternateLocations: [`${providerBase}/locations/${id}`] },
     };
   };
-  app.get(`${providerBase}/operations`, async () => ({ value: OPERATIONS }));
-  app.get(`${providerBase}/locations`, async () => ({ value: [locationView()] }));
-  app.get<{ Params: { locationName: string } }>(`${providerBase}/locations/:locationName`, async (req) => {
-    const wanted = req.params.locationName.replace(/\s+/g, "").toLowerCase();
-    const here = deps.location;
-    if (wanted !== here.id.toLowerCase() && wanted !== here.name.replace(/\s+/g, "").toLowerCase()) {
-      throw new StationError(
-        "RouteNotFound",
-        `Location '${req.params.locationName}' is not served by this station (it serves ${here.name}).`,
-        {
-          target: "locationName",
-        },
-      );
-    }
-    return locationView();
-  });
+  const locationsRead = arm("Microsoft.ImportExport/locations/read");
+  app.get(`${providerBase}/operations`, arm("Microsoft.ImportExport/operations/read"), async () => ({
+    value: OPERATIONS,
+  }));
+  app.get(`${providerBase}/locations`, locationsRead, async () => ({ value: [locationView()] }));
+  app.get<{ Params: { locationName: string } }>(
+    `${providerBase}/locations/:locationName`,
+    locationsRead,
+    async (req) => {
+      const wanted = req.params.locationName.replace(/\s+/g, "").toLowerCase();
+      const here = deps.location;
+      if (wanted !== here.id.toLowerCase() && wanted !== here.name.replace(/\s+/g, "").toLowerCase()) {
+        throw new StationError(
+          "RouteNotFound",
+          `Location '${req.params.locationName}' is not served by this station (it serves ${here.name}).`,
+          {
+            target: "locationName",
+          },
+        );
+      }
+      return locationView();
+    },
+  );
 
   // ---------------------------------------------------------------- jobs
 
-  const list = async (req: FastifyRequest, scope: { subscriptionId: string; resourceGroup?: string }) => {
+  // The gate has checked the scope; a list by subscription is narrowed to the resource groups the
+  // caller was granted there, in the store, so pages and skip tokens only ever hold visible jobs.
+  const list = async (req: FastifyRequest, scope: JobScope) => {
     const q = req.query as Query;
     const top = parseTop(q);
     const page = await service.list(scope, top, one(q.$skiptoken));
     return { value: page.jobs.map(jobResponse), nextLink: nextLink(req, top, page.skipToken) };
   };
+  const jobsRead = arm("Microsoft.ImportExport/jobs/read");
   app.get<{ Params: { subscriptionId: string } }>(
     `/subscriptions/:subscriptionId${providerBase}/jobs`,
-    (req) => list(req, { subscriptionId: req.params.subscriptionId }),
+    jobsRead,
+    (req) => {
+      const groups = visibleResourceGroups(principalOf(req), req.params.subscriptionId);
+      return list(req, {
+        subscriptionId: req.params.subscriptionId,
+        ...(groups ? { resourceGroups: groups } : {}),
+      });
+    },
   );
   app.get<{ Params: { subscriptionId: string; resourceGroupName: string } }>(
     `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName${providerBase}/jobs`,
+    jobsRead,
     (req) =>
       list(req, { subscriptionId: req.params.subscriptionId, resourceGroup: req.params.resourceGroupName }),
   );
 
   const jobPath = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName${providerBase}/jobs/:jobName`;
 
-  app.get<{ Params: JobParams }>(jobPath, async (req) => jobResponse(await service.get(jobKey(req.params))));
+  app.get<{ Params: JobParams }>(jobPath, jobsRead, async (req) =>
+    jobResponse(await service.get(jobKey(req.params))),
+  );
 
-  app.put<{ Params: JobParams }>(jobPath, async (req, reply) => {
+  app.put<{ Params: JobParams }>(jobPath, arm("Microsoft.ImportExport/jobs/write"), async (req, reply) => {
     const key = jobKey(req.params);
     const spec = toJobSpec(parse(putJobBody, req.body), deps.location.name);
+    authorizeLinkedAccount(principalOf(req), spec.storageAccountId);
     const { job, created } = await service.create(key, spec, actorOf(req));
     return reply.code(created ? 201 : 200).send(jobResponse(job));
   });
 
-  app.patch<{ Params: JobParams }>(jobPath, async (req) => {
+  app.patch<{ Params: JobParams }>(jobPath, arm("Microsoft.ImportExport/jobs/write"), async (req) => {
     const key = jobKey(req.params);
     const patch = toJobPatch(parse(updateJobBody, req.body));
     return jobResponse(await service.update(key, patch, actorOf(req)));
   });
 
-  app.delete<{ Params: JobParams }>(jobPath, async (req, reply) => {
-    await service.delete(jobKey(req.params));
-    return reply.code(200).send();
-  });
+  app.delete<{ Params: JobParams }>(
+    jobPath,
+    arm("Microsoft.ImportExport/jobs/delete"),
+    async (req, reply) => {
+      await service.delete(jobKey(req.params));
+      return reply.code(200).send();
+    },
+  );
 
-  app.post<{ Params: JobParams }>(`${jobPath}/listBitLockerKeys`, async (req) => {
-    const job = await service.get(jobKey(req.params));
-    return {
-      value: job.drives
-        .filter((d) => d.bitLockerKey)
-        .map((d) => ({ driveId: d.driveId, bitLockerKey: d.bitLockerKey })),
-    };
-  });
+  app.post<{ Params: JobParams }>(
+    `${jobPath}/listBitLockerKeys`,
+    arm("Microsoft.ImportExport/jobs/listBitLockerKeys/action"),
+    async (req) => {
+      const job = await service.get(jobKey(req.params));
+      return {
+        value: job.drives
+          .filter((d) => d.bitLockerKey)
+          .map((d) => ({ driveId: d.driveId, bitLockerKey: d.bitLockerKey })),
+      };
+    },
+  );
 
   // ---------------------------------------------------------------- operator routes
 
   const opJob = "/station/v1/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/jobs/:jobName";
   type OpParams = JobParams & { driveId?: string };
 
-  app.get<{ Querystring: Query }>("/station/v1/jobs", async (req) => {
+  app.get<{ Querystring: Query }>("/station/v1/jobs", operator, async (req) => {
     const top = parseTop(req.query);
     const page = await service.list({}, top, one(req.query.$skiptoken));
     const name = one(req.query.name);
     const jobs = name ? page.jobs.filter((j) => j.name === name) : page.jobs;
     return { value: jobs.map(operatorView), nextLink: nextLink(req, top, page.skipToken) };
   });
-  app.get<{ Params: OpParams }>(opJob, async (req) => operatorView(await service.get(jobKey(req.params))));
-  app.get("/station/v1/attached", async () => ({ value: deps.dock?.list() ?? [] }));
-  app.get<{ Querystring: Query }>("/station/v1/notices", async (req) => {
+  app.get<{ Params: OpParams }>(opJob, operator, async (req) =>
+    operatorView(await service.get(jobKey(req.params))),
+  );
+  app.get("/station/v1/attached", operator, async () => ({ value: deps.dock?.list() ?? [] }));
+  app.get<{ Querystring: Query }>("/station/v1/notices", operator, async (req) => {
     const limit = Math.min(Number(one(req.query.limit) ?? 50) || 50, 1000);
     return { value: await deps.notices.recent({ limit }) };
   });
@@ -316,6 +342,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   ) => {
     app.post<{ Params: OpParams }>(
       `${opJob}${suffix}`,
+      operator,
       async (req: FastifyRequest<{ Params: OpParams }>, reply: FastifyReply) => {
         const key = jobKey(req.params);
         const event = toEvent(req);
@@ -363,8 +390,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
   stationRoute("/close", () => ({ type: "CloseUnresponsive" }));
 
-  if (deps.health) registerHealth(app, deps.health);
-  if (deps.consoleFeed) registerConsole(app, deps.consoleFeed);
-
+  for (const add of deps.routes ?? []) add(app);
   return app;
 }

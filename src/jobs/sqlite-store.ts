@@ -180,6 +180,11 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore {
       where.push("resource_group = ?");
       args.push(scope.resourceGroup);
     }
+    if (scope.resourceGroups !== undefined) {
+      if (scope.resourceGroups.length === 0) return { jobs: [] };
+      where.push(`lower(resource_group) IN (${scope.resourceGroups.map(() => "?").join(", ")})`);
+      args.push(...scope.resourceGroups.map((g) => g.toLowerCase()));
+    }
     if (skipToken) {
       const c = decodeCursor(skipToken);
       where.push("(created_at, subscription_id, resource_group, name) > (?, ?, ?, ?)");

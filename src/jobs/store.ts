@@ -19,6 +19,12 @@ export interface JobPage {
 export interface JobScope {
   subscriptionId?: string;
   resourceGroup?: string;
+  /**
+   * Only jobs in one of these resource groups (compared case-insensitively, as ARM names are):
+   * a customer granted some resource groups of a subscription lists that subscription.
+   * An empty array matches nothing.
+   */
+  resourceGroups?: readonly string[];
 }
 
 export interface JobStore {

@@ -208,13 +208,17 @@ describe("the real ARM client against the station over TLS", () => {
     for await (const j of c.jobs.listBySubscription({ top: 3 })) all.push(j.name!);
     expect(all.sort()).toEqual(["myexport", "myjob", "page-0", "page-1", "page-2", "page-3", "page-4"]);
 
+    // An operator sees every subscription (this one is empty); the customer was not granted it.
     const other: string[] = [];
     for await (const j of client(
-      CUSTOMER_TOKEN,
+      OPERATOR_TOKEN,
       "00000000-0000-0000-0000-000000000000",
     ).jobs.listBySubscription())
       other.push(j.name!);
     expect(other).toEqual([]);
+    await expect(
+      client(CUSTOMER_TOKEN, "00000000-0000-0000-0000-000000000000").jobs.listBySubscription().next(),
+    ).rejects.toMatchObject({ statusCode: 403, code: "AuthorizationFailed" });
   });
 
   it("refuses Shipping without deliveryPackage, accepts it with one", async () => {

@@ -131,7 +131,7 @@ describe.skipIf(!RUN)("staged: kill -9 mid-import, restart, resume", () => {
           port,
           tokens: [
             { name: "op", token: OPERATOR_TOKEN, role: "operator" },
-            { name: "cust", token: CUSTOMER_TOKEN, role: "customer" },
+            { name: "cust", token: CUSTOMER_TOKEN, role: "customer", scopes: [{ subscriptionId: SUB }] },
           ],
         },
         station: { location: stationLocation },

@@ -2,12 +2,29 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { type RunningAgent, startAgent } from "../../agent/agent.js";
+import { type AgentOptions, type RunningAgent, startAgent } from "../../agent/agent.js";
 import { parseConfig } from "../../agent/config.js";
 import type { Clock } from "../../src/jobs/service.js";
 
 export const OPERATOR_TOKEN = "operator-token-0123456789abcdef";
 export const CUSTOMER_TOKEN = "customer-token-0123456789abcdef";
+/** The subscriptions the default customer token (cust-bob) is granted; tests use these. */
+export const CUSTOMER_SUBSCRIPTIONS = [
+  "sub-1",
+  "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+  "sub-import",
+  "sub-crash",
+];
+
+export const defaultTokens = () => [
+  { name: "op-alice", token: OPERATOR_TOKEN, role: "operator" },
+  {
+    name: "cust-bob",
+    token: CUSTOMER_TOKEN,
+    role: "customer",
+    scopes: CUSTOMER_SUBSCRIPTIONS.map((subscriptionId) => ({ subscriptionId })),
+  },
+];
 
 export const stationLocation = {
   id: "westus",
@@ -65,6 +82,10 @@ export async function startTestAgent(
     transfer?: Record<string, unknown>;
     /** Blob endpoint template; tests never reach a public endpoint. */
     storageEndpoint?: string;
+    /** Replaces defaultTokens(). */
+    tokens?: unknown[];
+    jwt?: Record<string, unknown>;
+    apiRoutes?: AgentOptions["apiRoutes"];
   } = {},
 ): Promise<TestAgent> {
   const config = parseConfig(
@@ -75,10 +96,8 @@ export async function startTestAgent(
         host: "127.0.0.1",
         port: 0,
         bodyLimitBytes: opts.bodyLimitBytes ?? 64 * 1024,
-        tokens: [
-          { name: "op-alice", token: OPERATOR_TOKEN, role: "operator" },
-          { name: "cust-bob", token: CUSTOMER_TOKEN, role: "customer" },
-        ],
+        tokens: opts.tokens ?? defaultTokens(),
+        ...(opts.jwt ? { jwt: opts.jwt } : {}),
         ...(opts.tls ? { tls: opts.tls } : {}),
       },
       station: { location: stationLocation },
@@ -99,6 +118,7 @@ export async function startTestAgent(
     baseDir: dataDir,
     logDestination,
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.apiRoutes ? { apiRoutes: opts.apiRoutes } : {}),
   });
   return { agent, logText: () => chunks.join("") };
 }
