@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type DestinationStream, type Logger } from "pino";
@@ -21,8 +22,10 @@ import { exec } from "../src/drives/exec.js";
 import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/sources.js";
 import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
+import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
+import type { JobStore, StoreHealth } from "../src/jobs/store.js";
 import type { Job } from "../src/lifecycle/model.js";
 import { StationMetrics } from "../src/observability/metrics.js";
 import {
@@ -58,6 +61,10 @@ export interface RunningAgent {
   routes: readonly DeclaredRoute[];
   service: JobService;
   log: Logger;
+  /** This station's id in the fleet (drive claims). */
+  stationId: string;
+  /** False while the job store does not answer: readiness reports not-ready. */
+  storeHealthy(): boolean;
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
   metrics: StationMetrics;
@@ -181,7 +188,7 @@ function jwtVerifier(config: AgentConfig, abs: (p: string) => string, clock: Clo
   });
 }
 
-async function allJobs(store: SqliteStore): Promise<Job[]> {
+async function allJobs(store: JobStore): Promise<Job[]> {
   const jobs: Job[] = [];
   let token: string | undefined;
   do {
@@ -194,7 +201,7 @@ async function allJobs(store: SqliteStore): Promise<Job[]> {
 
 /** /readyz: the job store answers, the embedded storage answers HTTP, drive detection polls. */
 function readinessChecks(
-  store: SqliteStore,
+  store: JobStore & StoreHealth,
   embeddedStorage: string | undefined,
   watcher: DriveWatcher | undefined,
 ): ReadinessCheck[] {
@@ -202,6 +209,7 @@ function readinessChecks(
     {
       name: "store",
       check: async () => {
+        if (!store.healthy()) throw new Error("the job store does not answer");
         await store.list({}, 1);
       },
     },
@@ -237,7 +245,16 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const log = createLogger(config.log.level, options.logDestination);
   const clock = options.clock ?? systemClock;
 
-  const store = new SqliteStore(join(dataDir, "jobs.db"));
+  const stationId = config.station.id ?? hostname();
+  const store =
+    config.store.kind === "postgres"
+      ? await PgStore.open({
+          url: config.store.url,
+          poolSize: config.store.poolSize,
+          connectTimeoutMs: config.store.connectTimeoutSeconds * 1000,
+          log,
+        })
+      : new SqliteStore(join(dataDir, "jobs.db"));
   // The console is pushed every job and notice write; the store ports tell it, nobody else has to.
   const feed = new ConsoleFeed(
     {
@@ -338,6 +355,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
         },
+        fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
       });
       dock = new Dock({
         watcher,
@@ -399,7 +417,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     // Start watching drives once the API answers, so the operator can see them as they come.
     if (dock) await (dock as Dock).start();
     log.info(
-      { url, dataDir, tls: Boolean(tls), storage: config.storage.mode, drives: Boolean(dock) },
+      {
+        url,
+        dataDir,
+        stationId,
+        store: store instanceof PgStore ? store.where : "sqlite",
+        tls: Boolean(tls),
+        storage: config.storage.mode,
+        drives: Boolean(dock),
+      },
       "drive-station agent ready",
     );
     let stopped = false;
@@ -411,6 +437,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       routes: declaredRoutes(app),
       service,
       log,
+      stationId,
+      storeHealthy: () => store.healthy(),
       storageEndpoint,
       metrics,
       runTimers,

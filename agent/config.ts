@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StationError } from "../src/errors.js";
+import { scrubSecrets } from "../src/secrets.js";
 
 /** An ARM-like role assignment: a subscription, or one resource group in it. */
 const roleAssignment = z.object({
@@ -123,6 +124,13 @@ export const configSchema = z.object({
     })
     .default({ host: "127.0.0.1", port: 7480, bodyLimitBytes: 1024 * 1024, tokens: [] }),
   station: z.object({
+    /** This station's name in the fleet (drive claims, logs); default: the host name. */
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'")
+      .optional(),
+    /** How long a drive claim lasts without a heartbeat: a dead station's drives free up after this. */
+    leaseSeconds: z.number().min(3).max(3600).default(30),
     location: z.object({
       id: z.string().regex(/^[a-z0-9]+$/, "must be a short lower-case id like 'westus'"),
       name: z.string().min(1),
@@ -156,6 +164,19 @@ export const configSchema = z.object({
       }),
     ])
     .default({ mode: "embedded", host: "127.0.0.1", port: 10000, accounts: [] }),
+  /** The job store: an embedded SQLite file (one station), or a PostgreSQL shared by a fleet of stations. */
+  store: z
+    .discriminatedUnion("kind", [
+      z.object({ kind: z.literal("sqlite") }),
+      z.object({
+        kind: z.literal("postgres"),
+        /** postgres://user:password@host:5432/db; the password is never logged. */
+        url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL"),
+        poolSize: z.number().int().min(1).max(100).default(10),
+        connectTimeoutSeconds: z.number().min(1).max(300).default(5),
+      }),
+    ])
+    .default({ kind: "sqlite" }),
   timers: z
     .object({ intervalSeconds: z.number().min(1).max(3600).default(60) })
     .default({ intervalSeconds: 60 }),
@@ -219,10 +240,12 @@ export function parseConfig(raw: unknown, source: string): AgentConfig {
   const key = issue.path.map(String).join(".") || "(root)";
   let value: unknown = raw;
   for (const p of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[p as PropertyKey];
-  const shown = /token|key|sas/i.test(key) ? "[redacted]" : JSON.stringify(value);
+  const shown = /token|key|sas|password/i.test(key)
+    ? "[redacted]"
+    : scrubSecrets(JSON.stringify(value) ?? "");
   throw new StationError(
     "ConfigInvalid",
-    `Config ${source}: ${key} = ${shown ?? "(missing)"}: ${issue.message}.`,
+    `Config ${source}: ${key} = ${shown || "(missing)"}: ${issue.message}.`,
     { target: key },
   );
 }

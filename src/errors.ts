@@ -27,6 +27,7 @@ export type StationErrorCode =
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"
+  | "StoreUnavailable"
   | "InternalError";
 
 export interface StationErrorOptions {

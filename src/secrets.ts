@@ -23,6 +23,8 @@ export const REDACT_PATHS: string[] = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `
 ]);
 
 const PATTERNS: [RegExp, string][] = [
+  // The password in a URL's user info (postgres://station:secret@db/...).
+  [/(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"']*:)[^@/?#\s"']*@/gi, "$1[redacted]@"],
   [/([?&]sig=)[^&\s"']+/gi, "$1[redacted]"],
   [/(AccountKey=)[^;\s"']+/gi, "$1[redacted]"],
   [/(SharedAccessSignature=)[^;\s"']+/gi, "$1[redacted]"],

@@ -58,6 +58,9 @@ export const NEXT_STEPS: Record<NoticeCode, NextStep> = {
     step: "Check the drive's label and the package it came in; check it in under its job (drive ID = serial), then unplug and plug it in again.",
     action: "checkIn",
   },
+  DriveClaimedElsewhere: {
+    step: "Another station is transferring this drive: pull it there first to move it here, or leave it; this station takes over if that station stops renewing its claim.",
+  },
   TransferPaused: {
     step: "Storage did not answer: the station retries by itself and sends nothing twice. If it persists, check the storage endpoint and the network.",
   },

@@ -23,6 +23,7 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   LinkedAuthorizationFailed: 403,
   ConfigInvalid: 500,
   StorageUnavailable: 503,
+  StoreUnavailable: 503,
   InternalError: 500,
 };
 

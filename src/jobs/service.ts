@@ -137,7 +137,8 @@ export class JobService {
   private async fireTimers(key: JobKey, now: Date): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.store.get(key);
-      if (!stored) return false;
+      // Gone, or fired by another station since `due` listed it: fired once across the fleet.
+      if (!stored || !((nextDeadline(stored.job)?.getTime() ?? Infinity) <= now.getTime())) return false;
       const { job, notices } = applyTimers(stored.job, now);
       try {
         if (job === null) {

@@ -6,7 +6,17 @@ import Database from "better-sqlite3";
 import { StationError } from "../errors.js";
 import type { Job, JobKey, Notice } from "../lifecycle/model.js";
 import type { BlobCheckpoint, CheckpointStore } from "../transfer/checkpoints.js";
-import type { JobPage, JobScope, JobStore, NoticeLog, StoredJob } from "./store.js";
+import type {
+  ClaimResult,
+  DriveClaims,
+  DriveRef,
+  JobPage,
+  JobScope,
+  JobStore,
+  NoticeLog,
+  StoredJob,
+  StoreHealth,
+} from "./store.js";
 
 /** Append-only: each entry moves the schema from user_version i to i+1. */
 const MIGRATIONS: readonly string[] = [
@@ -43,6 +53,15 @@ const MIGRATIONS: readonly string[] = [
      log        TEXT,
      PRIMARY KEY (job, drive_id, blob_index)
    );`,
+  `CREATE TABLE drive_claims (
+     subscription_id TEXT NOT NULL,
+     resource_group  TEXT NOT NULL,
+     job_name        TEXT NOT NULL,
+     drive_id        TEXT NOT NULL,
+     station_id      TEXT NOT NULL,
+     expires_at      TEXT NOT NULL,
+     PRIMARY KEY (subscription_id, resource_group, job_name, drive_id)
+   );`,
 ];
 
 interface JobRow {
@@ -71,7 +90,7 @@ function decodeCursor(token: string): Cursor {
   });
 }
 
-export class SqliteStore implements JobStore, NoticeLog, CheckpointStore {
+export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveClaims, StoreHealth {
   private readonly db: Database.Database;
 
   constructor(file: string) {
@@ -105,6 +124,13 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore {
   close(): void {
     this.db.close();
   }
+
+  /** A local file: it answers while the agent runs. */
+  healthy(): boolean {
+    return this.db.open;
+  }
+
+  async whenHealthy(): Promise<void> {}
 
   async get(key: JobKey): Promise<StoredJob | undefined> {
     const row = this.db
@@ -324,5 +350,56 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore {
       if (r.drive_id) n.driveId = r.drive_id;
       return n;
     });
+  }
+
+  // Drive claims: a single station always wins its own claims, but the code path is the fleet's.
+  async claim(drive: DriveRef, stationId: string, now: Date, ttlMs: number): Promise<ClaimResult> {
+    const k = drive.job;
+    const expires = new Date(now.getTime() + ttlMs).toISOString();
+    const row = this.db
+      .prepare<
+        [string, string, string, string, string, string, string],
+        { station_id: string; expires_at: string }
+      >(
+        `INSERT INTO drive_claims (subscription_id, resource_group, job_name, drive_id, station_id, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (subscription_id, resource_group, job_name, drive_id) DO UPDATE
+           SET station_id = excluded.station_id, expires_at = excluded.expires_at
+           WHERE drive_claims.station_id = excluded.station_id OR drive_claims.expires_at <= ?
+         RETURNING station_id, expires_at`,
+      )
+      .get(k.subscriptionId, k.resourceGroup, k.name, drive.driveId, stationId, expires, now.toISOString());
+    if (row) return { granted: true, lease: { stationId, expiresAt: new Date(row.expires_at) } };
+    const holder = this.db
+      .prepare<[string, string, string, string], { station_id: string; expires_at: string }>(
+        "SELECT station_id, expires_at FROM drive_claims WHERE subscription_id = ? AND resource_group = ? AND job_name = ? AND drive_id = ?",
+      )
+      .get(k.subscriptionId, k.resourceGroup, k.name, drive.driveId);
+    if (!holder) return this.claim(drive, stationId, now, ttlMs); // released in between
+    return {
+      granted: false,
+      holder: { stationId: holder.station_id, expiresAt: new Date(holder.expires_at) },
+    };
+  }
+
+  async renew(drive: DriveRef, stationId: string, now: Date, ttlMs: number): Promise<boolean> {
+    const k = drive.job;
+    const expires = new Date(now.getTime() + ttlMs).toISOString();
+    return (
+      this.db
+        .prepare(
+          "UPDATE drive_claims SET expires_at = ? WHERE subscription_id = ? AND resource_group = ? AND job_name = ? AND drive_id = ? AND station_id = ?",
+        )
+        .run(expires, k.subscriptionId, k.resourceGroup, k.name, drive.driveId, stationId).changes === 1
+    );
+  }
+
+  async release(drive: DriveRef, stationId: string): Promise<void> {
+    const k = drive.job;
+    this.db
+      .prepare(
+        "DELETE FROM drive_claims WHERE subscription_id = ? AND resource_group = ? AND job_name = ? AND drive_id = ? AND station_id = ?",
+      )
+      .run(k.subscriptionId, k.resourceGroup, k.name, drive.driveId, stationId);
   }
 }

@@ -46,3 +46,38 @@ export interface NoticeLog {
   /** Newest first. */
   recent(options: { since?: string; limit: number }): Promise<(Notice & { id: number })[]>;
 }
+
+/** A drive of a job, as the fleet's claim table knows it. */
+export interface DriveRef {
+  job: JobKey;
+  driveId: string;
+}
+
+/** Which station holds a drive, and until when (the lease; renewed by that station's heartbeat). */
+export interface Lease {
+  stationId: string;
+  expiresAt: Date;
+}
+
+export type ClaimResult = { granted: true; lease: Lease } | { granted: false; holder: Lease };
+
+/**
+ * Drive claims: at most one station transfers a drive at a time. A claim is a row in the shared
+ * store with an expiry, never an in-memory flag, so a station that dies loses its drives when
+ * its leases run out. Times come from the caller (the station's injected clock).
+ */
+export interface DriveClaims {
+  /** Takes the drive for `stationId` until now + ttl if it is free, expired or already ours; else names the holder. */
+  claim(drive: DriveRef, stationId: string, now: Date, ttlMs: number): Promise<ClaimResult>;
+  /** Extends our lease; false when the drive is no longer ours (it expired and another station took it). */
+  renew(drive: DriveRef, stationId: string, now: Date, ttlMs: number): Promise<boolean>;
+  /** Gives the drive up (pulled, finished, stopping); a no-op when it is not ours. */
+  release(drive: DriveRef, stationId: string): Promise<void>;
+}
+
+/** Whether the store answers; readiness reports it and the transfer engine pauses on it. */
+export interface StoreHealth {
+  healthy(): boolean;
+  /** Resolves once the store answers again (at once when healthy); rejects when `signal` aborts. */
+  whenHealthy(signal?: AbortSignal): Promise<void>;
+}

@@ -229,4 +229,5 @@ export type NoticeCode =
   | "FaultUnresolved"
   | "DriveNeverReceived"
   | "UnknownDrive"
-  | "TransferPaused";
+  | "TransferPaused"
+  | "DriveClaimedElsewhere";

@@ -4,13 +4,16 @@
  * pauses instead of failing when the drive is pulled or storage stays down (the next plug-in or
  * the outage retry resumes from the checkpoints).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
 import type { Logger } from "pino";
 import type { DockedDrive, DockHooks } from "../drives/door.js";
 import type { MatchResult } from "../drives/match.js";
+import { DriveLease } from "../fleet/drive-lease.js";
+import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
 import type { Clock, JobService } from "../jobs/service.js";
-import type { NoticeLog } from "../jobs/store.js";
+import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
 import { BufferPool } from "./buffer-pool.js";
@@ -25,6 +28,19 @@ export interface TransferSettings {
   storageRetry?: JobStorageOptions["retry"];
 }
 
+/** This station in the fleet: drive claims in the shared store, and whether that store answers. */
+export interface FleetSettings {
+  claims: DriveClaims;
+  health: StoreHealth;
+  stationId: string;
+  leaseMs: number;
+}
+
+/** Abort reason when the job store stops answering: the run pauses and resumes when it is back. */
+class StorePaused extends Error {
+  override name = "StorePaused";
+}
+
 export interface TransferManagerDeps {
   service: JobService;
   checkpoints: CheckpointStore;
@@ -33,6 +49,7 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  fleet: FleetSettings;
   /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
   observer?: { driveFinished(job: string, driveId: string, outcome: string, seconds: number): void };
 }
@@ -51,9 +68,24 @@ export class TransferManager {
   private readonly pool: BufferPool;
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Paused runs waiting for the job store to answer again. */
+  private readonly storeWaits = new Map<string, AbortController>();
+  private readonly stopping = new AbortController();
+  private readonly checkpoints: CheckpointStore;
+  private readonly storeWatch: NodeJS.Timeout;
   private stopped = false;
 
   constructor(private readonly deps: TransferManagerDeps) {
+    const { health } = deps.fleet;
+    this.checkpoints = durableCheckpoints(deps.checkpoints, health, this.stopping.signal, deps.log);
+    // The store went away: pause every run (no new blobs without recordable checkpoints, no lease to renew).
+    this.storeWatch = setInterval(() => {
+      if (health.healthy()) return;
+      for (const r of this.runs.values())
+        if (!r.controller.signal.aborted)
+          r.controller.abort(new StorePaused("the job database is unreachable"));
+    }, 250);
+    this.storeWatch.unref();
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
     // Every request in flight has its block, plus half as many again being read and hashed.
     this.pool = new BufferPool(4 * 1024 * 1024, Math.ceil(deps.settings.concurrency * 1.5));
@@ -78,7 +110,10 @@ export class TransferManager {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.storeWatch);
+    this.stopping.abort(new Error("the agent is stopping"));
     for (const t of this.retryTimers.values()) clearTimeout(t);
+    for (const w of this.storeWaits.values()) w.abort();
     for (const key of this.runs.keys()) this.abort(key, "the agent is stopping");
     await this.idle();
   }
@@ -86,6 +121,8 @@ export class TransferManager {
   private abort(key: string, why: string): void {
     const t = this.retryTimers.get(key);
     if (t) clearTimeout(t);
+    this.storeWaits.get(key)?.abort();
+    this.storeWaits.delete(key);
     this.runs.get(key)?.controller.abort(new Error(why));
   }
 
@@ -117,7 +154,18 @@ export class TransferManager {
     let lastPersist = 0;
     let persisting: Promise<unknown> = Promise.resolve();
     let lastSample = { t: started, bytes: 0 };
+    const lease = new DriveLease({ ...this.deps.fleet, clock: this.deps.clock }, { job: key, driveId });
     try {
+      // No new claim while the store is down; another station's live claim holds the drive here.
+      await this.deps.fleet.health.whenHealthy(controller.signal);
+      await lease.acquire(controller.signal, (holder) => this.heldElsewhere(drive, label, holder));
+      lease.keepAlive(
+        () =>
+          controller.abort(
+            new Error("another station took the drive over after this station's claim expired"),
+          ),
+        (e) => log.warn({ err: e, job: jobLabel(key), driveId }, "drive claim not renewed; retrying"),
+      );
       const job = await service.get(key);
       const entry = job.drives.find((d) => d.driveId === driveId);
       const resuming = entry?.state === "Transferring";
@@ -145,7 +193,7 @@ export class TransferManager {
         queue: this.queue,
         pool: this.pool,
         blobConcurrency: settings.blobConcurrency,
-        checkpoints: this.deps.checkpoints,
+        checkpoints: this.checkpoints,
         signal: controller.signal,
         log: log.child({ job: jobLabel(key), driveId }),
         now: () => this.deps.clock.now(),
@@ -192,7 +240,7 @@ export class TransferManager {
         ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
         ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       });
-      await this.deps.checkpoints.clear(job.name, driveId);
+      await this.checkpoints.clear(job.name, driveId);
       const seconds = (Date.now() - started) / 1000;
       this.deps.observer?.driveFinished(job.name, driveId, outcome, seconds);
       drive.status = "done";
@@ -212,6 +260,13 @@ export class TransferManager {
       );
     } catch (e) {
       await persisting;
+      if (controller.signal.reason instanceof StorePaused || (!controller.signal.aborted && isStoreDown(e))) {
+        drive.status = "paused";
+        drive.message = `${label} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+        log.error({ job: jobLabel(key), driveId }, drive.message);
+        this.resumeWhenStoreAnswers(drive, match);
+        return;
+      }
       if (controller.signal.aborted) {
         drive.status = "paused";
         drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
@@ -258,6 +313,45 @@ export class TransferManager {
       drive.status = "error";
       drive.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
       log.error({ job: jobLabel(key), driveId, err: e }, "drive import failed");
+    } finally {
+      await lease.release();
     }
+  }
+
+  /** Another station's claim is live: the drive waits here, and the operator is told why. */
+  private async heldElsewhere(drive: DockedDrive, label: string, holder: Lease): Promise<void> {
+    drive.status = "held";
+    drive.message = `${label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
+    this.deps.log.warn(
+      { job: jobLabel(drive.job!), driveId: drive.driveId, holder: holder.stationId },
+      drive.message,
+    );
+    await this.deps.notices
+      .add([
+        {
+          code: "DriveClaimedElsewhere",
+          at: this.deps.clock.now().toISOString(),
+          job: drive.job!,
+          driveId: drive.driveId!,
+          message: drive.message,
+        },
+      ])
+      .catch((e) => this.deps.log.warn({ err: e }, "notice not saved"));
+  }
+
+  /** After a store outage: once it answers (and the paused run has finished), start the drive again. */
+  private resumeWhenStoreAnswers(drive: DockedDrive, match: Ready): void {
+    if (this.stopped) return;
+    const wait = new AbortController();
+    this.storeWaits.get(drive.key)?.abort();
+    this.storeWaits.set(drive.key, wait);
+    void (async () => {
+      await this.deps.fleet.health.whenHealthy(wait.signal);
+      while (this.runs.has(drive.key)) await this.runs.get(drive.key)!.done;
+      await sleep(100, undefined, { signal: wait.signal });
+      if (this.storeWaits.get(drive.key) !== wait) return;
+      this.storeWaits.delete(drive.key);
+      this.start(drive, match);
+    })().catch(() => undefined);
   }
 }

@@ -34,10 +34,10 @@ describe("SqliteStore", () => {
   it("migrates a new file to the latest schema and reopens it unchanged", () => {
     const file = join(tempDir(), "jobs.db");
     const a = new SqliteStore(file);
-    expect(a.schemaVersion()).toBe(2);
+    expect(a.schemaVersion()).toBe(3);
     a.close();
     const b = new SqliteStore(file);
-    expect(b.schemaVersion()).toBe(2);
+    expect(b.schemaVersion()).toBe(3);
     b.close();
   });
 

@@ -82,6 +82,11 @@ export async function startTestAgent(
     transfer?: Record<string, unknown>;
     /** Blob endpoint template; tests never reach a public endpoint. */
     storageEndpoint?: string;
+    /** `{ kind: "postgres", url }` for a fleet test; default SQLite in dataDir. */
+    store?: Record<string, unknown>;
+    /** Fleet identity: station id, lease length. */
+    station?: { id?: string; leaseSeconds?: number };
+    timers?: { intervalSeconds: number };
     /** Replaces defaultTokens(). */
     tokens?: unknown[];
     jwt?: Record<string, unknown>;
@@ -100,7 +105,9 @@ export async function startTestAgent(
         ...(opts.jwt ? { jwt: opts.jwt } : {}),
         ...(opts.tls ? { tls: opts.tls } : {}),
       },
-      station: { location: stationLocation },
+      station: { location: stationLocation, ...opts.station },
+      ...(opts.store ? { store: opts.store } : {}),
+      ...(opts.timers ? { timers: opts.timers } : {}),
       storage: { mode: "azure", endpointTemplate: opts.storageEndpoint ?? "http://127.0.0.1:9/{account}" },
       ...(opts.transfer ? { transfer: opts.transfer } : {}),
       drives: opts.drives ?? { enabled: false },
