@@ -58,7 +58,7 @@ export function registerConsole(app: FastifyInstance, feed: ConsoleFeed): void {
     for (const end of open) end();
   });
 
-  app.get("/station/v1/events", { config: { access: "operator" } }, (_req, reply) => {
+  app.get("/station/v1/events", { config: { access: "operator" } }, (req, reply) => {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -67,6 +67,7 @@ export function registerConsole(app: FastifyInstance, feed: ConsoleFeed): void {
       "x-accel-buffering": "no",
       connection: "keep-alive",
     });
+    if (req.method === "HEAD") return void res.end();
     res.write("retry: 2000\n\n");
     let unsubscribe: () => void = () => undefined;
     const end = () => {
