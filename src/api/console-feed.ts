@@ -53,14 +53,20 @@ export class ConsoleFeed {
 
   /** Sends the current view at once, then every change. Returns the unsubscribe function. */
   subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
+    let cancelled = false;
+    // The listener joins only after its first full view, so nothing reaches it out of order;
+    // whatever changed meanwhile is in that view (it is read from the latest state).
     void this.ensureLoaded().then(() => {
-      if (!this.listeners.has(listener)) return;
+      if (cancelled) return;
       for (const type of ["jobs", "notices"] as const)
         if (this.last[type]) listener({ type, data: JSON.parse(this.last[type]) });
       listener({ type: "drives", data: this.drivesView() });
+      this.listeners.add(listener);
     });
-    return () => this.listeners.delete(listener);
+    return () => {
+      cancelled = true;
+      this.listeners.delete(listener);
+    };
   }
 
   stop(): void {

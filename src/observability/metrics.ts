@@ -98,7 +98,6 @@ export class StationMetrics implements TransferObserver {
       registers,
     });
     const { sources } = opts;
-    const self = this;
     new Gauge({
       name: "drive_station_transfer_queue_depth",
       help: "Storage requests of every drive: queued (waiting for a slot) and in_flight.",
@@ -116,7 +115,6 @@ export class StationMetrics implements TransferObserver {
       labelNames: ["status"],
       registers,
       collect() {
-        self.sample();
         this.reset();
         for (const d of sources.drives()) this.inc({ status: d.status });
       },
@@ -194,6 +192,7 @@ export class StationMetrics implements TransferObserver {
 
   /** The exposition text and its content type, for the /metrics route. */
   async exposition(): Promise<{ contentType: string; text: string }> {
+    this.sample(); // before the registry serialises the counters it feeds
     return { contentType: this.registry.contentType, text: await this.registry.metrics() };
   }
 

@@ -73,6 +73,8 @@ export interface ImportDriveContext {
   now(): Date;
   retry: RetryPolicy;
   onProgress(bytesSucceeded: number, bytesTotal: number): void;
+  /** A storage request is retried after a retryable failure (reason: HTTP status or "network"); metrics. */
+  onRetry?(reason: string): void;
 }
 
 export interface ImportDriveResult {
@@ -227,6 +229,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           );
         const delay =
           Math.min(ctx.retry.maxMs, ctx.retry.baseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        ctx.onRetry?.(String((e as { statusCode?: number }).statusCode ?? "network"));
         log.warn(
           { what, attempt, delayMs: Math.round(delay), status: (e as { statusCode?: number }).statusCode },
           "storage request failed; retrying",

@@ -51,7 +51,10 @@ export interface TransferManagerDeps {
   settings: TransferSettings;
   fleet: FleetSettings;
   /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
-  observer?: { driveFinished(job: string, driveId: string, outcome: string, seconds: number): void };
+  observer?: {
+    driveFinished(job: string, driveId: string, outcome: string, seconds: number): void;
+    storageRetry(reason: string): void;
+  };
 }
 
 export interface DriveProgress {
@@ -198,6 +201,7 @@ export class TransferManager {
         log: log.child({ job: jobLabel(key), driveId }),
         now: () => this.deps.clock.now(),
         retry: settings.retry,
+        onRetry: (reason) => this.deps.observer?.storageRetry(reason),
         onProgress: (bytesSucceeded, bytesTotal) => {
           const now = Date.now();
           if (now - lastSample.t >= 1000) {
