@@ -13,6 +13,7 @@ import { z } from "zod";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
 import { registerConsole } from "../src/api/console.js";
 import { ConsoleFeed } from "../src/api/console-feed.js";
+import { exportRoutes } from "../src/api/export-routes.js";
 import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
 import { type ReadinessCheck, registerHealth } from "../src/api/health.js";
 import { JwtVerifier } from "../src/api/jwt.js";
@@ -22,11 +23,13 @@ import { exec } from "../src/drives/exec.js";
 import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/sources.js";
 import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
+import { KeyedLock } from "../src/jobs/keyed-lock.js";
 import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
+import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
 import type { JobStore, StoreHealth } from "../src/jobs/store.js";
-import type { Job } from "../src/lifecycle/model.js";
+import { type Job, jobLabel } from "../src/lifecycle/model.js";
 import { StationMetrics } from "../src/observability/metrics.js";
 import {
   observedCheckpoints,
@@ -34,12 +37,15 @@ import {
   signallingNoticeLog,
 } from "../src/observability/observed-ports.js";
 import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+import { AzureExportSource } from "../src/storage/azure-export-source.js";
+import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
   DEV_ACCOUNT,
   DEV_ACCOUNT_KEY,
   type RunningAzurite,
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
+import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
 
@@ -295,8 +301,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
+  const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
+  const exportLock = new KeyedLock();
   const cleanup: (() => Promise<void> | void)[] = [
     () => store.close(),
+    () => exportStore.close(),
     () => clearInterval(sampler),
     () => feed.stop(),
   ];
@@ -318,6 +327,24 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     } else {
       storageEndpoint = config.storage.endpointTemplate;
     }
+    // Export reads the job's account with the station's own key for it (never logged).
+    const accountKeys = new Map<string, string>(
+      (config.storage.mode === "embedded" && !config.storage.accounts.length
+        ? [{ name: DEV_ACCOUNT, key: DEV_ACCOUNT_KEY }]
+        : config.storage.accounts
+      ).map((a) => [a.name, a.key]),
+    );
+    const exportSourceFor = (storageAccountId: string) => {
+      const account = accountFromResourceId(storageAccountId);
+      const accountKey = accountKeys.get(account);
+      if (!accountKey)
+        throw new StationError(
+          "StorageUnavailable",
+          `This station holds no key for storage account '${account}': add it to storage.accounts in the config to export from it.`,
+          { target: account },
+        );
+      return new AzureExportSource({ endpoint: { template: storageEndpoint }, storageAccountId, accountKey });
+    };
 
     let watcher: DriveWatcher | undefined;
     if (config.drives.enabled) {
@@ -355,6 +382,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
         },
+        exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
         fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
       });
       dock = new Dock({
@@ -392,6 +420,40 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
             metrics,
           }),
         (a) => registerConsole(a, feed),
+        exportRoutes({
+          service,
+          preview: async (key, driveSize) => {
+            const job = await service.get(key);
+            const docked = (dock?.list() ?? []).filter(
+              (d) => d.job && d.driveId && d.mountpoint && jobLabel(d.job) === jobLabel(key),
+            );
+            return previewJob(
+              {
+                store: exportStore,
+                lock: exportLock,
+                sourceFor: exportSourceFor,
+                log,
+                retry: config.transfer.retry,
+              },
+              job,
+              docked.map((d) => ({
+                driveId: d.driveId!,
+                mountpoint: d.mountpoint!,
+                ...(d.fsType ? { fsType: d.fsType } : {}),
+              })),
+              driveSize,
+              AbortSignal.timeout(10 * 60_000),
+            );
+          },
+          confirm: async (key, driveId, by) => {
+            if (!transfers)
+              throw new StationError(
+                "NotYetAllowed",
+                "Drives are disabled on this station: no export drive can be written.",
+              );
+            return transfers.confirmExportDrive(key, driveId, by);
+          },
+        }),
         ...(options.apiRoutes ?? []),
       ],
     });

@@ -161,6 +161,13 @@ export const configSchema = z.object({
         mode: z.literal("azure"),
         /** `{account}` is replaced by the storage account name of the job. */
         endpointTemplate: z.string().includes("{account}").default("https://{account}.blob.core.windows.net"),
+        /**
+         * Keys of the storage accounts this station exports from (export manifests carry no
+         * credential, reference §1.9); import uses the drive manifest's own credential.
+         */
+        accounts: z
+          .array(z.object({ name: z.string().regex(/^[a-z0-9]{3,24}$/), key: z.string().min(16) }))
+          .default([]),
       }),
     ])
     .default({ mode: "embedded", host: "127.0.0.1", port: 10000, accounts: [] }),

@@ -61,6 +61,9 @@ export const NEXT_STEPS: Record<NoticeCode, NextStep> = {
   DriveClaimedElsewhere: {
     step: "Another station is transferring this drive: pull it there first to move it here, or leave it; this station takes over if that station stops renewing its claim.",
   },
+  ExportDriveNotEmpty: {
+    step: "The export drive already holds data: check it is the customer's blank drive, then confirm it with 'station confirm-export-drive <job> <drive>' to write the export onto it.",
+  },
   TransferPaused: {
     step: "Storage did not answer: the station retries by itself and sends nothing twice. If it persists, check the storage endpoint and the network.",
   },
