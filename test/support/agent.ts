@@ -14,6 +14,7 @@ export const CUSTOMER_SUBSCRIPTIONS = [
   "3fa85f64-5717-4562-b3fc-2c963f66afa6",
   "sub-import",
   "sub-crash",
+  "sub-staged",
 ];
 
 export const defaultTokens = () => [
