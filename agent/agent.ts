@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import pino, { type DestinationStream, type Logger } from "pino";
+import type { DestinationStream, Logger } from "pino";
 import { z } from "zod";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
 import { registerConsole } from "../src/api/console.js";
@@ -36,7 +36,6 @@ import {
   signallingJobStore,
   signallingNoticeLog,
 } from "../src/observability/observed-ports.js";
-import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
 import { AzureExportSource } from "../src/storage/azure-export-source.js";
 import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
@@ -48,6 +47,7 @@ import {
 import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
+import { createLogger, detectLogFormat } from "./logging.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
@@ -76,33 +76,6 @@ export interface RunningAgent {
   metrics: StationMetrics;
   runTimers(): Promise<number>;
   stop(): Promise<void>;
-}
-
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: "drive-station" },
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      hooks: {
-        // Scrub string arguments (messages) for secrets an SDK error might quote.
-        logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
-          );
-        },
-      },
-      serializers: {
-        err: (e: Error) => ({
-          type: e.name,
-          message: scrubSecrets(e.message),
-          code: (e as { code?: string }).code,
-        }),
-      },
-    },
-    destination,
-  );
 }
 
 /** The subscription the generated customer token is granted (edit the token file to change it). */
@@ -248,7 +221,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
   const dataDir = abs(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const log = createLogger(config.log.level, options.logDestination);
+  const log = createLogger({
+    level: config.log.level,
+    // Tests hand in a destination and read JSON lines; a real run picks pretty/journal/json.
+    format: options.logDestination ? "json" : detectLogFormat(),
+    ...(options.logDestination ? { sink: options.logDestination } : {}),
+  });
   const clock = options.clock ?? systemClock;
 
   const stationId = config.station.id ?? hostname();

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StationError } from "../src/errors.js";
 import { scrubSecrets } from "../src/secrets.js";
+import { findUnknownKey } from "./config-keys.js";
 
 /** An ARM-like role assignment: a subscription, or one resource group in it. */
 const roleAssignment = z.object({
@@ -241,6 +242,14 @@ export const configSchema = z.object({
 export type AgentConfig = z.output<typeof configSchema>;
 
 export function parseConfig(raw: unknown, source: string): AgentConfig {
+  // A key no schema object names is a typo or a setting this version does not have: stop.
+  const unknown = findUnknownKey(configSchema, raw);
+  if (unknown)
+    throw new StationError(
+      "ConfigInvalid",
+      `Config ${source}: unknown key ${unknown.path}${unknown.suggestion ? `; did you mean ${[...unknown.path.split(".").slice(0, -1), unknown.suggestion].join(".")}?` : ` (known here: ${unknown.known.join(", ")})`}. Fix or remove it; config/README.md lists every key.`,
+      { target: unknown.path },
+    );
   const r = configSchema.safeParse(raw);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;

@@ -767,7 +767,7 @@ export function applyTimers(current: Job, now: Date): TimerOutcome {
           job,
           "JobClosable",
           now,
-          `Job ${jobLabel(job)}: package overdue and no answer for ${UNRESPONSIVE_CLOSE_DAYS} days. The operator may close it (station close-unresponsive).`,
+          `Job ${jobLabel(job)}: package overdue and no answer for ${UNRESPONSIVE_CLOSE_DAYS} days. The operator may close it: 'station close ${job.name}'.`,
         ),
       );
     }

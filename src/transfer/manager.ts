@@ -68,6 +68,8 @@ export interface DriveProgress {
   bytesTotal: number;
   bytesPerSecond: number;
   etaSeconds?: number;
+  /** Once finished: how long the copy took (bytesPerSecond is then its average). */
+  seconds?: number;
 }
 
 type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
@@ -309,6 +311,13 @@ export class TransferManager {
       const seconds = (Date.now() - started) / 1000;
       this.deps.observer?.driveFinished(job.name, driveId, outcome, seconds);
       drive.status = "done";
+      // Final figures: the whole copy's time and average speed, no ETA.
+      drive.progress = {
+        bytesSucceeded: result.bytesSucceeded,
+        bytesTotal: result.bytesTotal,
+        bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
+        seconds: Math.round(seconds * 10) / 10,
+      };
       drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
       log.info(
         {
@@ -334,6 +343,8 @@ export class TransferManager {
       }
       if (controller.signal.aborted) {
         drive.status = "paused";
+        if (drive.progress) drive.progress = { ...drive.progress, bytesPerSecond: 0 };
+        delete drive.progress?.etaSeconds;
         drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
         log.warn({ job: jobLabel(key), driveId }, drive.message);
         return;

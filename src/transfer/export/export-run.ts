@@ -90,7 +90,15 @@ export async function runExportDrive(
         return "waiting";
       }
     }
-    const source = deps.sourceFor(job.storageAccountId);
+    let source: ExportSource;
+    try {
+      source = deps.sourceFor(job.storageAccountId);
+    } catch (e) {
+      // The drive stays ready: it starts once the station has the account's key (config, restart).
+      drive.message = `${label} is ready but waits: ${(e as Error).message}`;
+      log.warn({ job: jobLabel(key), driveId }, drive.message);
+      return "waiting";
+    }
     const resuming = entry.state === "Transferring";
     if (!resuming) await service.station(key, { type: "TransferStarted", driveId });
     drive.status = "transferring";
