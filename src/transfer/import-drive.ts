@@ -326,6 +326,9 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
     };
     let blobBytes = 0;
     const finish = (log: LogBlob, target: string) => {
+      // A pulled drive's files vanish before the abort lands (lazy unmount): never record that as the
+      // blob's end, or the station it is plugged into next would skip it (fleet move test find).
+      if (signal.aborted) throw signal.reason;
       pending.push({ blobIndex: index, state: "done", target, bytesSucceeded: blobBytes, log });
     };
     const fail = (status: BlobStatus, message: string, target = blob.blobPath) => {
@@ -557,10 +560,18 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       },
     ): Promise<boolean> {
       const uploads: Promise<void>[] = [];
+      // Rejections are read by allSettled below; marked handled now, so an abort mid-loop is not "unhandled".
+      const track = (p: Promise<void>) => {
+        p.catch(() => undefined);
+        return p;
+      };
       let broken = false;
       let ended = false;
       for (const [k, c] of b.chunks.entries()) {
-        if (signal.aborted) throw signal.reason;
+        if (signal.aborted) {
+          await Promise.allSettled(uploads); // the requests in flight end (aborted) before the blob gives up
+          throw signal.reason;
+        }
         if (ended) {
           chunkLog[k]!.status = "FileUnexpectedEnd";
           continue;
@@ -590,17 +601,19 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           }
           lent = true;
           uploads.push(
-            ctx.queue.add(async () => {
-              try {
-                await retrying(o.what(k), (s) => o.send(k, buf, md5, s));
-              } finally {
-                ctx.pool.release(slab);
-              }
-              bytesUploaded += buf.length;
-              blobBytes += buf.length;
-              chunkLog[k]!.status = o.sentStatus;
-              progress(buf.length);
-            }) as Promise<void>,
+            track(
+              ctx.queue.add(async () => {
+                try {
+                  await retrying(o.what(k), (s) => o.send(k, buf, md5, s));
+                } finally {
+                  ctx.pool.release(slab);
+                }
+                bytesUploaded += buf.length;
+                blobBytes += buf.length;
+                chunkLog[k]!.status = o.sentStatus;
+                progress(buf.length);
+              }) as Promise<void>,
+            ),
           );
         } finally {
           if (!lent) ctx.pool.release(slab);

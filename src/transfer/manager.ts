@@ -64,7 +64,10 @@ type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
 export class TransferManager {
   private readonly queue: PQueue;
   private readonly pool: BufferPool;
-  private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly runs = new Map<
+    string,
+    { controller: AbortController; done: Promise<void>; drive: DockedDrive }
+  >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Paused runs waiting for the job store to answer again. */
   private readonly storeWaits = new Map<string, AbortController>();
@@ -79,9 +82,12 @@ export class TransferManager {
     // The store went away: pause every run (no new blobs without recordable checkpoints, no lease to renew).
     this.storeWatch = setInterval(() => {
       if (health.healthy()) return;
-      for (const r of this.runs.values())
-        if (!r.controller.signal.aborted)
-          r.controller.abort(new StorePaused("the job database is unreachable"));
+      for (const r of this.runs.values()) {
+        if (r.controller.signal.aborted) continue;
+        r.controller.abort(new StorePaused("the job database is unreachable"));
+        r.drive.status = "paused";
+        r.drive.message = `Drive ${r.drive.driveId} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+      }
     }, 250);
     this.storeWatch.unref();
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
@@ -131,7 +137,7 @@ export class TransferManager {
     }
     const controller = new AbortController();
     const done = this.run(drive, match, controller).finally(() => this.runs.delete(drive.key));
-    this.runs.set(drive.key, { controller, done });
+    this.runs.set(drive.key, { controller, done, drive });
   }
 
   private async run(
