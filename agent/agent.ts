@@ -8,9 +8,10 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import pino, { type DestinationStream, type Logger } from "pino";
+import type { DestinationStream, Logger } from "pino";
 import { z } from "zod";
 import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { exportRoutes } from "../src/api/export-routes.js";
 import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
 import { JwtVerifier } from "../src/api/jwt.js";
 import { buildApi } from "../src/api/server.js";
@@ -19,18 +20,24 @@ import { exec } from "../src/drives/exec.js";
 import { loopScan, mountedScan, physicalScan, type Scan } from "../src/drives/sources.js";
 import { DriveWatcher } from "../src/drives/watcher.js";
 import { StationError } from "../src/errors.js";
+import { KeyedLock } from "../src/jobs/keyed-lock.js";
 import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
+import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
-import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+import { jobLabel } from "../src/lifecycle/model.js";
+import { AzureExportSource } from "../src/storage/azure-export-source.js";
+import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
   DEV_ACCOUNT,
   DEV_ACCOUNT_KEY,
   type RunningAzurite,
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
+import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
+import { createLogger, detectLogFormat } from "./logging.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
@@ -58,33 +65,6 @@ export interface RunningAgent {
   storageEndpoint: string;
   runTimers(): Promise<number>;
   stop(): Promise<void>;
-}
-
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: "drive-station" },
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      hooks: {
-        // Scrub string arguments (messages) for secrets an SDK error might quote.
-        logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
-          );
-        },
-      },
-      serializers: {
-        err: (e: Error) => ({
-          type: e.name,
-          message: scrubSecrets(e.message),
-          code: (e as { code?: string }).code,
-        }),
-      },
-    },
-    destination,
-  );
 }
 
 /** The subscription the generated customer token is granted (edit the token file to change it). */
@@ -180,7 +160,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
   const dataDir = abs(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const log = createLogger(config.log.level, options.logDestination);
+  const log = createLogger({
+    level: config.log.level,
+    // Tests hand in a destination and read JSON lines; a real run picks pretty/journal/json.
+    format: options.logDestination ? "json" : detectLogFormat(),
+    ...(options.logDestination ? { sink: options.logDestination } : {}),
+  });
   const clock = options.clock ?? systemClock;
 
   const stationId = config.station.id ?? hostname();
@@ -208,7 +193,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
-  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
+  const exportLock = new KeyedLock();
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close(), () => exportStore.close()];
   try {
     if (config.storage.mode === "embedded") {
       const accounts = config.storage.accounts.length
@@ -227,6 +214,24 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     } else {
       storageEndpoint = config.storage.endpointTemplate;
     }
+    // Export reads the job's account with the station's own key for it (never logged).
+    const accountKeys = new Map<string, string>(
+      (config.storage.mode === "embedded" && !config.storage.accounts.length
+        ? [{ name: DEV_ACCOUNT, key: DEV_ACCOUNT_KEY }]
+        : config.storage.accounts
+      ).map((a) => [a.name, a.key]),
+    );
+    const exportSourceFor = (storageAccountId: string) => {
+      const account = accountFromResourceId(storageAccountId);
+      const accountKey = accountKeys.get(account);
+      if (!accountKey)
+        throw new StationError(
+          "StorageUnavailable",
+          `This station holds no key for storage account '${account}': add it to storage.accounts in the config to export from it.`,
+          { target: account },
+        );
+      return new AzureExportSource({ endpoint: { template: storageEndpoint }, storageAccountId, accountKey });
+    };
 
     let dock: Dock | undefined;
     let transfers: TransferManager | undefined;
@@ -264,6 +269,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
         },
+        exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
         fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
       });
       dock = new Dock({
@@ -294,7 +300,43 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
-      ...(options.apiRoutes ? { routes: options.apiRoutes } : {}),
+      routes: [
+        exportRoutes({
+          service,
+          preview: async (key, driveSize) => {
+            const job = await service.get(key);
+            const docked = (dock?.list() ?? []).filter(
+              (d) => d.job && d.driveId && d.mountpoint && jobLabel(d.job) === jobLabel(key),
+            );
+            return previewJob(
+              {
+                store: exportStore,
+                lock: exportLock,
+                sourceFor: exportSourceFor,
+                log,
+                retry: config.transfer.retry,
+              },
+              job,
+              docked.map((d) => ({
+                driveId: d.driveId!,
+                mountpoint: d.mountpoint!,
+                ...(d.fsType ? { fsType: d.fsType } : {}),
+              })),
+              driveSize,
+              AbortSignal.timeout(10 * 60_000),
+            );
+          },
+          confirm: async (key, driveId, by) => {
+            if (!transfers)
+              throw new StationError(
+                "NotYetAllowed",
+                "Drives are disabled on this station: no export drive can be written.",
+              );
+            return transfers.confirmExportDrive(key, driveId, by);
+          },
+        }),
+        ...(options.apiRoutes ?? []),
+      ],
     });
     await app.listen({ host: config.api.host, port: config.api.port });
     cleanup.unshift(() => app.close());

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StationError } from "../src/errors.js";
 import { scrubSecrets } from "../src/secrets.js";
+import { findUnknownKey } from "./config-keys.js";
 
 /** An ARM-like role assignment: a subscription, or one resource group in it. */
 const roleAssignment = z.object({
@@ -161,6 +162,13 @@ export const configSchema = z.object({
         mode: z.literal("azure"),
         /** `{account}` is replaced by the storage account name of the job. */
         endpointTemplate: z.string().includes("{account}").default("https://{account}.blob.core.windows.net"),
+        /**
+         * Keys of the storage accounts this station exports from (export manifests carry no
+         * credential, reference §1.9); import uses the drive manifest's own credential.
+         */
+        accounts: z
+          .array(z.object({ name: z.string().regex(/^[a-z0-9]{3,24}$/), key: z.string().min(16) }))
+          .default([]),
       }),
     ])
     .default({ mode: "embedded", host: "127.0.0.1", port: 10000, accounts: [] }),
@@ -234,6 +242,14 @@ export const configSchema = z.object({
 export type AgentConfig = z.output<typeof configSchema>;
 
 export function parseConfig(raw: unknown, source: string): AgentConfig {
+  // A key no schema object names is a typo or a setting this version does not have: stop.
+  const unknown = findUnknownKey(configSchema, raw);
+  if (unknown)
+    throw new StationError(
+      "ConfigInvalid",
+      `Config ${source}: unknown key ${unknown.path}${unknown.suggestion ? `; did you mean ${[...unknown.path.split(".").slice(0, -1), unknown.suggestion].join(".")}?` : ` (known here: ${unknown.known.join(", ")})`}. Fix or remove it; config/README.md lists every key.`,
+      { target: unknown.path },
+    );
   const r = configSchema.safeParse(raw);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;

@@ -7,19 +7,21 @@
 import { execFile } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { isStationError } from "../src/errors.js";
 import { startAgent } from "./agent.js";
+import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
 
 const EX_CONFIG = 78;
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: "string", short: "c" } } });
-  const file = resolve(
-    values.config ?? process.env.DRIVE_STATION_CONFIG ?? resolve(packageRoot, "config", "default.json"),
-  );
+  const parsed = parseAgentArgs(process.argv.slice(2), process.env, packageRoot);
+  if (parsed.kind === "exit") {
+    process.exitCode = parsed.code;
+    return;
+  }
+  const file = parsed.args.configFile;
   const config = loadConfig(file);
   const agent = await startAgent(config, { baseDir: resolve(dirname(file), "..") });
   if (process.env.NOTIFY_SOCKET) execFile("systemd-notify", ["--ready"], () => undefined);

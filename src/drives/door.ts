@@ -52,8 +52,14 @@ export interface DockedDrive {
   jobType?: "Import" | "Export";
   manifestPath?: string;
   attachedAt: string;
-  /** While transferring: bytes, speed and ETA, updated a few times a second. */
-  progress?: { bytesSucceeded: number; bytesTotal: number; bytesPerSecond: number; etaSeconds?: number };
+  /** While transferring: bytes, speed and ETA, updated a few times a second; once done: time taken. */
+  progress?: {
+    bytesSucceeded: number;
+    bytesTotal: number;
+    bytesPerSecond: number;
+    etaSeconds?: number;
+    seconds?: number;
+  };
 }
 
 export interface DockHooks {

@@ -379,6 +379,11 @@ export type StationEvent =
       errorLogUri?: string;
       verboseLogUri?: string;
       manifestUri?: string;
+      /** Export: the manifest the station wrote on the drive (relative path, hex MD5). */
+      manifestFile?: string;
+      manifestHash?: string;
+      /** Export: the blob listing what did not fit on the job's drives (reference §4.3). */
+      incompleteBlobListUri?: string;
     }
   /** driveCount and shipDate default to the drives shipped and now. */
   | {
@@ -575,6 +580,9 @@ export function applyStationEvent(current: Job, event: StationEvent, now: Date):
       if (event.errorLogUri) drive.errorLogUri = event.errorLogUri;
       if (event.verboseLogUri) drive.verboseLogUri = event.verboseLogUri;
       if (event.manifestUri) drive.manifestUri = event.manifestUri;
+      if (event.manifestFile) drive.manifestFile = event.manifestFile;
+      if (event.manifestHash) drive.manifestHash = event.manifestHash;
+      if (event.incompleteBlobListUri) job.incompleteBlobListUri = event.incompleteBlobListUri;
       settleIfDone(job, now);
       break;
     }
@@ -759,7 +767,7 @@ export function applyTimers(current: Job, now: Date): TimerOutcome {
           job,
           "JobClosable",
           now,
-          `Job ${jobLabel(job)}: package overdue and no answer for ${UNRESPONSIVE_CLOSE_DAYS} days. The operator may close it (station close-unresponsive).`,
+          `Job ${jobLabel(job)}: package overdue and no answer for ${UNRESPONSIVE_CLOSE_DAYS} days. The operator may close it: 'station close ${job.name}'.`,
         ),
       );
     }

@@ -230,4 +230,5 @@ export type NoticeCode =
   | "DriveNeverReceived"
   | "UnknownDrive"
   | "TransferPaused"
+  | "ExportDriveNotEmpty"
   | "DriveClaimedElsewhere";

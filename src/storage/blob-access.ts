@@ -6,16 +6,21 @@
  */
 import {
   AnonymousCredential,
-  BlobServiceClient,
-  type BlockBlobClient,
+  BlobClient,
+  BlockBlobClient,
   ContainerClient,
-  type PageBlobClient,
+  newPipeline,
+  PageBlobClient,
+  type Pipeline,
   RestError,
   type StoragePipelineOptions,
   StorageRetryPolicyType,
   StorageSharedKeyCredential,
 } from "@azure/storage-blob";
+import { StationError } from "../errors.js";
 import type { Credential } from "../formats/manifest.js";
+import { checkContainerName } from "../formats/names.js";
+import { assertConfined, blobUrl, containerUrl, encodeBlobName } from "./blob-address.js";
 
 export interface StorageEndpoint {
   /** `https://{account}.blob.core.windows.net` or, for Azurite, `http://127.0.0.1:10000/{account}`. */
@@ -55,6 +60,49 @@ export function classify(e: unknown): StorageFailure {
   return "permanent";
 }
 
+const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number })?.statusCode;
+/** The service's error code (`x-ms-error-code`), e.g. `AuthenticationFailed`, when there is one. */
+export const storageErrorCode = (e: unknown): string | undefined => {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && !/^(REQUEST_SEND_ERROR|E[A-Z_]+)$/.test(code) ? code : undefined;
+};
+
+/** Why the account refused the drive's credential: status and service code only, never the key or SAS. */
+export interface CredentialRefusal {
+  status: number;
+  code: string;
+  cause: string;
+}
+
+/**
+ * Whether `e` means the account refuses this credential itself, so every request made with it
+ * will fail the same way: 401/403 (a wrong key, an expired, read-only or other container's SAS,
+ * an account firewall), and with a SAS a missing container (a SAS cannot create it).
+ */
+export function credentialRefusal(e: unknown, sas: boolean): CredentialRefusal | undefined {
+  const status = statusOf(e);
+  const code = storageErrorCode(e);
+  const what = sas ? "the drive's container SAS" : "the drive's account key";
+  if (status === 401 || status === 403) {
+    const c = code ?? "Forbidden";
+    const why = !sas
+      ? `the storage account refused ${what}`
+      : c === "AuthorizationPermissionMismatch"
+        ? `${what} lacks a permission the import needs (read, write, delete)`
+        : c === "AuthorizationResourceTypeMismatch"
+          ? `${what} does not grant access to this container or resource`
+          : `the storage account refused ${what} (expired, revoked, signed for another container, or a firewall rule)`;
+    return { status, code: c, cause: `${why} (${status} ${c})` };
+  }
+  if (sas && status === 404 && code === "ContainerNotFound")
+    return {
+      status,
+      code,
+      cause: `the container named by ${what} does not exist, and a SAS cannot create it (404 ContainerNotFound)`,
+    };
+  return undefined;
+}
+
 export interface JobStorageOptions {
   endpoint: StorageEndpoint;
   storageAccountId: string;
@@ -63,11 +111,19 @@ export interface JobStorageOptions {
   retry?: { maxTries: number; retryDelayInMs: number; maxRetryDelayInMs: number; tryTimeoutInMs: number };
 }
 
-/** Storage of one job, seen through one credential. */
+const ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
+
+/**
+ * Storage of one job, seen through one credential. Blob clients are built from URLs this class
+ * encodes itself and checks (`assertConfined`) before any request: see blob-address.ts.
+ */
 export class JobStorage {
   readonly account: string;
-  private readonly service?: BlobServiceClient;
-  private readonly sasContainer?: ContainerClient;
+  /** Set when the credential cannot work at all (a SAS naming an invalid container): no request is made. */
+  readonly credentialProblem: string | undefined;
+  private readonly pipeline: Pipeline;
+  /** The SAS token (without '?') appended to every URL, or "" with an account key. */
+  private readonly query: string;
   private readonly baseUrl: string;
 
   constructor(readonly opts: JobStorageOptions) {
@@ -83,18 +139,25 @@ export class JobStorage {
       retryOptions: { retryPolicyType: StorageRetryPolicyType.EXPONENTIAL, ...r },
       keepAliveOptions: { enable: true },
     };
+    if (!ACCOUNT_NAME.test(this.account))
+      throw new StationError(
+        "InvalidRequestContent",
+        `'${this.account}' is not a storage account name (3-24 lower-case letters and digits)`,
+      );
     if (opts.credential.kind === "accountKey") {
-      this.service = new BlobServiceClient(
-        this.baseUrl,
+      this.pipeline = newPipeline(
         new StorageSharedKeyCredential(this.account, opts.credential.key),
         pipeline,
       );
+      this.query = "";
+      this.credentialProblem = undefined;
     } else {
-      this.sasContainer = new ContainerClient(
-        `${this.baseUrl}/${opts.credential.container}?${opts.credential.token}`,
-        new AnonymousCredential(),
-        pipeline,
-      );
+      this.pipeline = newPipeline(new AnonymousCredential(), pipeline);
+      this.query = opts.credential.token.replace(/^\?/, "");
+      const bad = checkContainerName(opts.credential.container);
+      this.credentialProblem = bad
+        ? `the manifest's ContainerSas names no usable container: ${bad}`
+        : undefined;
     }
   }
 
@@ -103,30 +166,54 @@ export class JobStorage {
     return this.opts.credential.kind === "containerSas" ? this.opts.credential.container : undefined;
   }
 
+  /** The container's client, for container operations only: blob clients come from `blob`/`block`/`page`. */
   container(name: string): ContainerClient {
-    if (this.service) return this.service.getContainerClient(name);
-    if (name !== this.sasContainerName)
-      throw new Error(`container ${name} is outside the SAS container ${this.sasContainerName}`);
-    return this.sasContainer!;
+    this.checkSas(name);
+    return new ContainerClient(containerUrl(this.baseUrl, name, this.query), this.pipeline);
+  }
+
+  blob(container: string, name: string): BlobClient {
+    return this.confined(container, name, (url) => new BlobClient(url, this.pipeline));
   }
 
   block(container: string, name: string): BlockBlobClient {
-    return this.container(container).getBlockBlobClient(name);
+    return this.confined(container, name, (url) => new BlockBlobClient(url, this.pipeline));
   }
 
   page(container: string, name: string): PageBlobClient {
-    return this.container(container).getPageBlobClient(name);
+    return this.confined(container, name, (url) => new PageBlobClient(url, this.pipeline));
+  }
+
+  private checkSas(container: string): void {
+    const sas = this.sasContainerName;
+    if (sas !== undefined && container !== sas)
+      throw new StationError(
+        "AuthorizationFailed",
+        `container ${container} is outside the SAS container ${sas}`,
+        {
+          target: container,
+        },
+      );
+  }
+
+  /** Builds the client from our own encoded URL, then checks the URL it will really send. */
+  private confined<T extends BlobClient>(container: string, name: string, make: (url: string) => T): T {
+    this.checkSas(container);
+    const address = { container, name };
+    const client = make(blobUrl(this.baseUrl, address, this.query));
+    assertConfined(client.url, this.baseUrl, address);
+    return client;
   }
 
   /** The blob's URL without any SAS token: safe to store, log and return in Get Job. */
   publicUrl(container: string, name: string): string {
-    return `${this.baseUrl}/${container}/${name.split("/").map(encodeURIComponent).join("/")}`;
+    return `${this.baseUrl}/${container}/${encodeBlobName(name)}`;
   }
 
   async ensureContainer(name: string, signal?: AbortSignal): Promise<void> {
-    if (!this.service) return; // a SAS cannot create containers; the SAS container exists
+    if (this.opts.credential.kind === "containerSas") return; // a SAS cannot create containers; the SAS container exists
     try {
-      await this.service.getContainerClient(name).createIfNotExists({ abortSignal: signal });
+      await this.container(name).createIfNotExists({ abortSignal: signal });
     } catch (e) {
       if (classify(e) !== "conflict") throw e;
     }

@@ -12,12 +12,16 @@ import type { MatchResult } from "../drives/match.js";
 import { DriveLease } from "../fleet/drive-lease.js";
 import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
+import type { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
+import type { ExportSource } from "../storage/export-source.js";
 import { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
+import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
+import type { ExportStore } from "./export/store.js";
 import { importDrive, type RetryPolicy, StorageOutage } from "./import-drive.js";
 
 export interface TransferSettings {
@@ -49,6 +53,8 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** The export engine's store and the station's own access to job storage accounts. */
+  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
   fleet: FleetSettings;
 }
 
@@ -57,6 +63,8 @@ export interface DriveProgress {
   bytesTotal: number;
   bytesPerSecond: number;
   etaSeconds?: number;
+  /** Once finished: how long the copy took (bytesPerSecond is then its average). */
+  seconds?: number;
 }
 
 type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
@@ -69,6 +77,8 @@ export class TransferManager {
     { controller: AbortController; done: Promise<void>; drive: DockedDrive }
   >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Export drives that hold data, waiting for the operator's confirmation. */
+  private readonly waiting = new Map<string, { drive: DockedDrive; match: Ready }>();
   /** Paused runs waiting for the job store to answer again. */
   private readonly storeWaits = new Map<string, AbortController>();
   private readonly stopping = new AbortController();
@@ -117,7 +127,30 @@ export class TransferManager {
     await this.idle();
   }
 
+  /**
+   * The operator confirmed that an export drive holding data may be written: recorded, and the
+   * drive starts if it is plugged in. Throws when the drive is not one the job checked in.
+   */
+  async confirmExportDrive(job: JobKey, driveId: string, by: string): Promise<{ started: boolean }> {
+    const exports = this.deps.exports;
+    if (!exports) throw new Error("this station has no export engine configured");
+    await exports.store.confirm(exportJobKey(job), driveId, { by, at: this.deps.clock.now().toISOString() });
+    this.deps.log.info(
+      { job: jobLabel(job), driveId, operator: by },
+      "operator confirmed writing to an export drive that holds data",
+    );
+    for (const [k, w] of this.waiting) {
+      if (w.drive.driveId === driveId && w.drive.job && jobLabel(w.drive.job) === jobLabel(job)) {
+        this.waiting.delete(k);
+        this.start(w.drive, w.match);
+        return { started: true };
+      }
+    }
+    return { started: false };
+  }
+
   private abort(key: string, why: string): void {
+    this.waiting.delete(key);
     const t = this.retryTimers.get(key);
     if (t) clearTimeout(t);
     this.storeWaits.get(key)?.abort();
@@ -128,11 +161,41 @@ export class TransferManager {
   private start(drive: DockedDrive, match: Ready): void {
     if (this.stopped || this.runs.has(drive.key)) return;
     if (match.kind === "export") {
-      drive.message = `${drive.message} The export engine is not part of this station build yet: the drive waits.`;
-      this.deps.log.warn(
-        { drive: drive.key, job: jobLabel(drive.job!) },
-        "export drive ready, but exports are not implemented yet",
-      );
+      const exports = this.deps.exports;
+      if (!exports) {
+        drive.message = `${drive.message} This station has no export engine configured: the drive waits.`;
+        return;
+      }
+      const s = this.deps.settings;
+      const deps: ExportRunDeps = {
+        service: this.deps.service,
+        notices: this.deps.notices,
+        log: this.deps.log,
+        clock: this.deps.clock,
+        store: exports.store,
+        lock: exports.lock,
+        sourceFor: exports.sourceFor,
+        queue: this.queue,
+        pool: this.pool,
+        blobConcurrency: s.blobConcurrency,
+        retry: s.retry,
+        outageRetryMs: s.outageRetryMs,
+      };
+      const controller = new AbortController();
+      const done = runExportDrive(deps, drive, controller.signal)
+        .then((end) => {
+          if (end === "waiting") this.waiting.set(drive.key, { drive, match });
+          if (end === "retry" && !this.stopped)
+            this.retryTimers.set(
+              drive.key,
+              setTimeout(() => {
+                this.retryTimers.delete(drive.key);
+                this.start(drive, match);
+              }, s.outageRetryMs),
+            );
+        })
+        .finally(() => this.runs.delete(drive.key));
+      this.runs.set(drive.key, { controller, done });
       return;
     }
     const controller = new AbortController();
@@ -242,6 +305,13 @@ export class TransferManager {
       await this.checkpoints.clear(job.name, driveId);
       const seconds = (Date.now() - started) / 1000;
       drive.status = "done";
+      // Final figures: the whole copy's time and average speed, no ETA.
+      drive.progress = {
+        bytesSucceeded: result.bytesSucceeded,
+        bytesTotal: result.bytesTotal,
+        bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
+        seconds: Math.round(seconds * 10) / 10,
+      };
       drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
       log.info(
         {
@@ -267,6 +337,8 @@ export class TransferManager {
       }
       if (controller.signal.aborted) {
         drive.status = "paused";
+        if (drive.progress) drive.progress = { ...drive.progress, bytesPerSecond: 0 };
+        delete drive.progress?.etaSeconds;
         drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
         log.warn({ job: jobLabel(key), driveId }, drive.message);
         return;

@@ -93,12 +93,12 @@ describe("station CLI", () => {
 
   it("says what is wrong, with a non-zero exit", async () => {
     const early = await stationCli(["ship-back", "job-1", "--carrier", "FedEx", "--tracking", "R1"]);
-    expect(early.code).toBe(2);
+    expect(early.code).toBe(1);
     expect(early.stderr).toContain("InvalidJobState");
     expect(early.stderr).toContain("ship back once it is Packaging");
     expect((await stationCli(["show", "no-such-job"])).stderr).toContain("No job named no-such-job");
     const customer = await stationCli(["jobs"], CUSTOMER_TOKEN);
-    expect(customer.code).toBe(2);
+    expect(customer.code).toBe(1);
     expect(customer.stderr).toContain("AuthorizationFailed");
     expect(customer.stderr).not.toContain(CUSTOMER_TOKEN);
     const down = await run(process.execPath, [

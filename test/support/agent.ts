@@ -14,6 +14,7 @@ export const CUSTOMER_SUBSCRIPTIONS = [
   "3fa85f64-5717-4562-b3fc-2c963f66afa6",
   "sub-import",
   "sub-crash",
+  "sub-staged",
 ];
 
 export const defaultTokens = () => [
@@ -82,6 +83,8 @@ export async function startTestAgent(
     transfer?: Record<string, unknown>;
     /** Blob endpoint template; tests never reach a public endpoint. */
     storageEndpoint?: string;
+    /** Account keys the station holds (export reads with them). */
+    storageAccounts?: { name: string; key: string }[];
     /** `{ kind: "postgres", url }` for a fleet test; default SQLite in dataDir. */
     store?: Record<string, unknown>;
     /** Fleet identity: station id, lease length. */
@@ -108,7 +111,11 @@ export async function startTestAgent(
       station: { location: stationLocation, ...opts.station },
       ...(opts.store ? { store: opts.store } : {}),
       ...(opts.timers ? { timers: opts.timers } : {}),
-      storage: { mode: "azure", endpointTemplate: opts.storageEndpoint ?? "http://127.0.0.1:9/{account}" },
+      storage: {
+        mode: "azure",
+        endpointTemplate: opts.storageEndpoint ?? "http://127.0.0.1:9/{account}",
+        ...(opts.storageAccounts ? { accounts: opts.storageAccounts } : {}),
+      },
       ...(opts.transfer ? { transfer: opts.transfer } : {}),
       drives: opts.drives ?? { enabled: false },
     },

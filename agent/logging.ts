@@ -1,0 +1,130 @@
+/**
+ * The agent's logger. One pino logger (redaction by path, secret scrubbing of messages and
+ * errors) whose lines go out in one of three shapes:
+ *  - pretty: levelled, human text on a terminal (pino-pretty, formatted in-process);
+ *  - journal: JSON lines under systemd, each prefixed `<N>` with its syslog priority (systemd's
+ *    SyslogLevelPrefix), so `journalctl -p warning` finds the warnings;
+ *  - json: plain JSON lines (a pipe, a file, a log shipper).
+ * The shape is chosen from the environment here, in the composition root.
+ */
+import { fstatSync } from "node:fs";
+import pino, { type DestinationStream, type Logger } from "pino";
+import { prettyFactory } from "pino-pretty";
+import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+
+export type LogFormat = "pretty" | "journal" | "json";
+
+/**
+ * systemd sets JOURNAL_STREAM=<dev>:<inode> for the stream it connected to the journal; it only
+ * counts when stdout is still that stream (not redirected by a wrapper).
+ */
+export function chooseLogFormat(o: {
+  env: NodeJS.ProcessEnv;
+  stdoutIsTTY: boolean;
+  stdoutId?: { dev: number; ino: number };
+}): LogFormat {
+  const journal = o.env.JOURNAL_STREAM?.split(":");
+  if (
+    journal?.length === 2 &&
+    o.stdoutId &&
+    journal[0] === String(o.stdoutId.dev) &&
+    journal[1] === String(o.stdoutId.ino)
+  )
+    return "journal";
+  return o.stdoutIsTTY ? "pretty" : "json";
+}
+
+/** The format for this process's stdout. */
+export function detectLogFormat(env: NodeJS.ProcessEnv = process.env): LogFormat {
+  let stdoutId: { dev: number; ino: number } | undefined;
+  try {
+    const s = fstatSync(1);
+    stdoutId = { dev: s.dev, ino: s.ino };
+  } catch {
+    stdoutId = undefined;
+  }
+  return chooseLogFormat({
+    env,
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
+    ...(stdoutId ? { stdoutId } : {}),
+  });
+}
+
+/** pino level -> syslog priority: fatal crit(2), error err(3), warn warning(4), info info(6), debug/trace debug(7). */
+export function syslogPriority(level: number): number {
+  if (level >= 60) return 2;
+  if (level >= 50) return 3;
+  if (level >= 40) return 4;
+  if (level >= 30) return 6;
+  return 7;
+}
+
+const LEVEL = /"level":(\d+)/;
+
+/** A destination that reshapes each JSON line before writing it to `sink`. */
+export function formattedDestination(
+  format: LogFormat,
+  sink: DestinationStream,
+  colorize = false,
+): DestinationStream {
+  if (format === "json") return sink;
+  if (format === "journal")
+    return {
+      write(line: string) {
+        const level = Number(LEVEL.exec(line)?.[1] ?? 30);
+        sink.write(`<${syslogPriority(level)}>${line}`);
+      },
+    };
+  const pretty = prettyFactory({
+    colorize,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname,service",
+    singleLine: true,
+  });
+  return {
+    write(line: string) {
+      sink.write(pretty(line));
+    },
+  };
+}
+
+export interface LoggerOptions {
+  level: string;
+  format: LogFormat;
+  /** Where the lines go (default: stdout). */
+  sink?: DestinationStream;
+  /** Colour pretty output (default: when stdout is a terminal). */
+  colorize?: boolean;
+}
+
+export function createLogger(o: LoggerOptions): Logger {
+  const sink = o.sink ?? pino.destination(1);
+  return pino(
+    {
+      level: o.level,
+      base: { service: "drive-station" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      hooks: {
+        // Scrub string arguments (messages) for secrets an SDK error might quote.
+        logMethod(args, method) {
+          method.apply(
+            this,
+            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
+          );
+        },
+      },
+      serializers: {
+        err: (e: Error) => ({
+          type: e.name,
+          message: scrubSecrets(e.message),
+          code: (e as { code?: string }).code,
+        }),
+      },
+    },
+    formattedDestination(
+      o.format,
+      sink,
+      o.colorize ?? (o.sink === undefined && Boolean(process.stdout.isTTY)),
+    ),
+  );
+}

@@ -1,0 +1,253 @@
+/**
+ * Export of one drive: the job's selection (listed once), this drive's plan (first-fit on its
+ * free space), every planned blob written and read back (export-blob.ts), the export manifest at
+ * the drive root, then the copy logs and the incomplete blob list in storage. Resumes from the
+ * export store: finished blobs are skipped, written chunks are not downloaded again.
+ */
+import { statfs } from "node:fs/promises";
+import type PQueue from "p-queue";
+import type { Logger } from "pino";
+import { writeBlobList } from "../../formats/blob-list.js";
+import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../../formats/drive-log.js";
+import type { DriveLogStatus } from "../../formats/status.js";
+import type { KeyedLock } from "../../jobs/keyed-lock.js";
+import type { ExportSource } from "../../storage/export-source.js";
+import type { BufferPool } from "../buffer-pool.js";
+import { geometryFor, type VolumeGeometry } from "./capacity.js";
+import { chunksOf, exportBlob } from "./export-blob.js";
+import { writeExportManifest } from "./export-manifest.js";
+import { type ExportJob, ensureSelection, planForDrive } from "./export-plan.js";
+import { blobPathOf, type DrivePlan, type SelectedBlob } from "./planner.js";
+import { type RetryPolicy, retrier } from "./retry.js";
+import type { ExportStore } from "./store.js";
+
+export interface ExportDriveContext {
+  job: ExportJob & { diagnosticsPath: string; logLevel: "Error" | "Verbose"; backupDriveManifest: boolean };
+  driveId: string;
+  /** The drive's data volume, mounted read-write. */
+  root: string;
+  fsType?: string;
+  source: ExportSource;
+  store: ExportStore;
+  /** Plans of one job are made one at a time. */
+  lock: KeyedLock;
+  queue: PQueue;
+  pool: BufferPool;
+  blobConcurrency: number;
+  signal: AbortSignal;
+  log: Logger;
+  now(): Date;
+  retry: RetryPolicy;
+  /** The volume's geometry; default: statfs of `root` (tests give a small drive). */
+  geometry?(): Promise<VolumeGeometry>;
+  onPlanned?(plan: DrivePlan): void;
+  onProgress(bytesSucceeded: number, bytesTotal: number): void;
+}
+
+export interface ExportDriveResult {
+  status: DriveLogStatus;
+  plan: DrivePlan;
+  bytesSucceeded: number;
+  bytesTotal: number;
+  /** Bytes this run wrote to the drive (chunks from earlier runs are not written again). */
+  bytesWritten: number;
+  chunksRewritten: number;
+  blobs: number;
+  manifestFile: string;
+  manifestHash: string;
+  errorLogUri?: string;
+  verboseLogUri?: string;
+  manifestUri?: string;
+  incompleteBlobListUri?: string;
+}
+
+/** Where the incomplete blob list goes: beside the copy logs (reference §3.2), one per job. */
+export function incompleteListLocation(jobName: string, diagnosticsPath: string, at: Date) {
+  const [container, ...rest] = (diagnosticsPath || "waimportexport").split("/");
+  return {
+    container: container!,
+    name: [...rest, `waies/${jobName}_${logTimestamp(at)}_incompleteblobs.xml`].join("/"),
+  };
+}
+
+export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveResult> {
+  const { log, signal, store } = ctx;
+  const key = ctx.job.key;
+  const retrying = retrier(signal, ctx.retry, log);
+  const selection = await ctx.lock.run(`export-selection:${key}`, () =>
+    ensureSelection(ctx.job, ctx.source, store, retrying, signal),
+  );
+  const planning = await planForDrive(
+    ctx.job,
+    ctx.driveId,
+    ctx.geometry ??
+      (async () => {
+        const s = await statfs(ctx.root);
+        return geometryFor(ctx.fsType, s.bavail * s.bsize, s.bsize);
+      }),
+    selection,
+    store,
+    ctx.lock,
+  );
+  const { plan } = planning;
+  ctx.onPlanned?.(plan);
+  const byIndex = new Map<number, SelectedBlob>(selection.blobs.map((b) => [b.index, b]));
+  if (plan.ordinal === 1 && selection.missing.length) {
+    // Selectors that selected nothing go into the first drive's copy log (negative indices sort first).
+    const done = await store.done(key, ctx.driveId);
+    const records = selection.missing
+      .map((m, i) => ({
+        index: -(selection.missing.length - i),
+        bytes: 0,
+        log: { status: "BlobRequestFailed" as const, blobPath: m.selector, filePath: "", length: 0 },
+      }))
+      .filter((r) => !done.has(r.index));
+    if (records.length) await store.saveDone(key, ctx.driveId, records);
+    for (const m of selection.missing)
+      log.warn({ selector: m.selector, reason: m.reason }, "export selector selected nothing");
+  }
+
+  const done = await store.done(key, ctx.driveId);
+  const blocks = await store.blocks(key, ctx.driveId);
+  const bytesTotal = plan.dataBytes;
+  let bytesSucceeded = 0;
+  const earlier = new Map<number, number>(); // bytes of chunks an earlier run wrote, per unfinished blob
+  for (const p of plan.blobs) {
+    const b = byIndex.get(p.index)!;
+    if (done.has(p.index)) bytesSucceeded += b.length;
+    else {
+      const chunks = chunksOf(b);
+      const n = [...(blocks.get(p.index)?.keys() ?? [])].reduce((s, k) => s + (chunks[k]?.length ?? 0), 0);
+      earlier.set(p.index, n);
+      bytesSucceeded += n;
+    }
+  }
+  const counters = { bytesWritten: 0, chunksRewritten: 0 };
+  let lastProgress = 0;
+  const progress = (n: number) => {
+    bytesSucceeded += n;
+    const now = Date.now();
+    if (now - lastProgress > 200) {
+      lastProgress = now;
+      ctx.onProgress(bytesSucceeded, bytesTotal);
+    }
+  };
+  ctx.onProgress(bytesSucceeded, bytesTotal);
+
+  // Blobs start in plan order, `blobConcurrency` at a time; their chunks share the station's queue.
+  const running = new Set<Promise<void>>();
+  let firstError: unknown;
+  for (const p of plan.blobs) {
+    if (done.has(p.index)) continue;
+    if (firstError || signal.aborted) break;
+    while (running.size >= ctx.blobConcurrency) await Promise.race(running);
+    const b = byIndex.get(p.index)!;
+    let counted = earlier.get(p.index) ?? 0;
+    const task = exportBlob(
+      {
+        root: ctx.root,
+        jobKey: key,
+        driveId: ctx.driveId,
+        source: ctx.source,
+        store,
+        queue: ctx.queue,
+        pool: ctx.pool,
+        retrying,
+        signal,
+        log,
+        written: blocks.get(p.index) ?? new Map<number, string>(),
+        onBytes: (n) => {
+          counted += n;
+          progress(n);
+        },
+        counters,
+      },
+      b,
+      p,
+    )
+      .then(async (r) => {
+        // A finished blob counts its length (page-blob holes included); a failed one nothing.
+        progress(r.bytes - counted);
+        await store.saveDone(key, ctx.driveId, [r]);
+      })
+      .catch((e) => {
+        firstError ??= e;
+      });
+    running.add(task);
+    void task.finally(() => running.delete(task));
+  }
+  await Promise.all(running);
+  if (signal.aborted) throw signal.reason ?? new Error("aborted");
+  if (firstError) throw firstError;
+  ctx.onProgress(bytesSucceeded, bytesTotal);
+
+  // The export manifest at the drive root, from the finished blobs, read back and hashed.
+  const manifest = await writeExportManifest(ctx.root, ctx.driveId, store.doneEntries(key, ctx.driveId));
+  const outcome = new DriveOutcome();
+  for await (const d of store.doneEntries(key, ctx.driveId)) outcome.add(d.log);
+  const status = outcome.status();
+  const result: ExportDriveResult = {
+    status,
+    plan,
+    bytesSucceeded,
+    bytesTotal,
+    bytesWritten: counters.bytesWritten,
+    chunksRewritten: counters.chunksRewritten,
+    blobs: plan.blobs.length,
+    manifestFile: manifest.file,
+    manifestHash: manifest.hash,
+  };
+
+  const at = ctx.now();
+  const upload = async (
+    loc: { container: string; name: string },
+    body: () => AsyncIterable<string | Buffer>,
+  ) => {
+    await retrying(`creating container ${loc.container}`, (s) =>
+      ctx.source.ensureContainer(loc.container, s),
+    );
+    await retrying(`writing ${loc.name}`, (s) => ctx.source.uploadStream(loc, body(), "application/xml", s));
+    return ctx.source.publicUrl(loc);
+  };
+  const logAt = (type: "error" | "verbose" | "manifest") => {
+    const l = logBlobLocation({
+      jobName: ctx.job.name,
+      driveId: ctx.driveId,
+      type,
+      at,
+      diagnosticsPath: ctx.job.diagnosticsPath,
+    });
+    return { container: l.container, name: l.blobName };
+  };
+  const renderLog = (kind: "error" | "verbose") =>
+    async function* () {
+      const chunks: string[] = [];
+      const w = new DriveLogWriter((c) => chunks.push(c), kind, ctx.driveId);
+      for await (const d of store.doneEntries(key, ctx.driveId)) {
+        w.add(d.log);
+        if (chunks.length > 256) yield chunks.splice(0).join("");
+      }
+      w.end(status);
+      yield chunks.join("");
+    };
+  if (status !== "Completed") result.errorLogUri = await upload(logAt("error"), renderLog("error"));
+  if (ctx.job.logLevel === "Verbose")
+    result.verboseLogUri = await upload(logAt("verbose"), renderLog("verbose"));
+  if (ctx.job.backupDriveManifest) result.manifestUri = await upload(logAt("manifest"), manifest.read);
+  if (planning.incomplete) {
+    const left = planning.incomplete.map((b) => ({
+      path: blobPathOf(b),
+      ...(b.snapshot ? { snapshot: b.snapshot } : {}),
+    }));
+    result.incompleteBlobListUri = await upload(
+      incompleteListLocation(ctx.job.name, ctx.job.diagnosticsPath, at),
+      () => writeBlobList(left),
+    );
+    log.warn(
+      { blobs: left.length },
+      "blobs left over after the job's last drive: incomplete blob list written",
+    );
+  }
+  await store.clearBlocks(key, ctx.driveId);
+  return result;
+}
