@@ -74,7 +74,11 @@ export class TransferManager {
   private readonly pool: BufferPool;
   private readonly runs = new Map<
     string,
-    { controller: AbortController; done: Promise<void>; drive: DockedDrive }
+    {
+      controller: AbortController;
+      done: Promise<void> /** import runs: paused on a store outage */;
+      drive?: DockedDrive;
+    }
   >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Export drives that hold data, waiting for the operator's confirmation. */
@@ -93,7 +97,7 @@ export class TransferManager {
     this.storeWatch = setInterval(() => {
       if (health.healthy()) return;
       for (const r of this.runs.values()) {
-        if (r.controller.signal.aborted) continue;
+        if (!r.drive || r.controller.signal.aborted) continue;
         r.controller.abort(new StorePaused("the job database is unreachable"));
         r.drive.status = "paused";
         r.drive.message = `Drive ${r.drive.driveId} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
