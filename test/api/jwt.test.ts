@@ -1,6 +1,6 @@
 /**
  * Bearer JWTs from an identity provider: the test is the provider. It generates a key pair,
- * serves the public key as a JWKS over HTTP (one agent) and as a PEM file (another), and signs
+ * serves the public key as a JWKS over HTTP, as a JWKS file and as a PEM file (one agent each), and signs
  * tokens. A valid token in scope works; every forged, stale or misdirected one is refused with 401
  * or 403 and writes nothing. Static tokens keep working beside JWTs.
  */
@@ -30,6 +30,7 @@ let jwksServer: Server;
 let dir: string;
 let viaJwks: TestAgent;
 let viaPem: TestAgent;
+let viaJwksFile: TestAgent;
 
 const now = () => Math.floor(Date.now() / 1000);
 const customerClaims = (scopes: string[] = [`/subscriptions/${SUB_J}/resourceGroups/rg-j`]): JWTPayload => ({
@@ -106,10 +107,14 @@ beforeAll(async () => {
     tokens: [],
     jwt: jwtSettings({ publicKeyFile: pemFile }),
   });
+  const jwksFile = join(dir, "jwks.json");
+  writeFileSync(jwksFile, JSON.stringify({ keys: [jwk] }));
+  viaJwksFile = await startTestAgent(join(dir, "jwks-file"), { tokens: [], jwt: jwtSettings({ jwksFile }) });
 });
 afterAll(async () => {
   await viaJwks?.agent.stop();
   await viaPem?.agent.stop();
+  await viaJwksFile?.agent.stop();
   await new Promise((r) => jwksServer?.close(r));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -118,6 +123,7 @@ const agents = () =>
   [
     ["JWKS URL", viaJwks, join(dir, "jwks", "jobs.db")],
     ["PEM public key", viaPem, join(dir, "pem", "jobs.db")],
+    ["JWKS file", viaJwksFile, join(dir, "jwks-file", "jobs.db")],
   ] as const;
 
 describe("JWT bearer tokens", () => {
@@ -241,7 +247,7 @@ describe("JWT bearer tokens", () => {
     const token = await sign(customerClaims());
     await rawRequest(viaJwks.agent.url, "GET", jobPath(SUB_J, "jwt-job"), { token });
     await rawRequest(viaJwks.agent.url, "GET", jobPath(SUB_J, "jwt-job"), { token: `${token}x` });
-    for (const s of [viaJwks, viaPem]) {
+    for (const s of [viaJwks, viaPem, viaJwksFile]) {
       const log = s.logText();
       expect(log).toContain("api request");
       expect(log).not.toContain(token);
