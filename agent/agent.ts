@@ -39,6 +39,7 @@ import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
 import { createLogger, detectLogFormat } from "./logging.js";
+import { reconsiderAfterChanges } from "./operator-fixes.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
@@ -310,7 +311,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       ? { cert: readFileSync(abs(config.api.tls.certFile)), key: readFileSync(abs(config.api.tls.keyFile)) }
       : undefined;
     const app = buildApi({
-      service,
+      // An operator's fix takes effect on drives already plugged in.
+      service: dock ? reconsiderAfterChanges(service, dock) : service,
       notices: store,
       auth: new TokenAuthenticator(tokens, jwtVerifier(config, abs, clock)),
       location,
