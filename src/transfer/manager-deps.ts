@@ -44,4 +44,9 @@ export interface TransferManagerDeps {
   fleet: FleetSettings;
   /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
   engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
+  /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
+  observer?: {
+    driveFinished(job: string, driveId: string, outcome: string, seconds: number): void;
+    storageRetry(reason: string): void;
+  };
 }

@@ -68,6 +68,11 @@ export class TransferManager {
     };
   }
 
+  /** Storage requests of every drive: waiting for a slot, and in flight (metrics). */
+  queueDepth(): { queued: number; inFlight: number } {
+    return { queued: this.queue.size, inFlight: this.queue.pending };
+  }
+
   /** Resolves when no transfer is running (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.runs.size) await Promise.all([...this.runs.values()].map((r) => r.done));
@@ -235,6 +240,7 @@ export class TransferManager {
         log: log.child({ job: jobLabel(key), driveId }),
         clock,
         retry: settings.retry,
+        onRetry: (reason) => this.deps.observer?.storageRetry(reason),
         progress,
       });
       await persisting;
@@ -251,6 +257,7 @@ export class TransferManager {
       });
       await this.checkpoints.clear(job.name, driveId);
       const seconds = (clock.now().getTime() - started) / 1000;
+      this.deps.observer?.driveFinished(job.name, driveId, outcome, seconds);
       view.status = "done";
       // Final figures: the whole copy's time and average speed, no ETA.
       view.progress = {
