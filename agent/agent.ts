@@ -281,11 +281,13 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
-  const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
+  // A fleet keeps export state beside its jobs, so an export drive also resumes on any station.
+  const exportStore =
+    store instanceof PgStore ? store.exportStore() : new SqliteExportStore(join(dataDir, "export.db"));
   const exportLock = new KeyedLock();
   const cleanup: (() => Promise<void> | void)[] = [
+    () => (exportStore instanceof SqliteExportStore ? exportStore.close() : undefined),
     () => store.close(),
-    () => exportStore.close(),
     () => clearInterval(sampler),
     () => feed.stop(),
   ];

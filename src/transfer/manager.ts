@@ -33,7 +33,15 @@ export class TransferManager {
   private readonly queue: PQueue;
   private readonly pool: BufferPool;
   private readonly engines: Partial<Record<"Import" | "Export", DriveEngine>>;
-  private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly runs = new Map<
+    string,
+    {
+      controller: AbortController;
+      done: Promise<void>;
+      /** Engine runs: paused on a store outage. */
+      drive?: ReadyDrive;
+    }
+  >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Export drives that hold data, waiting for the operator's confirmation. */
   private readonly waiting = new Map<string, ReadyDrive>();
@@ -50,9 +58,12 @@ export class TransferManager {
     // The store went away: pause every run (no new blobs without recordable checkpoints, no lease to renew).
     this.storeWatch = setInterval(() => {
       if (health.healthy()) return;
-      for (const r of this.runs.values())
-        if (!r.controller.signal.aborted)
-          r.controller.abort(new StorePaused("the job database is unreachable"));
+      for (const r of this.runs.values()) {
+        if (!r.drive || r.controller.signal.aborted) continue;
+        r.controller.abort(new StorePaused("the job database is unreachable"));
+        r.drive.view.status = "paused";
+        r.drive.view.message = `Drive ${r.drive.driveId} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+      }
     }, 250);
     this.storeWatch.unref();
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
@@ -136,7 +147,7 @@ export class TransferManager {
     }
     const controller = new AbortController();
     const done = this.run(drive, engine, controller).finally(() => this.runs.delete(drive.key));
-    this.runs.set(drive.key, { controller, done });
+    this.runs.set(drive.key, { controller, done, drive });
   }
 
   /** The export run (export/export-run.ts) with its own waiting and retry outcomes. */

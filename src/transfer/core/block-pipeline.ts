@@ -105,19 +105,20 @@ export async function pipeBlocks<C extends PipelineChunk>(
           continue;
         }
         lent = true;
-        sends.push(
-          p.queue.add(async () => {
-            try {
-              await p.retrying(o.what(k), (s) => o.send(k, buf, md5, s));
-            } catch (e) {
-              sendFailed = true;
-              throw e;
-            } finally {
-              p.pool.release(slab);
-            }
-            o.onChunk(k, "sent", c);
-          }) as Promise<void>,
-        );
+        const sent = p.queue.add(async () => {
+          try {
+            await p.retrying(o.what(k), (s) => o.send(k, buf, md5, s));
+          } catch (e) {
+            sendFailed = true;
+            throw e;
+          } finally {
+            p.pool.release(slab);
+          }
+          o.onChunk(k, "sent", c);
+        }) as Promise<void>;
+        // Read by allSettled; marked handled now so a rejection while the loop awaits a read is not "unhandled".
+        sent.catch(() => undefined);
+        sends.push(sent);
       } finally {
         if (!lent) p.pool.release(slab);
       }

@@ -89,6 +89,10 @@ export class BlobTask {
 
   /** The blob is finished (whatever its status): its log entry goes to the next checkpoint batch. */
   finish(target: string, entry: LogBlob = this.entry): void {
+    // A pulled drive's files vanish before the abort lands (lazy unmount): never record that as the
+    // blob's end, or the station it is plugged into next would skip it (fleet move test find).
+    const { signal } = this.session.run;
+    if (signal.aborted) throw signal.reason;
     this.session.batch.add({
       blobIndex: this.index,
       state: "done",
