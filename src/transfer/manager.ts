@@ -6,69 +6,26 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
-import type { Logger } from "pino";
 import type { DockHooks } from "../drives/door.js";
 import { isCancellation, StationError } from "../errors.js";
 import { DriveLease } from "../fleet/drive-lease.js";
 import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
-import type { KeyedLock } from "../jobs/keyed-lock.js";
-import type { Clock, JobService } from "../jobs/service.js";
-import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
+import type { Lease } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { AzureBlobPort } from "../storage/azure-blob-port.js";
-import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
-import type { ExportSource } from "../storage/export-source.js";
+import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { BufferPool } from "./core/buffer-pool.js";
 import { ProgressMeter } from "./core/progress.js";
-import { type RetryPolicy, StorageOutage } from "./core/retry.js";
+import { StorageOutage } from "./core/retry.js";
 import type { DriveEngine } from "./engine.js";
 import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
-import type { ExportStore } from "./export/store.js";
 import { importDrive } from "./import/engine.js";
+import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
 import { type ReadyDrive, readyDrive } from "./ready-drive.js";
 
-export interface TransferSettings {
-  concurrency: number;
-  blobConcurrency: number;
-  retry: RetryPolicy;
-  outageRetryMs: number;
-  storageRetry?: JobStorageOptions["retry"];
-}
-
-/** This station in the fleet: drive claims in the shared store, and whether that store answers. */
-export interface FleetSettings {
-  claims: DriveClaims;
-  health: StoreHealth;
-  stationId: string;
-  leaseMs: number;
-}
-
-/** Abort reason when the job store stops answering: the run pauses and resumes when it is back. */
-class StorePaused extends Error {
-  override name = "StorePaused";
-}
-
-export interface TransferManagerDeps {
-  service: JobService;
-  checkpoints: CheckpointStore;
-  notices: NoticeLog;
-  log: Logger;
-  clock: Clock;
-  endpoint: StorageEndpoint;
-  settings: TransferSettings;
-  /** The export engine's store and the station's own access to job storage accounts. */
-  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
-  fleet: FleetSettings;
-  /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
-  engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
-  /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
-  observer?: {
-    driveFinished(job: string, driveId: string, outcome: string, seconds: number): void;
-    storageRetry(reason: string): void;
-  };
-}
+export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
 const VIEW_EVERY_MS = 200;
 const PERSIST_EVERY_MS = 2000;

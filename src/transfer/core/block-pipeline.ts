@@ -6,7 +6,7 @@
  * is (pool size) x (block size) whatever the files. Used by import (file -> storage); export reuses
  * it the other way (storage -> file).
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import type PQueue from "p-queue";
 import type { BufferPool } from "./buffer-pool.js";
 import { type Retrying, throwIfCancelled } from "./retry.js";
@@ -41,9 +41,9 @@ export interface PipeOptions<C extends PipelineChunk> {
   chunks: readonly C[];
   /** Reads `length` bytes at `offset` into `into` (fewer only at the end of the source). */
   read(offset: number, length: number, into: Buffer): Promise<Buffer>;
-  /** Fed every verified chunk in order (the whole-blob MD5 from the same read). */
-  whole?: Hash;
-  /** True when chunk `k` already landed: it is read and verified (for `whole`) but not sent. */
+  /** Given every verified chunk, in order (the whole-blob MD5 from the same read). */
+  verified?(chunk: C, data: Buffer): void;
+  /** True when chunk `k` already landed: it is read and verified (for `verified`) but not sent. */
   skip?(k: number, chunk: C): boolean;
   send(k: number, data: Buffer, md5: Buffer, signal: AbortSignal): Promise<unknown>;
   /** Names request `k` in retry log lines. */
@@ -99,7 +99,7 @@ export async function pipeBlocks<C extends PipelineChunk>(
           broken = true;
           continue;
         }
-        o.whole?.update(buf);
+        o.verified?.(c, buf);
         if (o.skip?.(k, c)) {
           o.onChunk(k, "skipped", c);
           continue;

@@ -115,7 +115,7 @@ export class BlobTask {
    * progress. Resolves true when a chunk was bad (corrupted or past the end of the file).
    */
   sendChunks(
-    o: Pick<PipeOptions<Chunk>, "whole" | "skip" | "send" | "what"> & { sentStatus: ChunkStatus },
+    o: Pick<PipeOptions<Chunk>, "verified" | "skip" | "send" | "what"> & { sentStatus: ChunkStatus },
   ): Promise<boolean> {
     const { run } = this.session;
     return pipeBlocks(
