@@ -11,6 +11,7 @@ import type { Job } from "../lifecycle/model.js";
 import type { BlobPort } from "../storage/blob-port.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import type { BlockPipeline } from "./core/block-pipeline.js";
+import type { ReadLimits } from "./core/drive-reads.js";
 import type { ProgressMeter } from "./core/progress.js";
 import type { RetryPolicy } from "./core/retry.js";
 
@@ -39,6 +40,8 @@ export interface DriveRun {
   retry: RetryPolicy;
   /** A storage request is retried after a retryable failure (reason: HTTP status or "network"); metrics. */
   onRetry?(reason: string): void;
+  /** Bounds every read of the drive's files (timeout, hung reads tolerated); defaults when absent. */
+  readLimits?: ReadLimits;
   /** The drive's one progress meter: the engine adds verified bytes, the manager reads it. */
   progress: ProgressMeter;
 }

@@ -13,6 +13,8 @@ import { SqliteStore } from "../../src/jobs/sqlite-store.js";
 import { createJob } from "../../src/lifecycle/machine.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { BufferPool } from "../../src/transfer/core/buffer-pool.js";
+import { readAt } from "../../src/transfer/core/drive-files.js";
+import type { FileReader, ReadLimits } from "../../src/transfer/core/drive-reads.js";
 import { ProgressMeter } from "../../src/transfer/core/progress.js";
 import type { DriveRun } from "../../src/transfer/engine.js";
 import { importDrive } from "../../src/transfer/import/engine.js";
@@ -62,7 +64,11 @@ async function drive(
   };
 }
 
-function runOf(port: FakeBlobPort, d: Drive, o: { resuming?: boolean; signal?: AbortSignal } = {}) {
+function runOf(
+  port: FakeBlobPort,
+  d: Drive,
+  o: { resuming?: boolean; signal?: AbortSignal; readLimits?: ReadLimits } = {},
+) {
   const log = captureLog();
   const progress = new ProgressMeter(systemClock);
   const run: DriveRun = {
@@ -80,6 +86,7 @@ function runOf(port: FakeBlobPort, d: Drive, o: { resuming?: boolean; signal?: A
     clock: systemClock,
     retry: { attempts: 2, baseMs: 1, maxMs: 2 },
     progress,
+    ...(o.readLimits ? { readLimits: o.readLimits } : {}),
   };
   return { run, log, progress };
 }
@@ -91,6 +98,60 @@ async function logEntries(d: Drive) {
 }
 
 describe("import engine (in-memory storage)", () => {
+  // A reader whose reads of one file never complete, as on a failing disk or a hung FUSE mount.
+  const hangingOn =
+    (...hung: string[]): FileReader =>
+    (fh, offset, length, into, filePath) =>
+      hung.some((h) => filePath.endsWith(h))
+        ? new Promise<Buffer>(() => {})
+        : readAt(fh, offset, length, into);
+
+  it("a read that hangs ends that blob IOFailed, uncommitted; the others complete", async () => {
+    const files = {
+      "a.bin": randomBytes(1000),
+      "hang.bin": randomBytes(6 * MiB),
+      "c.bin": randomBytes(5 * MiB),
+    };
+    const d = await drive(files);
+    const port = new FakeBlobPort();
+    const readLimits = { timeoutMs: 50, hungLimit: 3, reader: hangingOn("hang.bin") };
+    const result = await importDrive(runOf(port, d, { readLimits }).run);
+    expect(result.status).toBe("CompletedWithErrors");
+    expect(port.data("data", "hang.bin")).toBeUndefined();
+    expect(port.requests.some((r) => r.includes("hang.bin") && r.startsWith("commitBlockList"))).toBe(false);
+    for (const name of ["a.bin", "c.bin"])
+      expect(port.data("data", name)?.equals(files[name as "a.bin"])).toBe(true);
+    const entries = await logEntries(d);
+    const byPath = new Map(entries.map((e) => [e.blobPath, e.status]));
+    expect(byPath.get("data/hang.bin")).toBe("IOFailed");
+    expect(byPath.get("data/a.bin")).toBe("Completed");
+    expect(byPath.get("data/c.bin")).toBe("Completed");
+  });
+
+  it("after hungLimit hung reads a drive gets no more reads: the rest end IOFailed", async () => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 6; i++) files[`f${i}.bin`] = randomBytes(2000);
+    const d = await drive(files);
+    const port = new FakeBlobPort();
+    const reads: string[] = [];
+    const base = hangingOn(".bin");
+    const reader: FileReader = (fh, offset, length, into, filePath) => {
+      reads.push(filePath);
+      return base(fh, offset, length, into, filePath);
+    };
+    const run = runOf(port, d, { readLimits: { timeoutMs: 30, hungLimit: 2, reader } }).run;
+    run.blobConcurrency = 1;
+    const result = await importDrive(run);
+    expect(result.status).toBe("CompletedWithErrors");
+    expect(reads).toHaveLength(2); // no read scheduled after the second hang
+    const entries = await logEntries(d);
+    expect(entries).toHaveLength(6);
+    expect(entries.every((e) => e.status === "IOFailed")).toBe(true);
+    expect(port.requests.filter((r) => r.startsWith("putBlob") || r.startsWith("commitBlockList"))).toEqual(
+      [],
+    );
+  });
+
   it("imports block and page blobs byte for byte, each with a whole-blob Content-MD5", async () => {
     const files = {
       "small.txt": randomBytes(1000),

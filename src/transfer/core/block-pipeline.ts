@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import type PQueue from "p-queue";
 import type { BufferPool } from "./buffer-pool.js";
+import { ReadHung } from "./drive-reads.js";
 import { type Retrying, throwIfCancelled } from "./retry.js";
 
 /** Station-wide resources every transfer shares. */
@@ -87,7 +88,16 @@ export async function pipeBlocks<C extends PipelineChunk>(
       const slab = await p.pool.acquire();
       let lent = false;
       try {
-        const buf = await o.read(c.offset, c.length, slab);
+        let buf: Buffer;
+        try {
+          buf = await o.read(c.offset, c.length, slab);
+        } catch (e) {
+          if (e instanceof ReadHung) {
+            lent = true; // the abandoned read may still write into the slab: never lend it again
+            p.pool.forfeit(slab);
+          }
+          throw e;
+        }
         if (buf.length < c.length) {
           o.onChunk(k, "ended", c);
           broken = ended = true;

@@ -36,6 +36,19 @@ export class BufferPool {
     else this.free.push(full);
   }
 
+  /**
+   * Gives up a buffer for good: a hung read may still write into it, so it must never be lent
+   * again. A fresh buffer takes its place.
+   */
+  forfeit(_b: Buffer): void {
+    this.created--;
+    const next = this.waiters.shift();
+    if (next) {
+      this.created++;
+      next(Buffer.allocUnsafeSlow(this.bufferSize));
+    }
+  }
+
   get inUse(): number {
     return this.created - this.free.length;
   }

@@ -9,12 +9,14 @@ import type { HashedPath, ManifestBlob } from "../../formats/manifest.js";
 import type { FileInfoStatus } from "../../formats/status.js";
 import type { BlobHeaders } from "../../storage/blob-port.js";
 import { FileFailure, openInside } from "../core/drive-files.js";
+import { DriveReads } from "../core/drive-reads.js";
 
 async function fileInfo(
   root: string,
   global: HashedPath | undefined,
   own: HashedPath | undefined,
   kind: "metadata" | "properties",
+  reads: DriveReads,
 ): Promise<{ info: LogFileInfo; values: Record<string, string> } | undefined> {
   if (!global && !own) return undefined;
   const info: LogFileInfo = { status: "Completed" };
@@ -33,9 +35,10 @@ async function fileInfo(
           info.status = "XmlReadFailed";
           return { info, values: {} };
         }
-        data = await fh.readFile();
+        data = await reads.read(fh, f.path, 0, size);
       } finally {
-        await fh.close();
+        if (reads.hasHung(fh)) void fh.close().catch(() => undefined);
+        else await fh.close();
       }
     } catch (e) {
       info.status = e instanceof FileFailure ? (e.status as FileInfoStatus) : "IOFailed";
@@ -60,9 +63,10 @@ export async function blobAttributes(
   root: string,
   blob: ManifestBlob,
   entry: LogBlob,
+  reads = new DriveReads(),
 ): Promise<{ metadata: Record<string, string>; headers: BlobHeaders; bad: boolean }> {
-  const meta = await fileInfo(root, blob.list.metadata, blob.metadata, "metadata");
-  const props = await fileInfo(root, blob.list.properties, blob.properties, "properties");
+  const meta = await fileInfo(root, blob.list.metadata, blob.metadata, "metadata", reads);
+  const props = await fileInfo(root, blob.list.properties, blob.properties, "properties", reads);
   if (meta) entry.metadata = meta.info;
   if (props) entry.properties = props.info;
   const bad = (meta && meta.info.status !== "Completed") || (props && props.info.status !== "Completed");

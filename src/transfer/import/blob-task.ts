@@ -9,7 +9,8 @@ import type { ManifestBlob } from "../../formats/manifest.js";
 import { checkBlobPath } from "../../formats/names.js";
 import type { BlobStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
-import { driveGone, FileFailure, openInside, readAt } from "../core/drive-files.js";
+import { driveGone, FileFailure, openInside } from "../core/drive-files.js";
+import { ReadHung } from "../core/drive-reads.js";
 import { StorageOutage } from "../core/retry.js";
 import { blobAttributes } from "./blob-files.js";
 import { uploadBlockBlob } from "./block-blob.js";
@@ -27,6 +28,7 @@ export async function importBlob(
   const t = new BlobTask(s, index, blob);
   const { entry } = t;
   if (problem) return t.fail(problem.status, problem.message);
+  if (s.reads.wedged) return t.fail("IOFailed", `${blob.filePath}: ${s.reads.wedgedMessage}`);
 
   const name = checkBlobPath(blob.blobPath);
   if (!name.ok) return t.fail("Failed", name.reason);
@@ -47,7 +49,7 @@ export async function importBlob(
   }
   const d = new Disposition(container, name.name, blob.disposition, entry, t.startedTarget);
   try {
-    const attrs = await blobAttributes(s.run.root, blob, entry);
+    const attrs = await blobAttributes(s.run.root, blob, entry, s.reads);
     await s.ensureContainer(container);
 
     if (blob.kind === "block" && blob.length <= SMALL_BLOB && blob.chunks.length <= 1 && !t.startedTarget)
@@ -62,7 +64,7 @@ export async function importBlob(
         if (fileMd5 === undefined) {
           const h = createHash("md5");
           for (let off = 0; off < blob.length; off += SMALL_BLOB)
-            h.update(await readAt(t.fh, off, Math.min(SMALL_BLOB, blob.length - off)));
+            h.update(await s.reads.read(t.fh, blob.filePath, off, Math.min(SMALL_BLOB, blob.length - off)));
           fileMd5 = h.digest("base64");
         }
         return md5 === fileMd5;
@@ -108,7 +110,8 @@ export async function importBlob(
         `${blob.blobPath}: the storage account refused the request (key or SAS)`,
       );
     if (e instanceof FileFailure) {
-      await cancelIfGone(s.run.root);
+      // A hung read is the drive's fault, not a pull: pulls fail reads, they do not hang them.
+      if (!(e instanceof ReadHung)) await cancelIfGone(s.run.root);
       return t.fail(e.status, e.message);
     }
     const code = (e as NodeJS.ErrnoException).code;
@@ -118,7 +121,9 @@ export async function importBlob(
     }
     return t.fail("BlobRequestFailed", `${blob.blobPath}: ${(e as Error).message}`);
   } finally {
-    await t.fh.close();
+    // Closing waits for pending reads: after a hung one, the handle is closed without waiting.
+    if (s.reads.hasHung(t.fh)) void t.fh.close().catch(() => undefined);
+    else await t.fh.close();
   }
 }
 

@@ -10,6 +10,7 @@ import { type ManifestHeader, readManifest } from "../../formats/manifest.js";
 import { CheckpointBatcher } from "../core/checkpoint-batch.js";
 import { writeCopyLogs } from "../core/copy-log.js";
 import { readFileStream } from "../core/drive-files.js";
+import { DriveReads } from "../core/drive-reads.js";
 import { retrier, throwIfCancelled } from "../core/retry.js";
 import type { DriveEngine, DriveRunResult } from "../engine.js";
 import { importBlob } from "./blob-task.js";
@@ -59,6 +60,7 @@ export const importDrive: DriveEngine = async (run) => {
       return p;
     },
     batch: new CheckpointBatcher(run.checkpoints, job.name, driveId, run.log),
+    reads: new DriveReads(run.readLimits),
     resume,
     sent: (bytes) => {
       bytesTransferred += bytes;

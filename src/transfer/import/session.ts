@@ -10,7 +10,7 @@ import { classify } from "../../storage/blob-access.js";
 import type { BlobPort, BlobRef } from "../../storage/blob-port.js";
 import { type PipeOptions, pipeBlocks } from "../core/block-pipeline.js";
 import type { CheckpointBatcher } from "../core/checkpoint-batch.js";
-import { readAt } from "../core/drive-files.js";
+import type { DriveReads } from "../core/drive-reads.js";
 import type { Retrying } from "../core/retry.js";
 import type { DriveRun } from "../engine.js";
 
@@ -21,6 +21,8 @@ export interface ImportSession {
   /** Creates a container once per drive. */
   ensureContainer(name: string): Promise<void>;
   batch: CheckpointBatcher;
+  /** Every read of the drive's files, bounded by a timeout. */
+  reads: DriveReads;
   /** From the checkpoints of earlier runs: finished blobs and the targets of started ones. */
   resume: { done: Set<number>; started: Map<number, string>; bytesSucceeded: number };
   /** Counts bytes sent to storage by this run. */
@@ -123,7 +125,8 @@ export class BlobTask {
       {
         ...o,
         chunks: this.blob.chunks,
-        read: (offset, length, into) => readAt(this.fh, offset, length, into),
+        read: (offset, length, into) =>
+          this.session.reads.read(this.fh, this.blob.filePath, offset, length, into),
         onChunk: (k, outcome, c) => {
           const log = this.chunkLog[k]!;
           if (outcome === "ended") log.status = "FileUnexpectedEnd";

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { md5Hex } from "../../formats/blob-properties.js";
 import { classify } from "../../storage/blob-access.js";
 import type { BlobHeaders } from "../../storage/blob-port.js";
-import { readAt } from "../core/drive-files.js";
+import { ReadHung } from "../core/drive-reads.js";
 import type { Disposition } from "./disposition.js";
 import { type BlobTask, existing } from "./session.js";
 
@@ -24,8 +24,16 @@ export async function putSmallBlob(
   const { session: s, blob, chunkLog } = t;
   const { queue, pool } = s.run.pipeline;
   const slab = await pool.acquire();
+  let forfeited = false;
   try {
-    const data = await readAt(t.fh, 0, blob.length, slab);
+    let data: Buffer;
+    try {
+      data = await s.reads.read(t.fh, blob.filePath, 0, blob.length, slab);
+    } catch (e) {
+      // The abandoned read may still write into the slab: it is never lent again.
+      if (e instanceof ReadHung) forfeited = true;
+      throw e;
+    }
     if (data.length < blob.length) {
       if (chunkLog[0]) chunkLog[0].status = "FileUnexpectedEnd";
       t.withErrors();
@@ -70,6 +78,7 @@ export async function putSmallBlob(
     if (attrs.bad) t.withErrors();
     return t.finish(d.target);
   } finally {
-    pool.release(slab);
+    if (forfeited) pool.forfeit(slab);
+    else pool.release(slab);
   }
 }

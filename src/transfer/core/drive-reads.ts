@@ -1,0 +1,84 @@
+/**
+ * Every read of a drive's data, bounded by a timeout. A read that does not complete in time ends
+ * its blob `IOFailed`; its promise is abandoned (an fs read keeps its libuv thread until the
+ * kernel answers), so a drive that has hung `hungLimit` reads gets no more reads: its remaining
+ * blobs end `IOFailed` too and the drive ends `CompletedMoreInfo`, without wedging the station.
+ */
+import type { FileHandle } from "node:fs/promises";
+import { FileFailure, readAt } from "./drive-files.js";
+
+/** Reads `length` bytes at `offset` of an open drive file (into `into` when given). */
+export type FileReader = (
+  fh: FileHandle,
+  offset: number,
+  length: number,
+  into: Buffer | undefined,
+  filePath: string,
+) => Promise<Buffer>;
+
+export interface ReadLimits {
+  timeoutMs: number;
+  /** Hung reads after which the drive gets no more reads. */
+  hungLimit: number;
+  /** Tests inject a reader; the default is a plain positional read. */
+  reader?: FileReader;
+}
+
+export const DEFAULT_READ_LIMITS: ReadLimits = { timeoutMs: 60_000, hungLimit: 3 };
+
+/** A read that did not complete in time (its buffer may still be written later), or was refused after too many. */
+export class ReadHung extends FileFailure {}
+
+export class DriveReads {
+  private hung = 0;
+  private readonly hungHandles = new WeakSet<FileHandle>();
+  private readonly reader: FileReader;
+
+  constructor(private readonly limits: ReadLimits = DEFAULT_READ_LIMITS) {
+    this.reader = limits.reader ?? ((fh, offset, length, into) => readAt(fh, offset, length, into));
+  }
+
+  /** The drive has hung too many reads: schedule none. */
+  get wedged(): boolean {
+    return this.hung >= this.limits.hungLimit;
+  }
+
+  get wedgedMessage(): string {
+    return `not read: ${this.hung} reads on this drive hung for over ${this.limits.timeoutMs} ms; check the drive and plug it in again`;
+  }
+
+  /** True when a read of this handle hung: closing it would wait for that read, so close it unawaited. */
+  hasHung(fh: FileHandle): boolean {
+    return this.hungHandles.has(fh);
+  }
+
+  async read(
+    fh: FileHandle,
+    filePath: string,
+    offset: number,
+    length: number,
+    into?: Buffer,
+  ): Promise<Buffer> {
+    if (this.wedged) throw new ReadHung("IOFailed", `${filePath}: ${this.wedgedMessage}`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.hung++;
+        this.hungHandles.add(fh);
+        reject(
+          new ReadHung(
+            "IOFailed",
+            `${filePath}: a read at byte ${offset} did not complete within ${this.limits.timeoutMs} ms`,
+          ),
+        );
+      }, this.limits.timeoutMs);
+    });
+    const reading = this.reader(fh, offset, length, into, filePath);
+    reading.catch(() => undefined); // an abandoned read may still fail later
+    try {
+      return await Promise.race([reading, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
