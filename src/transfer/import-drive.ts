@@ -12,6 +12,7 @@ import { join, sep } from "node:path";
 import { Readable } from "node:stream";
 import type PQueue from "p-queue";
 import type { Logger } from "pino";
+import { StationError } from "../errors.js";
 import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
 import {
   cancelBlob,
@@ -30,7 +31,12 @@ import {
 } from "../formats/manifest.js";
 import { checkBlobPath, checkFilePath } from "../formats/names.js";
 import type { BlobStatus, ChunkStatus, DriveLogStatus, FileInfoStatus } from "../formats/status.js";
-import { classify, type JobStorage } from "../storage/blob-access.js";
+import {
+  type CredentialRefusal,
+  classify,
+  credentialRefusal,
+  type JobStorage,
+} from "../storage/blob-access.js";
 import type { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
 
@@ -83,6 +89,10 @@ export interface ImportDriveResult {
   bytesUploaded: number;
   blobs: number;
   errorLogUri?: string;
+  /** The account refused the drive's credential: the drive stopped at the first refusal. */
+  refusal?: CredentialRefusal;
+  /** Why a copy log (or the manifest backup) could not be written to the customer's account. */
+  logsNotWritten?: string;
   verboseLogUri?: string;
   manifestUri?: string;
 }
@@ -209,6 +219,25 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
   }
   if (!header) throw new Error("manifest without header");
   const storage = ctx.storageFor(header);
+  // A refused credential fails every request the same way: the first refusal stops the drive,
+  // and every blob not yet done is logged BlobRequestForbidden without a request (reference §3.5.1).
+  const sas = storage.sasContainerName !== undefined;
+  let refusal: CredentialRefusal | undefined = storage.credentialProblem
+    ? { status: 0, code: "ContainerSasInvalid", cause: storage.credentialProblem }
+    : undefined;
+  const REFUSED = new Error("the storage account refused the drive's credential");
+  const noteRefusal = (e: unknown): CredentialRefusal | undefined => {
+    if (e === REFUSED) return refusal;
+    const r = credentialRefusal(e, sas);
+    if (r && !refusal) {
+      refusal = r;
+      log.error(
+        { status: r.status, code: r.code },
+        `${r.cause}: the drive stops here; blobs not yet imported are logged BlobRequestForbidden`,
+      );
+    }
+    return r;
+  };
   const resume = await ctx.checkpoints.progress(ctx.jobName, ctx.driveId);
   let bytesSucceeded = resume.bytesSucceeded;
   let bytesUploaded = 0;
@@ -333,6 +362,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       finish(cancelBlob(entry, status), target);
     };
     if (problem) return fail(problem.status, problem.message);
+    if (refusal) return finish(cancelBlob(entry, "BlobRequestForbidden"), blob.blobPath);
 
     const name = checkBlobPath(blob.blobPath);
     if (!name.ok) return fail("Failed", name.reason);
@@ -443,6 +473,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       finish(entry, target);
     } catch (e) {
       if (signal.aborted || e instanceof StorageOutage) throw e;
+      if (noteRefusal(e)) return finish(cancelBlob(entry, "BlobRequestForbidden"), blob.blobPath);
       const kind = classify(e);
       if (kind === "conflict" || kind === "precondition") {
         // Someone created the blob between our check and our commit.
@@ -561,6 +592,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       let ended = false;
       for (const [k, c] of b.chunks.entries()) {
         if (signal.aborted) throw signal.reason;
+        if (refusal) break; // no more reading: every request with this credential is refused
         if (ended) {
           chunkLog[k]!.status = "FileUnexpectedEnd";
           continue;
@@ -592,6 +624,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
           uploads.push(
             ctx.queue.add(async () => {
               try {
+                if (refusal) throw REFUSED;
                 await retrying(o.what(k), (s) => o.send(k, buf, md5, s));
               } finally {
                 ctx.pool.release(slab);
@@ -781,7 +814,7 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
   const at = ctx.now();
   const outcome = new DriveOutcome();
   for await (const c of ctx.checkpoints.entries(ctx.jobName, ctx.driveId)) outcome.add(c.log!);
-  const status = outcome.status();
+  const status = refusal ? "BlobRequestForbidden" : outcome.status();
   const result: ImportDriveResult = { status, bytesSucceeded, bytesTotal, bytesUploaded, blobs: blobCount };
   const logBlob = async (
     type: "error" | "verbose" | "manifest",
@@ -823,10 +856,29 @@ export async function importDrive(ctx: ImportDriveContext): Promise<ImportDriveR
       w.end(status);
       yield chunks.join("");
     };
-  if (status !== "Completed") result.errorLogUri = await logBlob("error", renderLog("error"));
-  if (ctx.logLevel === "Verbose") result.verboseLogUri = await logBlob("verbose", renderLog("verbose"));
+  if (refusal) result.refusal = refusal;
+  // A log the account refuses (the same bad credential) is not an error of the drive: Get Job
+  // still shows its copyStatus, and the manager raises a notice with the cause.
+  const tryLog = async (...a: Parameters<typeof logBlob>): Promise<string | undefined> => {
+    if (result.logsNotWritten) return undefined;
+    try {
+      return await logBlob(...a);
+    } catch (e) {
+      if (signal.aborted || e instanceof StorageOutage) throw e;
+      const r = credentialRefusal(e, sas);
+      if (!r && !(e instanceof StationError)) throw e;
+      result.logsNotWritten = r ? r.cause : (e as Error).message;
+      log.error({ type: a[0] }, `the ${a[0]} log was not written: ${result.logsNotWritten}`);
+      return undefined;
+    }
+  };
+  const setUri = (k: "errorLogUri" | "verboseLogUri" | "manifestUri", uri: string | undefined) => {
+    if (uri) result[k] = uri;
+  };
+  if (status !== "Completed") setUri("errorLogUri", await tryLog("error", renderLog("error")));
+  if (ctx.logLevel === "Verbose") setUri("verboseLogUri", await tryLog("verbose", renderLog("verbose")));
   if (ctx.backupDriveManifest)
-    result.manifestUri = await logBlob("manifest", () => readFile(ctx.manifestPath));
+    setUri("manifestUri", await tryLog("manifest", () => readFile(ctx.manifestPath)));
   return result;
 }
 

@@ -197,6 +197,44 @@ export class TransferManager {
     this.runs.set(drive.key, { controller, done });
   }
 
+  /**
+   * The account refused the drive's credential (or the copy log could not be written with it):
+   * the drive has ended CompletedMoreInfo, Get Job shows its copyStatus, and the operator gets
+   * one notice with the drive, the job, the cause and what to do. Never a key or SAS: causes
+   * carry only the HTTP status and the service's error code.
+   */
+  private async storageRefused(
+    drive: DockedDrive,
+    key: JobKey,
+    driveId: string,
+    result: Awaited<ReturnType<typeof importDrive>>,
+  ): Promise<void> {
+    const sas = result.refusal?.cause.includes("SAS") || result.logsNotWritten?.includes("SAS");
+    const parts = [`Drive ${driveId} of job ${jobLabel(key)}:`];
+    if (result.refusal) {
+      parts.push(
+        `${result.refusal.cause}. The import stopped at the first refusal; ${result.blobs} blobs are logged BlobRequestForbidden or their own status, the drive ended CompletedMoreInfo (BlobRequestForbidden).`,
+      );
+    }
+    if (result.logsNotWritten)
+      parts.push(
+        `The copy log could not be written to the customer's account (${result.logsNotWritten}); Get Job shows the drive's copyStatus.`,
+      );
+    parts.push(
+      `Next step: ask the customer for a valid ${sas ? "SAS (read, write and delete on the container, not expired)" : "account key"} and a drive manifest carrying it; the drive is finished, so its data is imported again under a job that lists it (re-plugging this drive does not retry a finished drive).`,
+    );
+    const message = parts.join(" ");
+    if (result.refusal) {
+      drive.status = "failed";
+      drive.code = "BlobRequestForbidden";
+    }
+    drive.message = message;
+    this.deps.log.error({ job: jobLabel(key), driveId, code: result.refusal?.code }, message);
+    await this.deps.notices.add([
+      { code: "StorageRefused", at: this.deps.clock.now().toISOString(), job: key, driveId, message },
+    ]);
+  }
+
   private async run(
     drive: DockedDrive,
     match: Extract<MatchResult, { kind: "import" }>,
@@ -307,6 +345,7 @@ export class TransferManager {
         seconds: Math.round(seconds * 10) / 10,
       };
       drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
+      if (result.refusal || result.logsNotWritten) await this.storageRefused(drive, key, driveId, result);
       log.info(
         {
           job: jobLabel(key),
