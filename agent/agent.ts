@@ -10,10 +10,11 @@ import { isAbsolute, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream, Logger } from "pino";
 import { z } from "zod";
-import { type ApiToken, TokenAuthenticator } from "../src/api/auth.js";
+import { type ApiToken, type RoleAssignment, TokenAuthenticator } from "../src/api/auth.js";
 import { exportRoutes } from "../src/api/export-routes.js";
 import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
 import { JwtVerifier } from "../src/api/jwt.js";
+import { accountName, checkAccountOwner } from "../src/api/scope.js";
 import { buildApi } from "../src/api/server.js";
 import { Dock } from "../src/drives/door.js";
 import { exec } from "../src/drives/exec.js";
@@ -38,6 +39,7 @@ import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, tokenSchema } from "./config.js";
 import { createLogger, detectLogFormat } from "./logging.js";
+import { reconsiderAfterChanges } from "./operator-fixes.js";
 
 export interface AgentOptions {
   /** Directory that relative paths in the config are resolved against. */
@@ -221,7 +223,24 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         : config.storage.accounts
       ).map((a) => [a.name, a.key]),
     );
+    const owners = new Map<string, RoleAssignment>();
+    for (const a of config.storage.accounts) {
+      if (a.subscriptionId) {
+        owners.set(a.name, {
+          subscriptionId: a.subscriptionId,
+          ...(a.resourceGroup ? { resourceGroup: a.resourceGroup } : {}),
+        });
+      } else if (config.storage.mode === "azure") {
+        log.warn(
+          { account: a.name },
+          "storage account key without an owning subscriptionId: any customer job naming this account can export from it; set storage.accounts[].subscriptionId",
+        );
+      }
+    }
+    const accountOwner = (account: string) => owners.get(account.toLowerCase());
     const exportSourceFor = (storageAccountId: string) => {
+      // Defence in depth: the API refused such a job already (checkAccountOwner at PUT).
+      checkAccountOwner(storageAccountId, accountOwner(accountName(storageAccountId)));
       const account = accountFromResourceId(storageAccountId);
       const accountKey = accountKeys.get(account);
       if (!accountKey)
@@ -292,7 +311,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       ? { cert: readFileSync(abs(config.api.tls.certFile)), key: readFileSync(abs(config.api.tls.keyFile)) }
       : undefined;
     const app = buildApi({
-      service,
+      // An operator's fix takes effect on drives already plugged in.
+      service: dock ? reconsiderAfterChanges(service, dock) : service,
       notices: store,
       auth: new TokenAuthenticator(tokens, jwtVerifier(config, abs, clock)),
       location,
@@ -300,6 +320,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       bodyLimitBytes: config.api.bodyLimitBytes,
       ...(tls ? { tls } : {}),
       ...(dock ? { dock } : {}),
+      accountOwner,
       routes: [
         exportRoutes({
           service,

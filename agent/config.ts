@@ -4,22 +4,34 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { RESOURCE_GROUP, SUBSCRIPTION_ID } from "../src/api/scope.js";
 import { StationError } from "../src/errors.js";
 import { scrubSecrets } from "../src/secrets.js";
 import { findUnknownKey } from "./config-keys.js";
 
 /** An ARM-like role assignment: a subscription, or one resource group in it. */
 const roleAssignment = z.object({
-  subscriptionId: z
-    .string()
-    .regex(/^[A-Za-z0-9-]{1,64}$/, "must be a subscription id (letters, digits, '-')"),
+  subscriptionId: z.string().regex(SUBSCRIPTION_ID, "must be a subscription id (letters, digits, '-')"),
   resourceGroup: z
     .string()
-    .regex(
-      /^[-\p{L}\p{N}_.()]{1,90}$/u,
-      "must be a resource group name (1-90 letters, digits, '-', '_', '.', '()')",
-    )
+    .regex(RESOURCE_GROUP, "must be a resource group name (1-90 letters, digits, '-', '_', '.', '()')")
     .optional(),
+});
+
+/**
+ * A storage account key the station holds (export reads with it). `subscriptionId` (and
+ * optionally `resourceGroup`) name the account's owner: a job may only use the key when its
+ * storageAccountId lies there, so a customer cannot export another tenant's account by naming
+ * it under its own subscription.
+ */
+const stationAccount = z.object({
+  name: z.string().regex(/^[a-z0-9]{3,24}$/),
+  key: z.string().min(16),
+  subscriptionId: z
+    .string()
+    .regex(SUBSCRIPTION_ID, "must be a subscription id (letters, digits, '-')")
+    .optional(),
+  resourceGroup: z.string().regex(RESOURCE_GROUP, "must be a resource group name").optional(),
 });
 
 export const tokenSchema = z
@@ -154,9 +166,7 @@ export const configSchema = z.object({
         host: z.string().default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(10000),
         /** Accounts the embedded Azurite serves (name + Base64 key); default: Azurite's devstoreaccount1. */
-        accounts: z
-          .array(z.object({ name: z.string().regex(/^[a-z0-9]{3,24}$/), key: z.string().min(16) }))
-          .default([]),
+        accounts: z.array(stationAccount).default([]),
       }),
       z.object({
         mode: z.literal("azure"),
@@ -166,9 +176,7 @@ export const configSchema = z.object({
          * Keys of the storage accounts this station exports from (export manifests carry no
          * credential, reference §1.9); import uses the drive manifest's own credential.
          */
-        accounts: z
-          .array(z.object({ name: z.string().regex(/^[a-z0-9]{3,24}$/), key: z.string().min(16) }))
-          .default([]),
+        accounts: z.array(stationAccount).default([]),
       }),
     ])
     .default({ mode: "embedded", host: "127.0.0.1", port: 10000, accounts: [] }),

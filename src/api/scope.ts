@@ -23,6 +23,10 @@ export interface ArmScope {
   jobName?: string;
 }
 
+/** What ARM allows (the config schema uses the same rules): no wildcards, no separators. */
+export const SUBSCRIPTION_ID = /^[A-Za-z0-9-]{1,64}$/;
+export const RESOURCE_GROUP = /^[-\p{L}\p{N}_.()]{1,90}$/u;
+
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 export function scopePath(s: ArmScope): string {
@@ -91,13 +95,34 @@ export function authorizeLinkedAccount(p: Principal, storageAccountId: string): 
 }
 
 /**
+ * The station holds keys for some accounts (export reads with them), each owned by a subscription
+ * (and maybe a resource group). A job may name such an account only where it lives: otherwise a
+ * customer could name another tenant's account under its own subscription and export it.
+ */
+/** The account name at the end of a storage account resource ID, lower-cased (DNS names). */
+export const accountName = (storageAccountId: string): string =>
+  (storageAccountId.split("/").pop() ?? "").toLowerCase();
+
+export function checkAccountOwner(storageAccountId: string, owner: RoleAssignment | undefined): void {
+  if (!owner) return;
+  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\//i.exec(storageAccountId);
+  if (m && covers(owner, m[1]!, m[2]!)) return;
+  throw new StationError(
+    "LinkedAuthorizationFailed",
+    `The storage account in '${storageAccountId}' does not belong to that subscription and resource group; name the account by its real resource ID.`,
+    { target: "properties.storageAccountId" },
+  );
+}
+
+/**
  * Parses ARM scope strings as an identity provider would put them in a token:
  * `/subscriptions/<id>`, `/subscriptions/<id>/resourceGroups/<name>`, or a bare subscription id.
  * Returns undefined for anything else (the caller refuses the token).
  */
 export function parseScopeString(s: string): RoleAssignment | undefined {
-  const m = /^\/subscriptions\/([^/\s]+)(?:\/resourceGroups\/([^/\s]+))?\/?$/i.exec(s);
-  if (m) return m[2] ? { subscriptionId: m[1]!, resourceGroup: m[2] } : { subscriptionId: m[1]! };
-  if (/^[A-Za-z0-9-]{1,64}$/.test(s)) return { subscriptionId: s };
-  return undefined;
+  const m = /^\/subscriptions\/([^/]+)(?:\/resourceGroups\/([^/]+))?\/?$/i.exec(s) ?? [s, s];
+  const [, sub, group] = m;
+  if (!sub || !SUBSCRIPTION_ID.test(sub)) return undefined;
+  if (group === undefined) return { subscriptionId: sub };
+  return RESOURCE_GROUP.test(group) ? { subscriptionId: sub, resourceGroup: group } : undefined;
 }

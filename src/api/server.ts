@@ -10,7 +10,7 @@ import type { JobService } from "../jobs/service.js";
 import type { JobScope, NoticeLog } from "../jobs/store.js";
 import type { StationEvent } from "../lifecycle/machine.js";
 import type { Actor, JobKey } from "../lifecycle/model.js";
-import type { Authenticator, Principal } from "./auth.js";
+import type { Authenticator, Principal, RoleAssignment } from "./auth.js";
 import { errorResponse, HTTP_STATUS } from "./errors.js";
 import { type DeclaredRoute, installGate } from "./gate.js";
 import {
@@ -27,7 +27,13 @@ import {
   toJobSpec,
   updateJobBody,
 } from "./schemas.js";
-import { type ArmAction, authorizeLinkedAccount, visibleResourceGroups } from "./scope.js";
+import {
+  type ArmAction,
+  accountName,
+  authorizeLinkedAccount,
+  checkAccountOwner,
+  visibleResourceGroups,
+} from "./scope.js";
 import { jobResponse, OPERATIONS, operatorView, PROVIDER } from "./views.js";
 
 export interface StationLocation {
@@ -62,6 +68,8 @@ export interface ApiDeps {
    * options (`{ config: { access: "operator" } }`), or building the API throws.
    */
   routes?: ((app: FastifyInstance) => void)[];
+  /** The owner of a storage account the station holds a key for (export), by account name. */
+  accountOwner?: (account: string) => RoleAssignment | undefined;
 }
 
 export type { DeclaredRoute };
@@ -283,6 +291,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const key = jobKey(req.params);
     const spec = toJobSpec(parse(putJobBody, req.body), deps.location.name);
     authorizeLinkedAccount(principalOf(req), spec.storageAccountId);
+    checkAccountOwner(spec.storageAccountId, deps.accountOwner?.(accountName(spec.storageAccountId)));
     const { job, created } = await service.create(key, spec, actorOf(req));
     return reply.code(created ? 201 : 200).send(jobResponse(job));
   });

@@ -160,6 +160,7 @@ export class Dock {
       attachedAt: this.deps.clock.now().toISOString(),
     };
     this.drives.set(d.key, docked);
+    this.sources.set(d.key, d);
     try {
       const id = await identify(d, this.deps.exec);
       if (id.serial) docked.serial = id.serial;
@@ -244,11 +245,49 @@ export class Dock {
     }
   }
 
+  // ---------------------------------------------------------------- operator fixes on plugged drives
+  private readonly sources = new Map<string, AttachedDrive>();
+  private readonly unknownNoticed = new Set<string>();
+
+  /**
+   * An operator's or customer's fix (check-in, arrived, resolve, a job shipped or its drive list
+   * changed) takes effect on drives already plugged in: drives of that job that wait (held, extra,
+   * error) and every unknown drive are examined again, without a re-plug. A held drive is only
+   * looked at again once its job accepts drives (looking again would hold a second package).
+   */
+  reconsider(job?: JobKey): void {
+    for (const d of this.drives.values()) {
+      if (!["unknown", "held", "extra", "error"].includes(d.status)) continue;
+      if (d.job && !(job && jobLabel(d.job) === jobLabel(job))) continue;
+      const source = this.sources.get(d.key);
+      if (!source) continue;
+      const run = async () => {
+        if (this.drives.get(d.key) !== d) return; // pulled or re-attached meanwhile
+        if (d.status === "held" && d.job) {
+          const now = await this.deps.service.get(d.job).catch(() => undefined);
+          if (!now || !ACCEPTING.has(now.state) || now.cancelRequested) return;
+        }
+        this.deps.log.info(
+          { drive: d.key, status: d.status },
+          "examining the drive again after an operator's fix",
+        );
+        await this.attach(source);
+      };
+      const chained = (this.work.get(d.key) ?? Promise.resolve()).then(run, run);
+      this.work.set(d.key, chained);
+      void chained.finally(() => {
+        if (this.work.get(d.key) === chained) this.work.delete(d.key);
+      });
+    }
+  }
+
   private async applyDoorRules(docked: DockedDrive, match: MatchResult): Promise<void> {
     const { service, log } = this.deps;
     if (match.kind === "unknown") {
       docked.status = "unknown";
-      docked.message = `${match.message} Not processed: check the drive's label and the package it came in, then tie it to a job with 'station check-in'.`;
+      docked.message = `${match.message} Not processed: check the drive's label and the package it came in, then tie it to its job with 'station check-in' or 'station arrived': the drive is examined again at once, no re-plug needed.`;
+      if (this.unknownNoticed.has(docked.key)) return; // one notice per plugging
+      this.unknownNoticed.add(docked.key);
       await this.deps.notices.add([
         {
           code: "UnknownDrive",
@@ -321,6 +360,8 @@ export class Dock {
   private async detach(d: AttachedDrive): Promise<void> {
     const docked = this.drives.get(d.key);
     this.drives.delete(d.key);
+    this.sources.delete(d.key);
+    this.unknownNoticed.delete(d.key);
     if (!docked) return;
     this.deps.hooks?.onGone?.(docked);
     if (docked.mountpoint && docked.kind !== "mounted") {

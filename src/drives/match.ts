@@ -214,6 +214,18 @@ export async function matchDrive(
       }
     }
   }
+  // A drive already imported (after a restart, or plugged in again) is recognised by its manifest
+  // too: it is that job's processed drive, not an unknown one.
+  for (const job of sorted) {
+    if (job.type !== "Import") continue;
+    for (const entry of job.drives) {
+      if (UNPROCESSED.has(entry.state) || !entry.manifestFile) continue;
+      const where = await access.resolve(entry.manifestFile);
+      if (!("path" in where)) continue;
+      if ((await verify(access, job, entry, undefined, "manifest")).kind === "import")
+        return { kind: "processed", job, entry };
+    }
+  }
   if (namedButCorrupted) return namedButCorrupted;
   return {
     kind: "unknown",

@@ -141,6 +141,11 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
     };
     if (scope.subscriptionId !== undefined) where.push(`subscription_id = ${arg(scope.subscriptionId)}`);
     if (scope.resourceGroup !== undefined) where.push(`resource_group = ${arg(scope.resourceGroup)}`);
+    if (scope.resourceGroups !== undefined) {
+      // A customer granted some resource groups of the subscription (compared case-insensitively).
+      if (scope.resourceGroups.length === 0) return { jobs: [] };
+      where.push(`lower(resource_group) = ANY(${arg(scope.resourceGroups.map((g) => g.toLowerCase()))})`);
+    }
     if (skipToken) {
       const c = decodeCursor(skipToken);
       where.push(

@@ -1,14 +1,13 @@
 /**
- * Runs drive transfers: takes ready drives from the dock, moves the drive and job states around
- * each run, publishes progress a few times a second (persisted every couple of seconds), and
- * pauses instead of failing when the drive is pulled or storage stays down (the next plug-in or
- * the outage retry resumes from the checkpoints).
+ * Runs drive transfers: takes ready drives, picks the engine for the job's type, moves the drive
+ * and job states around each run, publishes the drive's progress meter (to its view a few times a
+ * second, persisted every couple of seconds), and pauses instead of failing when the drive is
+ * pulled or storage stays down (the next plug-in or the outage retry resumes from the checkpoints).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
 import type { Logger } from "pino";
-import type { DockedDrive, DockHooks } from "../drives/door.js";
-import type { MatchResult } from "../drives/match.js";
+import type { DockHooks } from "../drives/door.js";
 import { DriveLease } from "../fleet/drive-lease.js";
 import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
@@ -16,13 +15,18 @@ import type { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
+import { AzureBlobPort } from "../storage/azure-blob-port.js";
 import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
 import type { ExportSource } from "../storage/export-source.js";
-import { BufferPool } from "./buffer-pool.js";
 import type { CheckpointStore } from "./checkpoints.js";
+import { BufferPool } from "./core/buffer-pool.js";
+import { ProgressMeter } from "./core/progress.js";
+import { type RetryPolicy, StorageOutage } from "./core/retry.js";
+import type { DriveEngine, DriveRunResult } from "./engine.js";
 import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
 import type { ExportStore } from "./export/store.js";
-import { importDrive, type RetryPolicy, StorageOutage } from "./import-drive.js";
+import { importDrive } from "./import/engine.js";
+import { type ReadyDrive, readyDrive } from "./ready-drive.js";
 
 export interface TransferSettings {
   concurrency: number;
@@ -56,26 +60,21 @@ export interface TransferManagerDeps {
   /** The export engine's store and the station's own access to job storage accounts. */
   exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
   fleet: FleetSettings;
+  /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
+  engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
 }
 
-export interface DriveProgress {
-  bytesSucceeded: number;
-  bytesTotal: number;
-  bytesPerSecond: number;
-  etaSeconds?: number;
-  /** Once finished: how long the copy took (bytesPerSecond is then its average). */
-  seconds?: number;
-}
-
-type Ready = Extract<MatchResult, { kind: "import" | "export" }>;
+const VIEW_EVERY_MS = 200;
+const PERSIST_EVERY_MS = 2000;
 
 export class TransferManager {
   private readonly queue: PQueue;
   private readonly pool: BufferPool;
+  private readonly engines: Partial<Record<"Import" | "Export", DriveEngine>>;
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Export drives that hold data, waiting for the operator's confirmation. */
-  private readonly waiting = new Map<string, { drive: DockedDrive; match: Ready }>();
+  private readonly waiting = new Map<string, ReadyDrive>();
   /** Paused runs waiting for the job store to answer again. */
   private readonly storeWaits = new Map<string, AbortController>();
   private readonly stopping = new AbortController();
@@ -97,11 +96,12 @@ export class TransferManager {
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
     // Every request in flight has its block, plus half as many again being read and hashed.
     this.pool = new BufferPool(4 * 1024 * 1024, Math.ceil(deps.settings.concurrency * 1.5));
+    this.engines = { Import: importDrive, ...deps.engines };
   }
 
   hooks(): DockHooks {
     return {
-      onReady: (drive, match) => this.start(drive, match),
+      onReady: (drive, match) => this.start(readyDrive(drive, match)),
       onGone: (drive) => this.abort(drive.key, "the drive was removed"),
     };
   }
@@ -134,9 +134,9 @@ export class TransferManager {
       "operator confirmed writing to an export drive that holds data",
     );
     for (const [k, w] of this.waiting) {
-      if (w.drive.driveId === driveId && w.drive.job && jobLabel(w.drive.job) === jobLabel(job)) {
+      if (w.driveId === driveId && jobLabel(w.job) === jobLabel(job)) {
         this.waiting.delete(k);
-        this.start(w.drive, w.match);
+        this.start(w);
         return { started: true };
       }
     }
@@ -152,48 +152,57 @@ export class TransferManager {
     this.runs.get(key)?.controller.abort(new Error(why));
   }
 
-  private start(drive: DockedDrive, match: Ready): void {
+  start(drive: ReadyDrive): void {
     if (this.stopped || this.runs.has(drive.key)) return;
-    if (match.kind === "export") {
-      const exports = this.deps.exports;
-      if (!exports) {
-        drive.message = `${drive.message} This station has no export engine configured: the drive waits.`;
-        return;
-      }
-      const s = this.deps.settings;
-      const deps: ExportRunDeps = {
-        service: this.deps.service,
-        notices: this.deps.notices,
-        log: this.deps.log,
-        clock: this.deps.clock,
-        store: exports.store,
-        lock: exports.lock,
-        sourceFor: exports.sourceFor,
-        queue: this.queue,
-        pool: this.pool,
-        blobConcurrency: s.blobConcurrency,
-        retry: s.retry,
-        outageRetryMs: s.outageRetryMs,
-      };
-      const controller = new AbortController();
-      const done = runExportDrive(deps, drive, controller.signal)
-        .then((end) => {
-          if (end === "waiting") this.waiting.set(drive.key, { drive, match });
-          if (end === "retry" && !this.stopped)
-            this.retryTimers.set(
-              drive.key,
-              setTimeout(() => {
-                this.retryTimers.delete(drive.key);
-                this.start(drive, match);
-              }, s.outageRetryMs),
-            );
-        })
-        .finally(() => this.runs.delete(drive.key));
-      this.runs.set(drive.key, { controller, done });
+    if (drive.jobType === "Export" && this.deps.exports) {
+      this.startExport(drive, this.deps.exports);
+      return;
+    }
+    const engine = this.engines[drive.jobType];
+    if (!engine) {
+      drive.view.message = `${drive.view.message} This station has no export engine configured: the drive waits.`;
+      this.deps.log.warn(
+        { drive: drive.key, job: jobLabel(drive.job) },
+        "export drive ready, but exports are not implemented yet",
+      );
       return;
     }
     const controller = new AbortController();
-    const done = this.run(drive, match, controller).finally(() => this.runs.delete(drive.key));
+    const done = this.run(drive, engine, controller).finally(() => this.runs.delete(drive.key));
+    this.runs.set(drive.key, { controller, done });
+  }
+
+  /** The export run (export/export-run.ts) with its own waiting and retry outcomes. */
+  private startExport(drive: ReadyDrive, exports: NonNullable<TransferManagerDeps["exports"]>): void {
+    const s = this.deps.settings;
+    const deps: ExportRunDeps = {
+      service: this.deps.service,
+      notices: this.deps.notices,
+      log: this.deps.log,
+      clock: this.deps.clock,
+      store: exports.store,
+      lock: exports.lock,
+      sourceFor: exports.sourceFor,
+      queue: this.queue,
+      pool: this.pool,
+      blobConcurrency: s.blobConcurrency,
+      retry: s.retry,
+      outageRetryMs: s.outageRetryMs,
+    };
+    const controller = new AbortController();
+    const done = runExportDrive(deps, drive.docked, controller.signal)
+      .then((end) => {
+        if (end === "waiting") this.waiting.set(drive.key, drive);
+        if (end === "retry" && !this.stopped)
+          this.retryTimers.set(
+            drive.key,
+            setTimeout(() => {
+              this.retryTimers.delete(drive.key);
+              this.start(drive);
+            }, s.outageRetryMs),
+          );
+      })
+      .finally(() => this.runs.delete(drive.key));
     this.runs.set(drive.key, { controller, done });
   }
 
@@ -203,52 +212,59 @@ export class TransferManager {
    * one notice with the drive, the job, the cause and what to do. Never a key or SAS: causes
    * carry only the HTTP status and the service's error code.
    */
-  private async storageRefused(
-    drive: DockedDrive,
-    key: JobKey,
-    driveId: string,
-    result: Awaited<ReturnType<typeof importDrive>>,
-  ): Promise<void> {
+  private async storageRefused(drive: ReadyDrive, result: DriveRunResult): Promise<void> {
+    const { view, driveId, job: key } = drive;
     const sas = result.refusal?.cause.includes("SAS") || result.logsNotWritten?.includes("SAS");
     const parts = [`Drive ${driveId} of job ${jobLabel(key)}:`];
-    if (result.refusal) {
+    if (result.refusal)
       parts.push(
-        `${result.refusal.cause}. The import stopped at the first refusal; ${result.blobs} blobs are logged BlobRequestForbidden or their own status, the drive ended CompletedMoreInfo (BlobRequestForbidden).`,
+        `${result.refusal.cause}. The import stopped at the first refusal; the blobs not imported are logged BlobRequestForbidden and the drive ended CompletedMoreInfo (BlobRequestForbidden).`,
       );
-    }
     if (result.logsNotWritten)
       parts.push(
         `The copy log could not be written to the customer's account (${result.logsNotWritten}); Get Job shows the drive's copyStatus.`,
       );
     parts.push(
-      `Next step: ask the customer for a valid ${sas ? "SAS (read, write and delete on the container, not expired)" : "account key"} and a drive manifest carrying it; the drive is finished, so its data is imported again under a job that lists it (re-plugging this drive does not retry a finished drive).`,
+      `Next step: ask the customer for a valid ${sas ? "SAS (read, write and delete on the container, not expired)" : "account key"} in a new drive manifest; the drive is finished, so its data is imported again under a job that lists it (re-plugging this drive does not retry a finished drive).`,
     );
     const message = parts.join(" ");
     if (result.refusal) {
-      drive.status = "failed";
-      drive.code = "BlobRequestForbidden";
+      view.status = "failed";
+      view.code = "BlobRequestForbidden";
     }
-    drive.message = message;
+    view.message = message;
     this.deps.log.error({ job: jobLabel(key), driveId, code: result.refusal?.code }, message);
     await this.deps.notices.add([
       { code: "StorageRefused", at: this.deps.clock.now().toISOString(), job: key, driveId, message },
     ]);
   }
 
-  private async run(
-    drive: DockedDrive,
-    match: Extract<MatchResult, { kind: "import" }>,
-    controller: AbortController,
-  ): Promise<void> {
-    const { service, log, settings } = this.deps;
-    const key: JobKey = drive.job!;
-    const driveId = drive.driveId!;
+  private async run(drive: ReadyDrive, engine: DriveEngine, controller: AbortController): Promise<void> {
+    const { service, log, settings, clock } = this.deps;
+    const { view, driveId } = drive;
+    const key: JobKey = drive.job;
+    const direction = drive.jobType === "Import" ? "import" : "export";
     const label = `${jobLabel(key)} drive ${driveId}`;
-    const started = Date.now();
-    let lastPersist = 0;
+    const started = clock.now().getTime();
     let persisting: Promise<unknown> = Promise.resolve();
-    let lastSample = { t: started, bytes: 0 };
-    const lease = new DriveLease({ ...this.deps.fleet, clock: this.deps.clock }, { job: key, driveId });
+    const progress = new ProgressMeter(clock);
+    progress.subscribe(VIEW_EVERY_MS, (p) => {
+      view.progress = p;
+    });
+    progress.subscribe(PERSIST_EVERY_MS, (p) => {
+      persisting = persisting.then(() =>
+        service
+          .station(key, {
+            type: "TransferProgress",
+            driveId,
+            bytesSucceeded: p.bytesSucceeded,
+            bytesTotal: p.bytesTotal,
+            copyStatus: "InProgress",
+          })
+          .catch((e) => log.warn({ err: e }, "progress not saved")),
+      );
+    });
+    const lease = new DriveLease({ ...this.deps.fleet, clock }, { job: key, driveId });
     try {
       // No new claim while the store is down; another station's live claim holds the drive here.
       await this.deps.fleet.health.whenHealthy(controller.signal);
@@ -264,63 +280,33 @@ export class TransferManager {
       const entry = job.drives.find((d) => d.driveId === driveId);
       const resuming = entry?.state === "Transferring";
       if (!resuming) await service.station(key, { type: "TransferStarted", driveId });
-      drive.status = "transferring";
-      drive.message = `${resuming ? "Resuming" : "Importing"} ${label}.`;
-      log.info({ job: jobLabel(key), driveId, resuming }, "drive import started");
+      view.status = "transferring";
+      view.message = `${resuming ? "Resuming" : direction === "import" ? "Importing" : "Exporting"} ${label}.`;
+      log.info({ job: jobLabel(key), driveId, resuming }, `drive ${direction} started`);
 
-      const result = await importDrive({
-        jobName: job.name,
+      const result = await engine({
+        job,
         driveId,
-        diagnosticsPath: job.diagnosticsPath,
-        logLevel: job.logLevel,
-        backupDriveManifest: job.backupDriveManifest,
-        root: drive.mountpoint!,
-        manifestPath: match.manifestPath,
+        root: drive.root,
+        ...(drive.manifestPath ? { manifestPath: drive.manifestPath } : {}),
         resuming,
-        storageFor: (header) =>
-          new JobStorage({
-            endpoint: this.deps.endpoint,
-            storageAccountId: job.storageAccountId,
-            credential: header.credential!,
-            ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
-          }),
-        queue: this.queue,
-        pool: this.pool,
+        portFor: (credential) =>
+          new AzureBlobPort(
+            new JobStorage({
+              endpoint: this.deps.endpoint,
+              storageAccountId: job.storageAccountId,
+              credential,
+              ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
+            }),
+          ),
+        pipeline: { queue: this.queue, pool: this.pool },
         blobConcurrency: settings.blobConcurrency,
         checkpoints: this.checkpoints,
         signal: controller.signal,
         log: log.child({ job: jobLabel(key), driveId }),
-        now: () => this.deps.clock.now(),
+        clock,
         retry: settings.retry,
-        onProgress: (bytesSucceeded, bytesTotal) => {
-          const now = Date.now();
-          if (now - lastSample.t >= 1000) {
-            const rate = ((bytesSucceeded - lastSample.bytes) * 1000) / (now - lastSample.t);
-            const p: DriveProgress = {
-              bytesSucceeded,
-              bytesTotal,
-              bytesPerSecond: Math.max(0, Math.round(rate)),
-            };
-            if (rate > 0) p.etaSeconds = Math.round((bytesTotal - bytesSucceeded) / rate);
-            drive.progress = p;
-            lastSample = { t: now, bytes: bytesSucceeded };
-          } else
-            drive.progress = { ...(drive.progress ?? { bytesPerSecond: 0 }), bytesSucceeded, bytesTotal };
-          if (now - lastPersist >= 2000 || bytesSucceeded === bytesTotal) {
-            lastPersist = now;
-            persisting = persisting.then(() =>
-              service
-                .station(key, {
-                  type: "TransferProgress",
-                  driveId,
-                  bytesSucceeded,
-                  bytesTotal,
-                  copyStatus: "InProgress",
-                })
-                .catch((e) => log.warn({ err: e }, "progress not saved")),
-            );
-          }
-        },
+        progress,
       });
       await persisting;
       const outcome = result.status === "Completed" ? "Completed" : "CompletedMoreInfo";
@@ -335,17 +321,17 @@ export class TransferManager {
         ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       });
       await this.checkpoints.clear(job.name, driveId);
-      const seconds = (Date.now() - started) / 1000;
-      drive.status = "done";
+      const seconds = (clock.now().getTime() - started) / 1000;
+      view.status = "done";
       // Final figures: the whole copy's time and average speed, no ETA.
-      drive.progress = {
+      view.progress = {
         bytesSucceeded: result.bytesSucceeded,
         bytesTotal: result.bytesTotal,
         bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
         seconds: Math.round(seconds * 10) / 10,
       };
-      drive.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
-      if (result.refusal || result.logsNotWritten) await this.storageRefused(drive, key, driveId, result);
+      view.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
+      if (result.refusal || result.logsNotWritten) await this.storageRefused(drive, result);
       log.info(
         {
           job: jobLabel(key),
@@ -353,49 +339,43 @@ export class TransferManager {
           status: result.status,
           blobs: result.blobs,
           bytesTotal: result.bytesTotal,
-          bytesUploaded: result.bytesUploaded,
+          [direction === "import" ? "bytesUploaded" : "bytesDownloaded"]: result.bytesTransferred,
           seconds,
-          mbPerSecond: Number((result.bytesUploaded / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
+          mbPerSecond: Number((result.bytesTransferred / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
         },
-        "drive import finished",
+        `drive ${direction} finished`,
       );
     } catch (e) {
       await persisting;
       if (controller.signal.reason instanceof StorePaused || (!controller.signal.aborted && isStoreDown(e))) {
-        drive.status = "paused";
-        drive.message = `${label} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
-        log.error({ job: jobLabel(key), driveId }, drive.message);
-        this.resumeWhenStoreAnswers(drive, match);
+        view.status = "paused";
+        view.message = `${label} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+        log.error({ job: jobLabel(key), driveId }, view.message);
+        this.resumeWhenStoreAnswers(drive);
         return;
       }
       if (controller.signal.aborted) {
-        drive.status = "paused";
-        if (drive.progress) drive.progress = { ...drive.progress, bytesPerSecond: 0 };
-        delete drive.progress?.etaSeconds;
-        drive.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
-        log.warn({ job: jobLabel(key), driveId }, drive.message);
+        view.status = "paused";
+        if (view.progress) view.progress = { ...view.progress, bytesPerSecond: 0 };
+        delete view.progress?.etaSeconds;
+        view.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
+        log.warn({ job: jobLabel(key), driveId }, view.message);
         return;
       }
       if (e instanceof StorageOutage) {
-        drive.status = "paused";
-        drive.message = `${label} paused: ${e.message}. Retrying in ${Math.round(this.deps.settings.outageRetryMs / 1000)} s; nothing already sent will be sent again.`;
-        log.error({ job: jobLabel(key), driveId }, drive.message);
+        view.status = "paused";
+        view.message = `${label} paused: ${e.message}. Retrying in ${Math.round(settings.outageRetryMs / 1000)} s; nothing already sent will be sent again.`;
+        log.error({ job: jobLabel(key), driveId }, view.message);
         await this.deps.notices.add([
-          {
-            code: "TransferPaused",
-            at: this.deps.clock.now().toISOString(),
-            job: key,
-            driveId,
-            message: drive.message,
-          },
+          { code: "TransferPaused", at: clock.now().toISOString(), job: key, driveId, message: view.message },
         ]);
         if (!this.stopped) {
           this.retryTimers.set(
             drive.key,
             setTimeout(() => {
               this.retryTimers.delete(drive.key);
-              this.start(drive, match);
-            }, this.deps.settings.outageRetryMs),
+              this.start(drive);
+            }, settings.outageRetryMs),
           );
         }
         return;
@@ -408,42 +388,43 @@ export class TransferManager {
           copyStatus: e.status,
           bytesSucceeded: 0,
         });
-        drive.status = "failed";
-        drive.code = e.status;
-        drive.message = `${label}: ${e.message}`;
+        view.status = "failed";
+        view.code = e.status;
+        view.message = `${label}: ${e.message}`;
         return;
       }
-      drive.status = "error";
-      drive.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
-      log.error({ job: jobLabel(key), driveId, err: e }, "drive import failed");
+      view.status = "error";
+      view.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
+      log.error({ job: jobLabel(key), driveId, err: e }, `drive ${direction} failed`);
     } finally {
       await lease.release();
     }
   }
 
   /** Another station's claim is live: the drive waits here, and the operator is told why. */
-  private async heldElsewhere(drive: DockedDrive, label: string, holder: Lease): Promise<void> {
-    drive.status = "held";
-    drive.message = `${label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
+  private async heldElsewhere(drive: ReadyDrive, label: string, holder: Lease): Promise<void> {
+    const { view } = drive;
+    view.status = "held";
+    view.message = `${label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
     this.deps.log.warn(
-      { job: jobLabel(drive.job!), driveId: drive.driveId, holder: holder.stationId },
-      drive.message,
+      { job: jobLabel(drive.job), driveId: drive.driveId, holder: holder.stationId },
+      view.message,
     );
     await this.deps.notices
       .add([
         {
           code: "DriveClaimedElsewhere",
           at: this.deps.clock.now().toISOString(),
-          job: drive.job!,
-          driveId: drive.driveId!,
-          message: drive.message,
+          job: drive.job,
+          driveId: drive.driveId,
+          message: view.message,
         },
       ])
       .catch((e) => this.deps.log.warn({ err: e }, "notice not saved"));
   }
 
   /** After a store outage: once it answers (and the paused run has finished), start the drive again. */
-  private resumeWhenStoreAnswers(drive: DockedDrive, match: Ready): void {
+  private resumeWhenStoreAnswers(drive: ReadyDrive): void {
     if (this.stopped) return;
     const wait = new AbortController();
     this.storeWaits.get(drive.key)?.abort();
@@ -454,7 +435,7 @@ export class TransferManager {
       await sleep(100, undefined, { signal: wait.signal });
       if (this.storeWaits.get(drive.key) !== wait) return;
       this.storeWaits.delete(drive.key);
-      this.start(drive, match);
+      this.start(drive);
     })().catch(() => undefined);
   }
 }

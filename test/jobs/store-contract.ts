@@ -130,6 +130,38 @@ export function describeStoreContract(name: string, factory: () => StoreFactory 
       await expect(store.list({}, 3, "garbage")).rejects.toMatchObject({ code: "InvalidRequestContent" });
     });
 
+    it("JobStore.list narrowed to resource groups (case-insensitive) pages only through those groups", async () => {
+      const { store } = await open();
+      for (let i = 0; i < 4; i++) {
+        for (const rg of ["rg-a", "RG-C", "rg-x"])
+          await store.put({ ...named(`${rg}-${i}`, at(i)), resourceGroup: rg }, 0, undefined);
+      }
+      const names: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await store.list(
+          { subscriptionId: "sub-1", resourceGroups: ["rg-c", "RG-A"] },
+          3,
+          token,
+        );
+        names.push(...page.jobs.map((j) => j.name));
+        token = page.skipToken;
+        if (token) expect(Buffer.from(token, "base64url").toString()).not.toContain("rg-x");
+      } while (token);
+      expect(names.sort()).toEqual([
+        "RG-C-0",
+        "RG-C-1",
+        "RG-C-2",
+        "RG-C-3",
+        "rg-a-0",
+        "rg-a-1",
+        "rg-a-2",
+        "rg-a-3",
+      ]);
+      expect((await store.list({ subscriptionId: "sub-1", resourceGroups: [] }, 100)).jobs).toEqual([]);
+      expect((await store.list({ subscriptionId: "sub-2", resourceGroups: ["rg-a"] }, 100)).jobs).toEqual([]);
+    });
+
     it("JobStore.due lists jobs whose deadline is at or before now, earliest first", async () => {
       const { store } = await open();
       const a = named("a", at(0));

@@ -84,7 +84,7 @@ export async function startTestAgent(
     /** Blob endpoint template; tests never reach a public endpoint. */
     storageEndpoint?: string;
     /** Account keys the station holds (export reads with them). */
-    storageAccounts?: { name: string; key: string }[];
+    storageAccounts?: { name: string; key: string; subscriptionId?: string; resourceGroup?: string }[];
     /** `{ kind: "postgres", url }` for a fleet test; default SQLite in dataDir. */
     store?: Record<string, unknown>;
     /** Fleet identity: station id, lease length. */

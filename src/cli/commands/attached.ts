@@ -60,6 +60,10 @@ export async function watchAttached(client: StationClient, o: WatchOptions): Pro
         for (const l of lines) out.write(`${l}\n`);
       } else {
         // Plain lines: one per drive whose status or whole percent changed.
+        const empty = last.length === 0 ? "empty" : "some";
+        if (lastLine.get("") !== empty && empty === "empty")
+          out.write(`${new Date().toISOString()}  no drives attached\n`);
+        lastLine.set("", empty);
         for (const d of last) {
           const pct = d.progress?.bytesTotal
             ? Math.floor((d.progress.bytesSucceeded * 100) / d.progress.bytesTotal)

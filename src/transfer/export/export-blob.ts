@@ -22,7 +22,7 @@ import { indexBlockId, type ManifestBlobOut } from "../../formats/manifest-write
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../buffer-pool.js";
+import type { BufferPool } from "../core/buffer-pool.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
 import { blobPathOf, type PlannedBlob, type SelectedBlob } from "./planner.js";
 import { type Retrying, StorageOutage } from "./retry.js";

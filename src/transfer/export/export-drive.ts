@@ -12,7 +12,7 @@ import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../buffer-pool.js";
+import type { BufferPool } from "../core/buffer-pool.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
 import { chunksOf, exportBlob } from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";

@@ -18,7 +18,7 @@ import type { Clock, JobService } from "../../jobs/service.js";
 import type { NoticeLog } from "../../jobs/store.js";
 import { type Job, type JobKey, jobLabel } from "../../lifecycle/model.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../buffer-pool.js";
+import type { BufferPool } from "../core/buffer-pool.js";
 import { exportDrive } from "./export-drive.js";
 import { type RetryPolicy, StorageOutage } from "./retry.js";
 import type { ExportStore } from "./store.js";

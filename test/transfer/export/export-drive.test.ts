@@ -10,7 +10,7 @@ import { md5Hex } from "../../../src/formats/blob-properties.js";
 import { type ManifestBlob, readManifest } from "../../../src/formats/manifest.js";
 import { KeyedLock } from "../../../src/jobs/keyed-lock.js";
 import { SqliteExportStore } from "../../../src/jobs/sqlite-export-store.js";
-import { BufferPool } from "../../../src/transfer/buffer-pool.js";
+import { BufferPool } from "../../../src/transfer/core/buffer-pool.js";
 import { geometryFor } from "../../../src/transfer/export/capacity.js";
 import { type ExportDriveContext, exportDrive } from "../../../src/transfer/export/export-drive.js";
 import { type ExportStore, MemoryExportStore } from "../../../src/transfer/export/store.js";

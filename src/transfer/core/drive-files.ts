@@ -1,0 +1,70 @@
+/**
+ * Files on a mounted drive: a manifest path opened only inside the drive (no `..`, no symlink
+ * leading out), read errors mapped to copy-log statuses, exact reads at an offset.
+ */
+import { constants } from "node:fs";
+import { type FileHandle, open, realpath } from "node:fs/promises";
+import { join, sep } from "node:path";
+import { checkFilePath } from "../../formats/names.js";
+import type { BlobStatus } from "../../formats/status.js";
+
+/** A file of the drive cannot be used: the blob ends with `status` in the copy log. */
+export class FileFailure extends Error {
+  constructor(
+    readonly status: BlobStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function openInside(root: string, filePath: string): Promise<FileHandle> {
+  const check = checkFilePath(filePath);
+  if (!check.ok) throw new FileFailure(check.status, check.reason);
+  const path = join(root, ...check.segments);
+  try {
+    // The path must stay on the drive even through symlinks (ext4 drives can carry them).
+    const real = await realpath(path);
+    const realRoot = await realpath(root);
+    if (!real.startsWith(realRoot + sep))
+      throw new FileFailure("FileNameInvalid", `${filePath} leads outside the drive`);
+    return await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (e instanceof FileFailure) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR")
+      throw new FileFailure("FileNotFound", `${filePath} is not on the drive`);
+    if (code === "EACCES" || code === "EPERM")
+      throw new FileFailure("FileAccessDenied", `${filePath} cannot be read (${code})`);
+    if (code === "ENAMETOOLONG")
+      throw new FileFailure("FileNameTooLong", `${filePath} is too long for this filesystem`);
+    throw new FileFailure("IOFailed", `${filePath}: ${code ?? (e as Error).message}`);
+  }
+}
+
+/** Reads exactly `length` bytes at `offset` (into `into` when given), fewer only at end of file. */
+export async function readAt(fh: FileHandle, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+/** A file as a stream of 64 KiB chunks (the manifest: a million blobs never sit in memory). */
+export async function* readFileStream(path: string): AsyncIterable<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield Buffer.from(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+}

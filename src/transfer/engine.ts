@@ -1,0 +1,63 @@
+/**
+ * The contract between the transfer manager and a direction's engine (import/, export/). The
+ * manager owns the drive's run (states, pause/resume, progress publishing); an engine moves the
+ * bytes of one drive using the shared core (core/) and returns what the copy logs say.
+ */
+
+import type { Logger } from "pino";
+import type { Credential } from "../formats/manifest.js";
+import type { DriveLogStatus } from "../formats/status.js";
+import type { Clock } from "../jobs/service.js";
+import type { Job } from "../lifecycle/model.js";
+import type { CredentialRefusal } from "../storage/blob-access.js";
+import type { BlobPort } from "../storage/blob-port.js";
+import type { CheckpointStore } from "./checkpoints.js";
+import type { BlockPipeline } from "./core/block-pipeline.js";
+import type { ProgressMeter } from "./core/progress.js";
+import type { RetryPolicy } from "./core/retry.js";
+
+/** One run of one drive, as the manager hands it to an engine. */
+export interface DriveRun {
+  /** The job as it was when the run started (export reads its selection). */
+  job: Job;
+  driveId: string;
+  /** Where the drive's data volume is mounted (read-only for import, read-write for export). */
+  root: string;
+  /** Import: the matched drive manifest on the drive. */
+  manifestPath?: string;
+  /** The drive was Transferring before this run (a restart or a re-plug): blobs may be ours already. */
+  resuming: boolean;
+  /** The job's storage account seen through `credential` (the manifest's key or SAS). */
+  portFor(credential: Credential): BlobPort;
+  /** Station-wide request queue and block buffers, shared by every drive. */
+  pipeline: BlockPipeline;
+  /** Blobs of this drive worked on at once (many small files need this). */
+  blobConcurrency: number;
+  checkpoints: CheckpointStore;
+  /** Aborted when the drive is pulled or the agent stops: a cancellation, not a failure. */
+  signal: AbortSignal;
+  log: Logger;
+  clock: Clock;
+  retry: RetryPolicy;
+  /** The drive's one progress meter: the engine adds verified bytes, the manager reads it. */
+  progress: ProgressMeter;
+}
+
+export interface DriveRunResult {
+  status: DriveLogStatus;
+  bytesSucceeded: number;
+  bytesTotal: number;
+  /** Bytes this run moved (block bodies sent or written); resumed work is not counted twice. */
+  bytesTransferred: number;
+  blobs: number;
+  errorLogUri?: string;
+  verboseLogUri?: string;
+  manifestUri?: string;
+  /** The account refused the drive's credential: the drive stopped at the first refusal. */
+  refusal?: CredentialRefusal;
+  /** Why a copy log (or the manifest backup) could not be written to the customer's account. */
+  logsNotWritten?: string;
+}
+
+/** An engine moves one drive's bytes. It throws `StorageOutage` to pause, the signal's reason when aborted. */
+export type DriveEngine = (run: DriveRun) => Promise<DriveRunResult>;

@@ -1,0 +1,230 @@
+/**
+ * The import engine against the in-memory blob port: verification, resume and dispositions
+ * without Azurite or loop devices. The staged tests run the same engine against real drives and
+ * a real Azurite.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import PQueue from "p-queue";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../src/jobs/service.js";
+import { SqliteStore } from "../../src/jobs/sqlite-store.js";
+import { createJob } from "../../src/lifecycle/machine.js";
+import { prepareDrive } from "../../src/prepare/prepare-drive.js";
+import { BufferPool } from "../../src/transfer/core/buffer-pool.js";
+import { ProgressMeter } from "../../src/transfer/core/progress.js";
+import type { DriveRun } from "../../src/transfer/engine.js";
+import { importDrive } from "../../src/transfer/import/engine.js";
+import { FakeBlobPort, storageError } from "../support/fake-blob-port.js";
+import { actor, importSpec, key, T0 } from "../support/jobs.js";
+import { captureLog } from "../support/log.js";
+import { useTempDir } from "../support/tmp.js";
+
+const MiB = 1024 * 1024;
+const tmp = useTempDir();
+const md5b64 = (b: Buffer) => createHash("md5").update(b).digest("base64");
+const job = createJob(key, importSpec(), undefined, T0, actor);
+
+interface Drive {
+  root: string;
+  manifestPath: string;
+  store: SqliteStore;
+}
+
+async function drive(
+  files: Record<string, Buffer>,
+  o: { blobType?: "BlockBlob" | "PageBlob"; disposition?: "rename" | "no-overwrite" | "overwrite" } = {},
+): Promise<Drive> {
+  const root = tmp();
+  const src = tmp();
+  for (const [rel, data] of Object.entries(files)) {
+    mkdirSync(join(src, rel, ".."), { recursive: true });
+    writeFileSync(join(src, rel), data);
+  }
+  await prepareDrive({
+    driveRoot: root,
+    source: src,
+    sessionId: "session1",
+    destination: "data/",
+    driveId: "DRIVE-1",
+    credential: {
+      kind: "accountKey",
+      key: Buffer.from("unit-test-account-key-0123456789").toString("base64"),
+    },
+    blobType: o.blobType ?? "BlockBlob",
+    disposition: o.disposition ?? "rename",
+  });
+  return {
+    root,
+    manifestPath: join(root, "DriveManifest.xml"),
+    store: new SqliteStore(join(tmp(), "db.sqlite")),
+  };
+}
+
+function runOf(port: FakeBlobPort, d: Drive, o: { resuming?: boolean; signal?: AbortSignal } = {}) {
+  const log = captureLog();
+  const progress = new ProgressMeter(systemClock);
+  const run: DriveRun = {
+    job,
+    driveId: "DRIVE-1",
+    root: d.root,
+    manifestPath: d.manifestPath,
+    resuming: o.resuming ?? false,
+    portFor: () => port,
+    pipeline: { queue: new PQueue({ concurrency: 4 }), pool: new BufferPool(4 * MiB, 6) },
+    blobConcurrency: 4,
+    checkpoints: d.store,
+    signal: o.signal ?? new AbortController().signal,
+    log: log.log,
+    clock: systemClock,
+    retry: { attempts: 2, baseMs: 1, maxMs: 2 },
+    progress,
+  };
+  return { run, log, progress };
+}
+
+async function logEntries(d: Drive) {
+  const out = [];
+  for await (const c of d.store.entries(job.name, "DRIVE-1")) out.push(c.log!);
+  return out;
+}
+
+describe("import engine (in-memory storage)", () => {
+  it("imports block and page blobs byte for byte, each with a whole-blob Content-MD5", async () => {
+    const files = {
+      "small.txt": randomBytes(1000),
+      "large.bin": randomBytes(9 * MiB + 17),
+      "empty.bin": Buffer.alloc(0),
+    };
+    const d = await drive(files);
+    const port = new FakeBlobPort();
+    const { run, progress } = runOf(port, d);
+    const result = await importDrive(run);
+    expect(result.status).toBe("Completed");
+    expect(result.bytesSucceeded).toBe(result.bytesTotal);
+    expect(progress.snapshot().bytesSucceeded).toBe(result.bytesTotal);
+    for (const [name, data] of Object.entries(files)) {
+      expect(port.data("data", name)?.equals(data), name).toBe(true);
+      expect(port.contentMd5("data", name), name).toBe(md5b64(data));
+    }
+    // Nothing sent twice: the bytes received are the files' bytes.
+    expect(port.bytesReceived).toBe(Object.values(files).reduce((s, b) => s + b.length, 0));
+  });
+
+  it("a corrupted block never commits; its good blocks stay uncommitted and the log says Corrupted", async () => {
+    const data = randomBytes(10 * MiB);
+    const d = await drive({ "big.bin": data });
+    const path = join(d.root, "session1", "big.bin");
+    const onDrive = readFileSync(path);
+    onDrive[5 * MiB] = onDrive[5 * MiB]! ^ 0xff; // in the second 4 MiB block
+    writeFileSync(path, onDrive);
+    const port = new FakeBlobPort();
+    const result = await importDrive(runOf(port, d).run);
+    expect(result.status).toBe("CompletedWithErrors");
+    expect(port.data("data", "big.bin")).toBeUndefined();
+    expect(port.requests.some((r) => r.startsWith("commitBlockList"))).toBe(false);
+    const [entry] = await logEntries(d);
+    expect(entry!.status).toBe("CompletedWithErrors");
+    expect(entry!.chunks!.map((c) => c.status)).toEqual(["Uncommitted", "Corrupted", "Uncommitted"]);
+    expect(port.staged.get("data/big.bin")?.size).toBe(2);
+    expect(result.errorLogUri).toMatch(/^http:\/\/fake\.invalid\//);
+  });
+
+  it("a resumed blob skips the blocks already staged and sends only the rest", async () => {
+    const data = randomBytes(20 * MiB);
+    const d = await drive({ "big.bin": data });
+    const port = new FakeBlobPort();
+    // The first run is cut off (the drive pulled) after three blocks landed.
+    const controller = new AbortController();
+    let staged = 0;
+    port.fault = (op) => {
+      if (op === "stageBlock" && ++staged > 3) {
+        controller.abort(new Error("the drive was removed"));
+        throw controller.signal.reason;
+      }
+    };
+    await expect(importDrive(runOf(port, d, { signal: controller.signal }).run)).rejects.toThrow(
+      "the drive was removed",
+    );
+    expect(port.data("data", "big.bin")).toBeUndefined();
+    const landed = [...(port.staged.get("data/big.bin")?.values() ?? [])].reduce((s, b) => s + b.length, 0);
+    expect(landed).toBe(3 * 4 * MiB);
+
+    port.fault = () => undefined;
+    port.bytesReceived = 0;
+    const result = await importDrive(runOf(port, d, { resuming: true }).run);
+    expect(result.status).toBe("Completed");
+    expect(port.bytesReceived).toBe(data.length - landed);
+    expect(result.bytesTransferred).toBe(data.length - landed);
+    expect(port.data("data", "big.bin")?.equals(data)).toBe(true);
+    expect(port.contentMd5("data", "big.bin")).toBe(md5b64(data));
+  });
+
+  it("rename: an existing blob keeps its bytes, the import goes to `name (2)`, small and large alike", async () => {
+    const files = { "a.txt": randomBytes(100), "b.bin": randomBytes(6 * MiB) };
+    const d = await drive(files);
+    const port = new FakeBlobPort();
+    port.containers.add("data");
+    const theirs = Buffer.from("someone else's");
+    const put = { headers: {}, metadata: {}, conditions: {} };
+    const sig = new AbortController().signal;
+    await port.putBlob({ container: "data", name: "a.txt" }, theirs, put, sig);
+    await port.putBlob({ container: "data", name: "b.bin" }, theirs, put, sig);
+    const result = await importDrive(runOf(port, d).run);
+    expect(result.status).toBe("CompletedWithWarnings"); // a rename is a warning
+    expect(port.data("data", "a.txt")?.equals(theirs)).toBe(true);
+    expect(port.data("data", "a (2).txt")?.equals(files["a.txt"])).toBe(true);
+    expect(port.data("data", "b (2).bin")?.equals(files["b.bin"])).toBe(true);
+    const entries = await logEntries(d);
+    expect(entries.map((e) => [e.blobPath, e.disposition?.status])).toEqual([
+      ["data/a (2).txt", "Renamed"],
+      ["data/b (2).bin", "Renamed"],
+    ]);
+  });
+
+  it("no-overwrite skips a taken name; overwrite replaces it", async () => {
+    const theirs = Buffer.from("theirs");
+    const sig = new AbortController().signal;
+    for (const disposition of ["no-overwrite", "overwrite"] as const) {
+      const files = { "a.txt": randomBytes(100), "b.bin": randomBytes(5 * MiB) };
+      const d = await drive(files, { disposition });
+      const port = new FakeBlobPort();
+      port.containers.add("data");
+      for (const n of Object.keys(files))
+        await port.putBlob(
+          { container: "data", name: n },
+          theirs,
+          { headers: {}, metadata: {}, conditions: {} },
+          sig,
+        );
+      const result = await importDrive(runOf(port, d).run);
+      const entries = await logEntries(d);
+      if (disposition === "no-overwrite") {
+        expect(port.data("data", "a.txt")?.equals(theirs)).toBe(true);
+        expect(port.data("data", "b.bin")?.equals(theirs)).toBe(true);
+        expect(entries.map((e) => e.disposition?.status)).toEqual(["Skipped", "Skipped"]);
+        // The small blob's conditional Put carried its body; the large one was probed, not sent.
+        expect(port.bytesReceived).toBe(2 * theirs.length + files["a.txt"].length);
+      } else {
+        expect(result.status).toBe("CompletedWithWarnings"); // an overwrite is a warning
+        expect(port.bytesReceived).toBe(
+          2 * theirs.length + files["a.txt"].length * 2 + files["b.bin"].length,
+        );
+        expect(port.data("data", "a.txt")?.equals(files["a.txt"])).toBe(true);
+        expect(port.data("data", "b.bin")?.equals(files["b.bin"])).toBe(true);
+        expect(entries.map((e) => e.disposition?.status)).toEqual(["Overwritten", "Overwritten"]);
+      }
+    }
+  });
+
+  it("storage down through every retry: StorageOutage, nothing marked failed", async () => {
+    const d = await drive({ "a.txt": randomBytes(100) });
+    const port = new FakeBlobPort();
+    port.fault = (op) => {
+      if (op === "putBlob") throw storageError(503, "ServerBusy");
+    };
+    await expect(importDrive(runOf(port, d).run)).rejects.toMatchObject({ name: "StorageOutage" });
+    expect(await logEntries(d)).toEqual([]);
+  });
+});
