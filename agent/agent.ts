@@ -11,8 +11,11 @@ import type { FastifyInstance } from "fastify";
 import type { DestinationStream, Logger } from "pino";
 import { z } from "zod";
 import { type ApiToken, type RoleAssignment, TokenAuthenticator } from "../src/api/auth.js";
+import { registerConsole } from "../src/api/console.js";
+import { ConsoleFeed } from "../src/api/console-feed.js";
 import { exportRoutes } from "../src/api/export-routes.js";
 import { type DeclaredRoute, declaredRoutes } from "../src/api/gate.js";
+import { type ReadinessCheck, registerHealth } from "../src/api/health.js";
 import { JwtVerifier } from "../src/api/jwt.js";
 import { accountName, checkAccountOwner } from "../src/api/scope.js";
 import { buildApi } from "../src/api/server.js";
@@ -26,7 +29,14 @@ import { PgStore } from "../src/jobs/pg-store.js";
 import { type Clock, JobService, systemClock } from "../src/jobs/service.js";
 import { SqliteExportStore } from "../src/jobs/sqlite-export-store.js";
 import { SqliteStore } from "../src/jobs/sqlite-store.js";
-import { jobLabel } from "../src/lifecycle/model.js";
+import type { JobStore, StoreHealth } from "../src/jobs/store.js";
+import { type Job, jobLabel } from "../src/lifecycle/model.js";
+import { StationMetrics } from "../src/observability/metrics.js";
+import {
+  observedCheckpoints,
+  signallingJobStore,
+  signallingNoticeLog,
+} from "../src/observability/observed-ports.js";
 import { AzureExportSource } from "../src/storage/azure-export-source.js";
 import { accountFromResourceId } from "../src/storage/blob-access.js";
 import {
@@ -65,6 +75,7 @@ export interface RunningAgent {
   storeHealthy(): boolean;
   /** Blob endpoint template, `{account}` replaced per job. */
   storageEndpoint: string;
+  metrics: StationMetrics;
   runTimers(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -158,6 +169,56 @@ function jwtVerifier(config: AgentConfig, abs: (p: string) => string, clock: Clo
   });
 }
 
+async function allJobs(store: JobStore): Promise<Job[]> {
+  const jobs: Job[] = [];
+  let token: string | undefined;
+  do {
+    const page = await store.list({}, 100, token);
+    jobs.push(...page.jobs);
+    token = page.skipToken;
+  } while (token);
+  return jobs;
+}
+
+/** /readyz: the job store answers, the embedded storage answers HTTP, drive detection polls. */
+function readinessChecks(
+  store: JobStore & StoreHealth,
+  embeddedStorage: string | undefined,
+  watcher: DriveWatcher | undefined,
+): ReadinessCheck[] {
+  const checks: ReadinessCheck[] = [
+    {
+      name: "store",
+      check: async () => {
+        if (!store.healthy()) throw new Error("the job store does not answer");
+        await store.list({}, 1);
+      },
+    },
+  ];
+  if (embeddedStorage) {
+    const url = embeddedStorage.replace("{account}", "");
+    checks.push({
+      name: "storage",
+      // Any HTTP answer (an anonymous request gets 4xx) proves Azurite listens and serves.
+      check: async (signal) => {
+        await fetch(url, { signal }).then((r) => r.body?.cancel());
+      },
+    });
+  }
+  if (watcher) {
+    const w = watcher;
+    checks.push({
+      name: "drive-detection",
+      check: async () => {
+        if (!w.isRunning) throw new Error("drive detection is not running");
+        const age = Date.now() - (w.lastScanAt ?? 0);
+        if (age > 120_000) throw new Error(`the last drive scan finished ${Math.round(age / 1000)} s ago`);
+      },
+    });
+  }
+  return checks;
+}
+
 export async function startAgent(config: AgentConfig, options: AgentOptions): Promise<RunningAgent> {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir, p));
   const dataDir = abs(config.dataDir);
@@ -180,11 +241,36 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           log,
         })
       : new SqliteStore(join(dataDir, "jobs.db"));
+  // The console is pushed every job and notice write; the store ports tell it, nobody else has to.
+  const feed = new ConsoleFeed(
+    {
+      drives: () => dock?.list() ?? [],
+      jobs: () => allJobs(store),
+      notices: (limit) => store.recent({ limit }),
+    },
+    { onError: (e) => log.warn({ err: e }, "console feed: reading jobs failed; retrying") },
+  );
+  const jobStore = signallingJobStore(store, () => feed.changed());
+  const notices = signallingNoticeLog(store, () => feed.changed());
+  let dock: Dock | undefined;
+  let transfers: TransferManager | undefined;
+  const metrics = new StationMetrics({
+    sources: {
+      drives: () => dock?.list() ?? [],
+      queue: () => transfers?.queueDepth() ?? { queued: 0, inFlight: 0 },
+      jobStates: () => feed.stateCounts(),
+    },
+    now: () => Date.now(),
+  });
+  // Sample progress between scrapes too, so a drive pulled before the next scrape still counts.
+  const sampler = setInterval(() => metrics.sample(), 1000);
+  sampler.unref();
+
   const { location } = config.station;
   const { id: _id, name: _name, supportedCarriers: _c, additionalShippingInformation, ...address } = location;
   const service = new JobService({
-    store,
-    notices: store,
+    store: jobStore,
+    notices,
     clock,
     log,
     shippingInformation: {
@@ -197,7 +283,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   let storageEndpoint = "";
   const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
   const exportLock = new KeyedLock();
-  const cleanup: (() => Promise<void> | void)[] = [() => store.close(), () => exportStore.close()];
+  const cleanup: (() => Promise<void> | void)[] = [
+    () => store.close(),
+    () => exportStore.close(),
+    () => clearInterval(sampler),
+    () => feed.stop(),
+  ];
   try {
     if (config.storage.mode === "embedded") {
       const accounts = config.storage.accounts.length
@@ -252,8 +343,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       return new AzureExportSource({ endpoint: { template: storageEndpoint }, storageAccountId, accountKey });
     };
 
-    let dock: Dock | undefined;
-    let transfers: TransferManager | undefined;
+    let watcher: DriveWatcher | undefined;
     if (config.drives.enabled) {
       const scans: Record<string, Scan> = {};
       if (config.drives.physical) {
@@ -273,14 +363,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           config.drives.mountedRoots.map(abs),
         );
       }
-      const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
+      watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
       const t = config.transfer;
       transfers = new TransferManager({
         service,
-        checkpoints: store,
-        notices: store,
+        checkpoints: observedCheckpoints(store, metrics),
+        notices,
         log,
         clock,
+        observer: metrics,
         endpoint: { template: storageEndpoint },
         settings: {
           concurrency: t.concurrency,
@@ -295,7 +386,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         watcher,
         exec,
         service,
-        notices: store,
+        notices,
         log,
         clock,
         mountRoot: abs(config.drives.mountRoot),
@@ -313,7 +404,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const app = buildApi({
       // An operator's fix takes effect on drives already plugged in.
       service: dock ? reconsiderAfterChanges(service, dock) : service,
-      notices: store,
+      notices,
       auth: new TokenAuthenticator(tokens, jwtVerifier(config, abs, clock)),
       location,
       log,
@@ -322,6 +413,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       ...(dock ? { dock } : {}),
       accountOwner,
       routes: [
+        (a) =>
+          registerHealth(a, {
+            readiness: readinessChecks(store, azurite ? storageEndpoint : undefined, watcher),
+            metrics,
+          }),
+        (a) => registerConsole(a, feed),
         exportRoutes({
           service,
           preview: async (key, driveSize) => {
@@ -404,6 +501,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       stationId,
       storeHealthy: () => store.healthy(),
       storageEndpoint,
+      metrics,
       runTimers,
       async stop() {
         if (stopped) return;

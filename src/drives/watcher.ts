@@ -20,6 +20,8 @@ export class DriveWatcher extends EventEmitter<DriveWatcherEvents> {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private scanning: Promise<void> | undefined;
+  /** When the last poll of every adapter finished (readiness: detection is running). */
+  lastScanAt: number | undefined;
 
   constructor(
     private readonly scans: Record<string, Scan>,
@@ -34,6 +36,10 @@ export class DriveWatcher extends EventEmitter<DriveWatcherEvents> {
     await this.scanOnce();
     this.emit("ready");
     this.schedule();
+  }
+
+  get isRunning(): boolean {
+    return this.running;
   }
 
   async stop(): Promise<void> {
@@ -87,5 +93,6 @@ export class DriveWatcher extends EventEmitter<DriveWatcherEvents> {
         this.emit("attach", d);
       }
     }
+    this.lastScanAt = Date.now();
   }
 }

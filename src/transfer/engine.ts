@@ -39,6 +39,8 @@ export interface DriveRun {
   log: Logger;
   clock: Clock;
   retry: RetryPolicy;
+  /** A storage request is retried after a retryable failure (reason: HTTP status or "network"); metrics. */
+  onRetry?(reason: string): void;
   /** The drive's one progress meter: the engine adds verified bytes, the manager reads it. */
   progress: ProgressMeter;
 }

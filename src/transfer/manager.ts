@@ -62,6 +62,11 @@ export interface TransferManagerDeps {
   fleet: FleetSettings;
   /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
   engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
+  /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
+  observer?: {
+    driveFinished(job: string, driveId: string, outcome: string, seconds: number): void;
+    storageRetry(reason: string): void;
+  };
 }
 
 const VIEW_EVERY_MS = 200;
@@ -104,6 +109,11 @@ export class TransferManager {
       onReady: (drive, match) => this.start(readyDrive(drive, match)),
       onGone: (drive) => this.abort(drive.key, "the drive was removed"),
     };
+  }
+
+  /** Storage requests of every drive: waiting for a slot, and in flight (metrics). */
+  queueDepth(): { queued: number; inFlight: number } {
+    return { queued: this.queue.size, inFlight: this.queue.pending };
   }
 
   /** Resolves when no transfer is running (tests, shutdown). */
@@ -306,6 +316,7 @@ export class TransferManager {
         log: log.child({ job: jobLabel(key), driveId }),
         clock,
         retry: settings.retry,
+        onRetry: (reason) => this.deps.observer?.storageRetry(reason),
         progress,
       });
       await persisting;
@@ -322,6 +333,7 @@ export class TransferManager {
       });
       await this.checkpoints.clear(job.name, driveId);
       const seconds = (clock.now().getTime() - started) / 1000;
+      this.deps.observer?.driveFinished(job.name, driveId, outcome, seconds);
       view.status = "done";
       // Final figures: the whole copy's time and average speed, no ETA.
       view.progress = {

@@ -236,13 +236,13 @@ describe("a route without an access declaration", () => {
     const s = await startTestAgent(join(tempDir(), "data"), {
       apiRoutes: [
         (app) => {
-          app.get("/healthz", { config: { access: "public" } }, async () => ({ ok: true }));
+          app.get("/extension-public", { config: { access: "public" } }, async () => ({ ok: true }));
           app.get("/station/v1/extension", { config: { access: "operator" } }, async () => ({ ok: true }));
         },
       ],
     });
     try {
-      expect((await rawRequest(s.agent.url, "GET", "/healthz")).status).toBe(200);
+      expect((await rawRequest(s.agent.url, "GET", "/extension-public")).status).toBe(200);
       expect(
         (await rawRequest(s.agent.url, "GET", "/station/v1/extension", { token: CUSTOMER_TOKEN })).status,
       ).toBe(403);

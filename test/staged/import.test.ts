@@ -409,6 +409,11 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     await new Promise((r) => setTimeout(r, 4000));
     await storage.restart();
     const d = await until(img.outage!, ["done", "failed", "error"], 180_000);
+    // The metrics counted the retries the outage caused (no HTTP answer: reason "network").
+    const retries = (
+      await station.agent.metrics.registry.getSingleMetric("drive_station_storage_retries_total")!.get()
+    ).values;
+    expect(retries.find((v) => v.labels.reason === "network")?.value ?? 0).toBeGreaterThan(0);
     expect(d.status, d.message).toBe("done");
     expect(station.logText()).toMatch(/storage request failed; retrying|Storage unreachable/);
     const props = await storage.client.getContainerClient("outage").getBlobClient("long.bin").getProperties();

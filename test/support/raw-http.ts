@@ -38,6 +38,14 @@ export function rawRequest(
       },
       (res) => {
         const chunks: Buffer[] = [];
+        // An event stream never ends: its status and its first chunk are the answer.
+        if (String(res.headers["content-type"]).startsWith("text/event-stream")) {
+          res.once("data", (c: Buffer) => {
+            resolve({ status: res.statusCode ?? 0, body: c.toString("utf8") });
+            req.destroy();
+          });
+          return;
+        }
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () =>
           resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),

@@ -71,6 +71,8 @@ export function retrier(o: {
   policy: RetryPolicy;
   log: Logger;
   random?: () => number;
+  /** Told of every retry (reason: HTTP status or "network"): the storage-retry metric. */
+  onRetry?(reason: string): void;
 }): Retrying {
   const { signal, policy, log } = o;
   return async (what, op) => {
@@ -85,6 +87,7 @@ export function retrier(o: {
             `Storage unreachable while ${what} after ${attempt} attempts: ${(e as Error).message}`,
           );
         const delay = backoffMs(policy, attempt, o.random);
+        o.onRetry?.(String((e as { statusCode?: number }).statusCode ?? "network"));
         log.warn(
           { what, attempt, delayMs: Math.round(delay), status: (e as { statusCode?: number }).statusCode },
           "storage request failed; retrying",

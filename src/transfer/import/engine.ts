@@ -39,7 +39,12 @@ export const importDrive: DriveEngine = async (run) => {
   const port = run.portFor(header.credential);
   const resume = await run.checkpoints.progress(job.name, driveId);
   run.progress.start(bytesTotal, resume.bytesSucceeded);
-  const retrying = retrier({ signal, policy: run.retry, log: run.log });
+  const retrying = retrier({
+    signal,
+    policy: run.retry,
+    log: run.log,
+    ...(run.onRetry ? { onRetry: run.onRetry } : {}),
+  });
   const containers = new Map<string, Promise<void>>();
   let bytesTransferred = 0;
   const session: ImportSession = {
