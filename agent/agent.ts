@@ -77,7 +77,12 @@ export interface RunningAgent {
   storageEndpoint: string;
   metrics: StationMetrics;
   runTimers(): Promise<number>;
+  /** Drives on the dock and drives being transferred (systemd STATUS=). */
+  status(): { attached: number; transferring: number };
+  /** Graceful stop: stop claiming drives, cancel transfers, flush, unmount, stop Azurite, close. */
   stop(): Promise<void>;
+  /** Last resort (second signal, stop deadline passed): kill what the agent started, lazily unmount. Synchronous. */
+  forceStop(): void;
 }
 
 /** The subscription the generated customer token is granted (edit the token file to change it). */
@@ -281,11 +286,13 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
   let azurite: RunningAzurite | undefined;
   let storageEndpoint = "";
-  const exportStore = new SqliteExportStore(join(dataDir, "export.db"));
+  // A fleet keeps export state beside its jobs, so an export drive also resumes on any station.
+  const exportStore =
+    store instanceof PgStore ? store.exportStore() : new SqliteExportStore(join(dataDir, "export.db"));
   const exportLock = new KeyedLock();
   const cleanup: (() => Promise<void> | void)[] = [
+    () => (exportStore instanceof SqliteExportStore ? exportStore.close() : undefined),
     () => store.close(),
-    () => exportStore.close(),
     () => clearInterval(sampler),
     () => feed.stop(),
   ];
@@ -299,6 +306,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         host: config.storage.host,
         port: config.storage.port,
         accounts,
+        onOrphan: (h) =>
+          log.warn(
+            { pid: h.pid, command: h.command },
+            "an embedded Azurite left by an earlier agent still held the storage port: stopping it (not reusing it)",
+          ),
       });
       // Azurite serves accounts path-style: http://host:port/<account>/<container>/<blob>
       storageEndpoint = `http://${config.storage.host}:${config.storage.port}/{account}`;
@@ -392,9 +404,10 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         mountRoot: abs(config.drives.mountRoot),
         ...(t.enabled ? { hooks: transfers.hooks() } : {}),
       });
-      // Stop order: transfers first (they read from mounted drives), then the dock unmounts.
+      // Stop order: claim no new drive, cancel the transfers (they read from mounted drives), then unmount.
       cleanup.unshift(() => dock?.stop());
       cleanup.unshift(() => transfers?.stop());
+      cleanup.unshift(() => dock?.stopWatching());
     }
 
     const { tokens, file: tokensFile } = loadTokens(config, dataDir, log);
@@ -503,6 +516,14 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       storageEndpoint,
       metrics,
       runTimers,
+      status: () => ({
+        attached: dock?.list().filter((d) => d.status !== "pulled").length ?? 0,
+        transferring: transfers?.active ?? 0,
+      }),
+      forceStop() {
+        azurite?.kill();
+        dock?.forceUnmount();
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 /**
  * Entry point: `node dist/agent/main.js [--config FILE]`. Reads the config (default:
- * config/default.json next to the package), starts the agent, stops cleanly on SIGTERM/SIGINT,
- * tells systemd when it is ready (Type=notify) if NOTIFY_SOCKET is set.
+ * config/default.json next to the package), starts the agent, and owns the process: signals,
+ * the stop deadline, the unhandled-rejection net and systemd notification (Type=notify).
  */
-import { execFile } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStationError } from "../src/errors.js";
-import { startAgent } from "./agent.js";
+import { type RunningAgent, startAgent } from "./agent.js";
 import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
+import { installProcessNet } from "./process-net.js";
+import { systemdNotifier, watchdogIntervalMs } from "./systemd.js";
 
 const EX_CONFIG = 78;
+/** Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL a stopping agent. */
+const STOP_DEADLINE_MS = 20_000;
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 async function main(): Promise<void> {
@@ -23,21 +26,86 @@ async function main(): Promise<void> {
   }
   const file = parsed.args.configFile;
   const config = loadConfig(file);
-  const agent = await startAgent(config, { baseDir: resolve(dirname(file), "..") });
-  if (process.env.NOTIFY_SOCKET) execFile("systemd-notify", ["--ready"], () => undefined);
+  // Signals that arrive during the start still stop the agent once it is up.
+  let stopRequested: string | undefined;
+  const early = (signal: string) => {
+    if (stopRequested) process.exit(signal === "SIGINT" ? 130 : 143);
+    stopRequested = signal;
+  };
+  process.on("SIGTERM", early);
+  process.on("SIGINT", early);
+  const a: RunningAgent = await startAgent(config, { baseDir: resolve(dirname(file), "..") });
+  installProcessNet(process, a.log, () => a.forceStop());
+  process.off("SIGTERM", early);
+  process.off("SIGINT", early);
+
+  const notifier = systemdNotifier(process.env, process.pid, (e, fields) =>
+    a.log.warn({ err: e, fields: Object.keys(fields) }, "systemd notification not sent"),
+  );
+  let lastStatus = "";
+  const status = () => {
+    const s = a.status();
+    return `${s.attached} drive${s.attached === 1 ? "" : "s"} attached, ${s.transferring} transferring`;
+  };
+  // READY=1 only now: the API listens and drive detection has run its first scan.
+  lastStatus = status();
+  void notifier?.notify({ READY: "1", STATUS: lastStatus });
+  const watchdogMs = watchdogIntervalMs(process.env, process.pid);
+  const beat = setInterval(
+    () => {
+      const fields: Record<string, string> = {};
+      if (watchdogMs) fields.WATCHDOG = "1"; // from the event loop: a wedged loop stops the beat
+      const now = status();
+      if (now !== lastStatus) {
+        fields.STATUS = now;
+        lastStatus = now;
+      }
+      if (Object.keys(fields).length) void notifier?.notify(fields);
+    },
+    Math.min(watchdogMs ?? 5000, 5000),
+  );
+  if (!notifier) clearInterval(beat);
+  beat.unref();
   process.stdout.write(
-    `drive-station listening on ${agent.url}${agent.tokensFile ? ` (API tokens in ${agent.tokensFile})` : ""}\n`,
+    `drive-station listening on ${a.url}${a.tokensFile ? ` (API tokens in ${a.tokensFile})` : ""}\n`,
   );
 
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: do not wait for the graceful stop.
+      a.log.warn({ signal }, "second signal: forcing the exit");
+      a.forceStop();
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
     stopping = true;
-    agent.log.info({ signal }, "stopping");
-    void agent.stop().then(() => process.exit(0));
+    clearInterval(beat);
+    a.log.info({ signal, deadlineMs: STOP_DEADLINE_MS }, "stopping");
+    const deadline = setTimeout(() => {
+      a.log.error(
+        { deadlineMs: STOP_DEADLINE_MS },
+        "graceful stop did not finish in time: forcing the exit; checkpoints written so far are kept",
+      );
+      a.forceStop();
+      process.exit(1);
+    }, STOP_DEADLINE_MS);
+    void (notifier?.notify({ STOPPING: "1", STATUS: "stopping" }) ?? Promise.resolve())
+      .then(() => a.stop())
+      .then(
+        () => {
+          clearTimeout(deadline);
+          process.exit(0);
+        },
+        (e: unknown) => {
+          a.log.error({ err: e }, "graceful stop failed");
+          a.forceStop();
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  if (stopRequested) stop(stopRequested);
 }
 
 main().catch((e: unknown) => {

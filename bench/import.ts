@@ -1,30 +1,36 @@
 /**
  * Import benchmark: builds two drive images (a few large files; many small files), imports them
- * with drive-station (the real agent process, loop devices, a local Azurite), and uploads the
- * same files with the raw @azure/storage-blob SDK (no verification: the ceiling) and with rclone
- * (when installed), to the same Azurite. Prints throughput, files per second and the agent's
- * peak RSS. Needs root (loop devices, mount).
+ * with drive-station (the real agent process, loop devices, a local Azurite), then, in the same
+ * run against the same Azurite and reading the same mounted drives: AzCopy (npm
+ * @azure-tools/azcopy-linux, `--put-md5`), rclone (when installed), the raw SDK uploading from the
+ * drive, and the storage's ingest ceiling (the raw SDK uploading the same bytes from memory at its
+ * best concurrency). Prints times, ratios and the agent's peak RSS. Needs root (loop devices,
+ * mount). Never part of the tests.
  *   npm run bench:import [-- --large-mib 256 --large-files 4 --small-files 4000 --small-kib 4]
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import PQueue from "p-queue";
 import { attach, detach, preparedDrive } from "../src/staging/images.js";
-import { DEV_ACCOUNT, DEV_ACCOUNT_KEY, startAzurite } from "../src/storage/embedded-azurite.js";
+import { startAzurite } from "../src/storage/embedded-azurite.js";
+import {
+  azcopyBinary,
+  containerSasUrl,
+  freePort,
+  ingestCeiling,
+  MiB,
+  rcloneAvailable,
+  rssSampler,
+  runAzcopy,
+  runRclone,
+  timed,
+} from "./tools.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,10 +39,8 @@ const { values } = parseArgs({
     "small-files": { type: "string", default: "4000" },
     "small-kib": { type: "string", default: "4" },
     concurrency: { type: "string", default: "16" },
-    "with-rclone": { type: "boolean", default: false },
   },
 });
-const MiB = 1024 * 1024;
 const largeMiB = Number(values["large-mib"]);
 const largeFiles = Number(values["large-files"]);
 const smallFiles = Number(values["small-files"]);
@@ -49,18 +53,6 @@ const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), "..", "agent"
 
 const root = mkdtempSync(join(tmpdir(), "bench-import-"));
 const cleanups: (() => void)[] = [];
-
-function freePort(): number {
-  const out = execFileSync(
-    process.execPath,
-    [
-      "-e",
-      "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})",
-    ],
-    { encoding: "utf8" },
-  );
-  return Number(out.trim());
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
@@ -96,21 +88,18 @@ async function main(): Promise<void> {
     }),
   };
 
-  // rclone 1.60 reaches a local emulator only through use_emulator (127.0.0.1:10000, devstoreaccount1),
-  // so Azurite listens there and serves both accounts: all three tools hit the same server.
-  const azPort = 10000;
+  const loadBefore = loadavg();
+  const azPort = freePort();
   const azurite = await startAzurite({
     location: join(root, "azurite"),
     host: "127.0.0.1",
     port: azPort,
-    accounts: [
-      { name: ACCOUNT, key: KEY },
-      { name: DEV_ACCOUNT, key: DEV_ACCOUNT_KEY },
-    ],
+    accounts: [{ name: ACCOUNT, key: KEY }],
   });
   cleanups.push(() => void azurite.stop());
   const endpoint = `http://127.0.0.1:${azPort}/${ACCOUNT}`;
-  const service = new BlobServiceClient(endpoint, new StorageSharedKeyCredential(ACCOUNT, KEY));
+  const credential = new StorageSharedKeyCredential(ACCOUNT, KEY);
+  const service = new BlobServiceClient(endpoint, credential);
 
   // ---------------------------------------------------------------- drive-station
   const apiPort = freePort();
@@ -166,15 +155,7 @@ async function main(): Promise<void> {
     if (i > 300) throw new Error(`agent did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  let peakRss = 0;
-  const sampler = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.pid}/status`, "utf8"));
-      if (m) peakRss = Math.max(peakRss, Number(m[1]) / 1024);
-    } catch {
-      // exited
-    }
-  }, 200);
+  const rss = rssSampler(agent.pid!);
 
   const dsRun = async (name: "large" | "small") => {
     const path = `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/${name}?api-version=2021-01-01`;
@@ -217,26 +198,26 @@ async function main(): Promise<void> {
   console.log("drive-station: importing …");
   const dsLarge = await dsRun("large");
   const dsSmall = await dsRun("small");
-  clearInterval(sampler);
+  const peakRss = rss.stop();
   if (dsLarge.status !== "Completed" || dsSmall.status !== "Completed")
     throw new Error(`drive-station import did not complete: ${dsLarge.status}/${dsSmall.status}`);
   const mounts = readdirSync(join(root, "mnt")).map((d) => join(root, "mnt", d));
   const largeDir = join(mounts.find((m) => m.includes("large"))!, "session1");
   const smallDir = join(mounts.find((m) => m.includes("small"))!, "session1");
 
-  // ---------------------------------------------------------------- raw SDK (the ceiling: no verification)
-  console.log("raw @azure/storage-blob: uploading …");
+  const largeFilesList = Object.keys(large);
+  const perFile = Math.max(1, Math.floor(concurrency / largeFiles));
+
+  // ---------------------------------------------------------------- raw SDK reading the same drive
+  console.log("raw @azure/storage-blob from the drive: uploading …");
   const rawLarge = await timed(async () => {
     const c = service.getContainerClient("raw-large");
     await c.createIfNotExists();
     const q = new PQueue({ concurrency: largeFiles });
     await Promise.all(
-      Object.keys(large).map((f) =>
+      largeFilesList.map((f) =>
         q.add(() =>
-          c.getBlockBlobClient(f).uploadFile(join(largeDir, f), {
-            blockSize: 4 * MiB,
-            concurrency: Math.max(1, Math.floor(concurrency / largeFiles)),
-          }),
+          c.getBlockBlobClient(f).uploadFile(join(largeDir, f), { blockSize: 4 * MiB, concurrency: perFile }),
         ),
       ),
     );
@@ -250,81 +231,130 @@ async function main(): Promise<void> {
     );
   });
 
+  // ---------------------------------------------------------------- ingest ceiling (from memory)
+  console.log("ingest ceiling: the same bytes from memory …");
+  const ceilLarge = await ingestCeiling({
+    service,
+    container: "ceil-large",
+    blobs: Object.entries(large).map(([name, data]) => ({ name, data })),
+    concurrencies: [8, 16, 32, 64],
+  });
+  const ceilSmall = await ingestCeiling({
+    service,
+    container: "ceil-small",
+    blobs: Object.entries(small).map(([name, data]) => ({ name, data })),
+    concurrencies: [16, 64, 128],
+  });
+
+  // ---------------------------------------------------------------- AzCopy
+  const azcopy = azcopyBinary(root);
+  let azLarge: number | undefined;
+  let azSmall: number | undefined;
+  let azNote = "AzCopy is not installed (npm @azure-tools/azcopy-linux)";
+  if (azcopy) {
+    console.log("AzCopy: copying …");
+    try {
+      for (const c of ["azcopy-large", "azcopy-small"])
+        await service.getContainerClient(c).createIfNotExists();
+      azLarge = await timed(() =>
+        runAzcopy({
+          bin: azcopy,
+          workDir: root,
+          from: `${largeDir}/*`,
+          to: containerSasUrl(service, credential, "azcopy-large"),
+          fromTo: "LocalBlob",
+        }),
+      );
+      azSmall = await timed(() =>
+        runAzcopy({
+          bin: azcopy,
+          workDir: root,
+          from: `${smallDir}/*`,
+          to: containerSasUrl(service, credential, "azcopy-small"),
+          fromTo: "LocalBlob",
+        }),
+      );
+    } catch (e) {
+      azNote = `AzCopy failed: ${(e as Error).message}`;
+      azLarge = azSmall = undefined;
+    }
+  }
+
   // ---------------------------------------------------------------- rclone
-  let rcloneLarge: number | undefined;
-  let rcloneSmall: number | undefined;
-  // Debian's rclone 1.60 reaches a local emulator only via use_emulator, and on these machines it hung
-  // before sending a request: opt in with --with-rclone; it runs under a hard timeout.
-  let rcloneNote = "not run (pass --with-rclone)";
-  if (values["with-rclone"]) {
-    if (spawnSync("rclone", ["version"]).status !== 0) rcloneNote = "rclone is not installed";
-    else {
-      console.log("rclone: copying …");
-      const remote = (container: string) => `:azureblob,use_emulator=true:${container}`;
-      const rclone = (src: string, dest: string, extra: string[]) => {
-        const r = spawnSync(
-          "timeout",
-          ["120", "rclone", "copy", src, remote(dest), "--retries", "1", ...extra],
-          { encoding: "utf8" },
-        );
-        if (r.status !== 0)
-          throw new Error(
-            r.status === 124
-              ? "timed out after 120 s"
-              : (r.stderr.split("\n").find((l) => l.includes("ERROR")) ?? `exit ${r.status}`),
-          );
-      };
-      try {
-        rcloneLarge = await timed(async () =>
-          rclone(largeDir, "rclone-large", [
+  let rcLarge: number | undefined;
+  let rcSmall: number | undefined;
+  let rcNote = "rclone is not installed (apt-get install rclone)";
+  if (rcloneAvailable()) {
+    console.log("rclone: copying …");
+    try {
+      for (const c of ["rclone-large", "rclone-small"])
+        await service.getContainerClient(c).createIfNotExists();
+      rcLarge = await timed(() =>
+        runRclone({
+          from: largeDir,
+          container: "rclone-large",
+          sasUrl: containerSasUrl(service, credential, "rclone-large"),
+          extra: [
             "--transfers",
             String(largeFiles),
             "--azureblob-upload-concurrency",
-            String(Math.max(1, Math.floor(concurrency / largeFiles))),
+            String(perFile),
             "--azureblob-chunk-size",
             "4M",
-          ]),
-        );
-        rcloneSmall = await timed(async () =>
-          rclone(smallDir, "rclone-small", ["--transfers", String(concurrency)]),
-        );
-      } catch (e) {
-        rcloneNote = `rclone failed: ${(e as Error).message}`;
-        rcloneLarge = undefined;
-        rcloneSmall = undefined;
-      }
+          ],
+        }),
+      );
+      rcSmall = await timed(() =>
+        runRclone({
+          from: smallDir,
+          container: "rclone-small",
+          sasUrl: containerSasUrl(service, credential, "rclone-small"),
+          extra: ["--transfers", String(concurrency)],
+        }),
+      );
+    } catch (e) {
+      rcNote = `rclone failed: ${(e as Error).message}`;
+      rcLarge = rcSmall = undefined;
     }
   }
 
   const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
-  const row = (name: string, s: number | undefined, bytes: number, files: number) =>
+  const row = (name: string, s: number | undefined, bytes: number, files: number, note = "") =>
     s === undefined
-      ? `${name.padEnd(22)} ${rcloneNote}`
-      : `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(bytes, s).toFixed(1).padStart(8)} MB/s ${(files / s).toFixed(0).padStart(7)} files/s`;
+      ? `${name.padEnd(30)} ${note}`
+      : `${name.padEnd(30)} ${s.toFixed(2).padStart(7)} s ${mbps(bytes, s).toFixed(1).padStart(8)} MB/s ${(files / s).toFixed(0).padStart(7)} files/s`;
+  const ratio = (other: number | undefined, ds: number) =>
+    other === undefined ? "n/a" : `${(other / ds).toFixed(2)}x`;
   console.log(`\nlarge files: ${largeFiles} x ${largeMiB} MiB = ${(largeBytes / 1e6).toFixed(0)} MB`);
-  console.log(row("drive-station", dsLarge.seconds, largeBytes, largeFiles));
-  console.log(row("raw SDK (no verify)", rawLarge, largeBytes, largeFiles));
-  console.log(row("rclone", rcloneLarge, largeBytes, largeFiles));
+  console.log(row("drive-station (verified)", dsLarge.seconds, largeBytes, largeFiles));
+  console.log(row(`ingest ceiling (c=${ceilLarge.concurrency})`, ceilLarge.seconds, largeBytes, largeFiles));
+  console.log(row("raw SDK from the drive", rawLarge, largeBytes, largeFiles));
+  console.log(row("AzCopy --put-md5", azLarge, largeBytes, largeFiles, azNote));
+  console.log(row("rclone", rcLarge, largeBytes, largeFiles, rcNote));
   console.log(`small files: ${smallFiles} x ${smallKiB} KiB = ${(smallBytes / 1e6).toFixed(1)} MB`);
-  console.log(row("drive-station", dsSmall.seconds, smallBytes, smallFiles));
-  console.log(row("raw SDK (no verify)", rawSmall, smallBytes, smallFiles));
-  console.log(row("rclone", rcloneSmall, smallBytes, smallFiles));
-  console.log("\nratios (higher is better for drive-station):");
+  console.log(row("drive-station (verified)", dsSmall.seconds, smallBytes, smallFiles));
+  console.log(row(`ingest ceiling (c=${ceilSmall.concurrency})`, ceilSmall.seconds, smallBytes, smallFiles));
+  console.log(row("raw SDK from the drive", rawSmall, smallBytes, smallFiles));
+  console.log(row("AzCopy --put-md5", azSmall, smallBytes, smallFiles, azNote));
+  console.log(row("rclone", rcSmall, smallBytes, smallFiles, rcNote));
+  console.log("\ndrive-station speed as a multiple of each (higher is better for drive-station):");
+  for (const [what, ds, ceil, raw, az, rc] of [
+    ["large", dsLarge.seconds, ceilLarge.seconds, rawLarge, azLarge, rcLarge],
+    ["small", dsSmall.seconds, ceilSmall.seconds, rawSmall, azSmall, rcSmall],
+  ] as const)
+    console.log(
+      `  ${what}: ${ratio(ceil, ds)} the ingest ceiling, ${ratio(raw, ds)} the raw SDK from the drive, ${ratio(az, ds)} AzCopy, ${ratio(rc, ds)} rclone`,
+    );
   console.log(
-    `  large: ${(rawLarge / dsLarge.seconds).toFixed(2)}x the raw SDK${rcloneLarge ? `, ${(rcloneLarge / dsLarge.seconds).toFixed(2)}x rclone` : ""}`,
+    `  ceiling runs: large ${ceilLarge.all.map((r) => `c=${r.concurrency} ${r.seconds.toFixed(2)} s`).join(", ")}; small ${ceilSmall.all.map((r) => `c=${r.concurrency} ${r.seconds.toFixed(2)} s`).join(", ")}`,
   );
   console.log(
-    `  small: ${(rawSmall / dsSmall.seconds).toFixed(2)}x the raw SDK${rcloneSmall ? `, ${(rcloneSmall / dsSmall.seconds).toFixed(2)}x rclone` : ""}`,
+    `drive-station agent peak RSS: ${peakRss.toFixed(0)} MiB (concurrency ${concurrency}, 4 MiB blocks, every block MD5-verified)`,
   );
+  const loadAfter = loadavg();
   console.log(
-    `drive-station agent peak RSS: ${peakRss.toFixed(0)} MiB (concurrency ${concurrency}, 4 MiB blocks)`,
+    `machine load (1/5/15 min): before ${loadBefore.map((l) => l.toFixed(1)).join("/")}, after ${loadAfter.map((l) => l.toFixed(1)).join("/")}`,
   );
-}
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
 main()

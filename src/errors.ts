@@ -27,6 +27,9 @@ export type StationErrorCode =
   // station
   | "ConfigInvalid"
   | "StorageUnavailable"
+  | "StoragePortTaken"
+  // a transfer stopped on purpose (drive pulled, agent stopping): not a failure of any blob
+  | "Cancelled"
   | "StoreUnavailable"
   | "InternalError";
 
@@ -55,3 +58,6 @@ export class StationError extends Error {
 }
 
 export const isStationError = (e: unknown): e is StationError => e instanceof StationError;
+
+/** An abort on purpose (the drive was pulled, the agent is stopping): never a blob's failure. */
+export const isCancellation = (e: unknown): boolean => isStationError(e) && e.code === "Cancelled";

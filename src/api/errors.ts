@@ -23,6 +23,8 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   LinkedAuthorizationFailed: 403,
   ConfigInvalid: 500,
   StorageUnavailable: 503,
+  StoragePortTaken: 503,
+  Cancelled: 503,
   StoreUnavailable: 503,
   InternalError: 500,
 };

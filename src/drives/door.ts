@@ -6,9 +6,11 @@
  * drive of a Shipping job checks the job in. A drive whose manifest fails its checks ends
  * CompletedMoreInfo with the failure as its copy status. Ready drives go to the transfer engine.
  */
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { DriveLogStatus } from "../formats/status.js";
+import { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
 import type { Job, JobKey } from "../lifecycle/model.js";
@@ -26,6 +28,7 @@ export type DockStatus =
   | "ready"
   | "transferring"
   | "paused"
+  | "pulled"
   | "done"
   | "held"
   | "extra"
@@ -90,11 +93,13 @@ const safeName = (key: string) => key.replace(/[^A-Za-z0-9_.-]+/g, "_").slice(-8
 
 export class Dock {
   private readonly drives = new Map<string, DockedDrive>();
-  private readonly work = new Map<string, Promise<void>>();
+  /** Attach, detach and re-attach of one device run strictly in the order the watcher saw them. */
+  private readonly order = new KeyedLock();
+  private readonly work = new Set<Promise<void>>();
 
   constructor(private readonly deps: DockDeps) {
-    deps.watcher.on("attach", (d) => this.track(d.key, this.attach(d)));
-    deps.watcher.on("detach", (d) => this.track(d.key, this.detach(d)));
+    deps.watcher.on("attach", (d) => this.track(d.key, () => this.attach(d)));
+    deps.watcher.on("detach", (d) => this.track(d.key, () => this.detach(d)));
     deps.watcher.on("error", (e, source) =>
       deps.log.warn({ source, err: e }, "drive scan failed; keeping the last good view and scanning on"),
     );
@@ -114,27 +119,42 @@ export class Dock {
 
   /** Waits for attach/detach handling in flight (tests, shutdown). */
   async settled(): Promise<void> {
-    while (this.work.size) await Promise.all(this.work.values());
+    while (this.work.size) await Promise.all(this.work);
   }
 
-  async stop(): Promise<void> {
+  /** The first step of a graceful stop: no new drive is claimed; handling in flight finishes. */
+  async stopWatching(): Promise<void> {
     await this.deps.watcher.stop();
     await this.settled();
+  }
+
+  /** Cancels what runs on every drive and unmounts what the dock mounted. */
+  async stop(): Promise<void> {
+    await this.stopWatching();
     for (const d of this.drives.values()) {
       this.deps.hooks?.onGone?.(d);
       if (d.mountpoint && d.kind !== "mounted")
-        await unmountVolume(this.deps.exec, d.mountpoint, true).catch(() => undefined);
+        await unmountVolume(this.deps.exec, d.mountpoint, true).catch((e) =>
+          this.deps.log.warn({ err: e, mountpoint: d.mountpoint }, "unmount at stop failed"),
+        );
     }
     this.drives.clear();
   }
 
-  /** Attach and detach of one drive run in order; different drives run side by side. */
-  private track(key: string, p: Promise<void>): void {
-    const chained = (this.work.get(key) ?? Promise.resolve()).then(() => p);
-    this.work.set(key, chained);
-    void chained.finally(() => {
-      if (this.work.get(key) === chained) this.work.delete(key);
-    });
+  /** Last resort on a forced exit: lazily detach every mount the dock made, synchronously. */
+  forceUnmount(): void {
+    for (const d of this.drives.values())
+      if (d.mountpoint && d.kind !== "mounted")
+        spawnSync("umount", ["-l", d.mountpoint], { stdio: "ignore", timeout: 5000 });
+  }
+
+  /** Runs `task` after every earlier event of the same device; different devices run side by side. */
+  private track(key: string, task: () => Promise<void>): void {
+    const p = this.order
+      .run(key, task)
+      .catch((e: unknown) => this.deps.log.error({ drive: key, err: e }, "drive event handling failed"));
+    this.work.add(p);
+    void p.finally(() => this.work.delete(p));
   }
 
   private async allJobs(): Promise<Job[]> {
@@ -273,11 +293,7 @@ export class Dock {
         );
         await this.attach(source);
       };
-      const chained = (this.work.get(d.key) ?? Promise.resolve()).then(run, run);
-      this.work.set(d.key, chained);
-      void chained.finally(() => {
-        if (this.work.get(d.key) === chained) this.work.delete(d.key);
-      });
+      this.track(d.key, run); // in order with the device's attach and detach
     }
   }
 
@@ -310,6 +326,14 @@ export class Dock {
       return;
     }
     docked.driveId = match.entry.driveId;
+    for (const [k, other] of this.drives)
+      if (
+        k !== docked.key &&
+        other.status === "pulled" &&
+        other.driveId === docked.driveId &&
+        other.job?.name === key.name
+      )
+        this.drives.delete(k);
     if (match.kind === "processed") {
       docked.status = "processed";
       docked.message = `Drive ${match.entry.driveId} of job ${jobLabel(key)} is ${match.entry.state}: already processed, nothing to do.`;
@@ -368,6 +392,20 @@ export class Dock {
       await unmountVolume(this.deps.exec, docked.mountpoint, true).catch((e) =>
         this.deps.log.warn({ err: e }, "lazy unmount failed"),
       );
+    }
+    // A drive pulled mid-transfer stays on the dock as pulled until it is plugged in again.
+    if (
+      docked.job &&
+      docked.driveId &&
+      ["ready", "transferring", "paused", "pulled"].includes(docked.status)
+    ) {
+      const label = `${jobLabel(docked.job)} drive ${docked.driveId}`;
+      docked.status = "pulled";
+      docked.message = `${label}: pulled — plug it in again to resume.`;
+      delete docked.mountpoint;
+      delete docked.mode;
+      delete docked.progress;
+      this.drives.set(d.key, docked);
     }
     this.deps.log.info(
       {

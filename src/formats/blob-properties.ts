@@ -28,6 +28,13 @@ export type BlobProperties = Partial<Record<PropertyName, string>>;
 // Blob metadata names must be valid C# identifiers (Set Blob Metadata), which are also XML names.
 const METADATA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,255}$/;
 const MAX_METADATA_BYTES = 8 * 1024;
+/**
+ * The largest metadata or properties file read at all. Metadata is capped at 8 KiB of names and
+ * values (Set Blob Metadata) and properties are a handful of short headers; 64 KiB leaves room
+ * for XML tags, whitespace and entities. A larger file is refused unread, so a huge (or sparse)
+ * file cannot spend the agent's memory.
+ */
+export const MAX_FILE_INFO_BYTES = 64 * 1024;
 
 function checkHash(data: Buffer, expectedHash: string, what: string): FileInfoResult<never> | undefined {
   const actual = md5Hex(data);

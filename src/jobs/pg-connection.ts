@@ -116,6 +116,22 @@ export class PgConnection implements StoreHealth {
     }
   }
 
+  /** Runs `work` in one transaction on one client. */
+  async transaction<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    try {
+      await client.query("BEGIN");
+      const out = await work(client);
+      await client.query("COMMIT");
+      return out;
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw this.translate(e, "writing");
+    } finally {
+      client.release();
+    }
+  }
+
   healthy(): boolean {
     return this.up && !this.closed;
   }

@@ -9,6 +9,7 @@ import { StationError } from "../errors.js";
 import type { Job, JobKey, Notice } from "../lifecycle/model.js";
 import type { BlobCheckpoint, CheckpointStore } from "../transfer/checkpoints.js";
 import { PgConnection } from "./pg-connection.js";
+import { PgExportStore } from "./pg-export-store.js";
 import type {
   ClaimResult,
   DriveClaims,
@@ -68,6 +69,11 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
       throw e;
     }
     return new PgStore(db);
+  }
+
+  /** The export engine's store on the same pool (closed with this store). */
+  exportStore(): PgExportStore {
+    return new PgExportStore(this.db);
   }
 
   get where(): string {

@@ -37,6 +37,9 @@ export class SqliteExportStore implements ExportStore {
     this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("busy_timeout = 5000");
+    // One commit per written chunk: NORMAL survives a process crash (kill -9); a power cut may lose
+    // the last records, and those chunks are then simply written again (read-back verifies them).
+    this.db.pragma("synchronous = NORMAL");
     const version = this.db.pragma("user_version", { simple: true }) as number;
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {

@@ -9,7 +9,12 @@ import { createReadStream, createWriteStream, existsSync } from "node:fs";
 import { lstat, mkdir, open, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
+import {
+  MAX_FILE_INFO_BYTES,
+  md5Hex,
+  readMetadataFile,
+  readPropertiesFile,
+} from "../formats/blob-properties.js";
 import {
   type Chunk,
   type Credential,
@@ -251,6 +256,10 @@ export async function prepareDrive(o: PrepareOptions): Promise<PrepareResult> {
     ["properties", o.propertiesFile],
   ] as const) {
     if (!file) continue;
+    if ((await stat(file)).size > MAX_FILE_INFO_BYTES)
+      throw new PrepareError(
+        `${file}: a ${kind} file may be at most ${MAX_FILE_INFO_BYTES} bytes; shorten it`,
+      );
     const data = await readFile(file);
     const check =
       kind === "metadata"

@@ -6,68 +6,26 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
-import type { Logger } from "pino";
 import type { DockHooks } from "../drives/door.js";
+import { isCancellation, StationError } from "../errors.js";
 import { DriveLease } from "../fleet/drive-lease.js";
 import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
-import type { KeyedLock } from "../jobs/keyed-lock.js";
-import type { Clock, JobService } from "../jobs/service.js";
-import type { DriveClaims, Lease, NoticeLog, StoreHealth } from "../jobs/store.js";
+import type { Lease } from "../jobs/store.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { AzureBlobPort } from "../storage/azure-blob-port.js";
-import { JobStorage, type JobStorageOptions, type StorageEndpoint } from "../storage/blob-access.js";
-import type { ExportSource } from "../storage/export-source.js";
+import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { BufferPool } from "./core/buffer-pool.js";
 import { ProgressMeter } from "./core/progress.js";
-import { type RetryPolicy, StorageOutage } from "./core/retry.js";
+import { StorageOutage } from "./core/retry.js";
 import type { DriveEngine, DriveRunResult } from "./engine.js";
 import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
-import type { ExportStore } from "./export/store.js";
 import { importDrive } from "./import/engine.js";
+import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
 import { type ReadyDrive, readyDrive } from "./ready-drive.js";
 
-export interface TransferSettings {
-  concurrency: number;
-  blobConcurrency: number;
-  retry: RetryPolicy;
-  outageRetryMs: number;
-  storageRetry?: JobStorageOptions["retry"];
-}
-
-/** This station in the fleet: drive claims in the shared store, and whether that store answers. */
-export interface FleetSettings {
-  claims: DriveClaims;
-  health: StoreHealth;
-  stationId: string;
-  leaseMs: number;
-}
-
-/** Abort reason when the job store stops answering: the run pauses and resumes when it is back. */
-class StorePaused extends Error {
-  override name = "StorePaused";
-}
-
-export interface TransferManagerDeps {
-  service: JobService;
-  checkpoints: CheckpointStore;
-  notices: NoticeLog;
-  log: Logger;
-  clock: Clock;
-  endpoint: StorageEndpoint;
-  settings: TransferSettings;
-  /** The export engine's store and the station's own access to job storage accounts. */
-  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
-  fleet: FleetSettings;
-  /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
-  engines?: Partial<Record<"Import" | "Export", DriveEngine>>;
-  /** Metrics for what progress snapshots cannot show (observability/metrics.ts). */
-  observer?: {
-    driveFinished(job: string, driveId: string, outcome: string, seconds: number): void;
-    storageRetry(reason: string): void;
-  };
-}
+export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
 const VIEW_EVERY_MS = 200;
 const PERSIST_EVERY_MS = 2000;
@@ -76,7 +34,15 @@ export class TransferManager {
   private readonly queue: PQueue;
   private readonly pool: BufferPool;
   private readonly engines: Partial<Record<"Import" | "Export", DriveEngine>>;
-  private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly runs = new Map<
+    string,
+    {
+      controller: AbortController;
+      done: Promise<void>;
+      /** Engine runs: paused on a store outage. */
+      drive?: ReadyDrive;
+    }
+  >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   /** Export drives that hold data, waiting for the operator's confirmation. */
   private readonly waiting = new Map<string, ReadyDrive>();
@@ -93,9 +59,12 @@ export class TransferManager {
     // The store went away: pause every run (no new blobs without recordable checkpoints, no lease to renew).
     this.storeWatch = setInterval(() => {
       if (health.healthy()) return;
-      for (const r of this.runs.values())
-        if (!r.controller.signal.aborted)
-          r.controller.abort(new StorePaused("the job database is unreachable"));
+      for (const r of this.runs.values()) {
+        if (!r.drive || r.controller.signal.aborted) continue;
+        r.controller.abort(new StorePaused("the job database is unreachable"));
+        r.drive.view.status = "paused";
+        r.drive.view.message = `Drive ${r.drive.driveId} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+      }
     }, 250);
     this.storeWatch.unref();
     this.queue = new PQueue({ concurrency: deps.settings.concurrency });
@@ -107,7 +76,7 @@ export class TransferManager {
   hooks(): DockHooks {
     return {
       onReady: (drive, match) => this.start(readyDrive(drive, match)),
-      onGone: (drive) => this.abort(drive.key, "the drive was removed"),
+      onGone: (drive) => this.abort(drive.key, "pulled"),
     };
   }
 
@@ -127,7 +96,7 @@ export class TransferManager {
     this.stopping.abort(new Error("the agent is stopping"));
     for (const t of this.retryTimers.values()) clearTimeout(t);
     for (const w of this.storeWaits.values()) w.abort();
-    for (const key of this.runs.keys()) this.abort(key, "the agent is stopping");
+    for (const key of this.runs.keys()) this.abort(key, "stopping");
     await this.idle();
   }
 
@@ -153,13 +122,20 @@ export class TransferManager {
     return { started: false };
   }
 
-  private abort(key: string, why: string): void {
+  /** Drives being transferred now (systemd STATUS=). */
+  get active(): number {
+    return this.runs.size;
+  }
+
+  /** A cancellation (typed, so no layer records it as a blob's failure), not an error. */
+  private abort(key: string, why: "pulled" | "stopping"): void {
     this.waiting.delete(key);
     const t = this.retryTimers.get(key);
     if (t) clearTimeout(t);
     this.storeWaits.get(key)?.abort();
     this.storeWaits.delete(key);
-    this.runs.get(key)?.controller.abort(new Error(why));
+    const message = why === "pulled" ? "the drive was pulled" : "the agent is stopping";
+    this.runs.get(key)?.controller.abort(new StationError("Cancelled", message, { target: why }));
   }
 
   start(drive: ReadyDrive): void {
@@ -178,8 +154,13 @@ export class TransferManager {
       return;
     }
     const controller = new AbortController();
-    const done = this.run(drive, engine, controller).finally(() => this.runs.delete(drive.key));
-    this.runs.set(drive.key, { controller, done });
+    const done = this.run(drive, engine, controller)
+      .catch((e: unknown) =>
+        // run() handles its own failures; this is the owner of last resort, never a silent drop.
+        this.deps.log.error({ drive: drive.key, err: e }, "transfer run failed outside its handler"),
+      )
+      .finally(() => this.runs.delete(drive.key));
+    this.runs.set(drive.key, { controller, done, drive });
   }
 
   /** The export run (export/export-run.ts) with its own waiting and retry outcomes. */
@@ -212,6 +193,9 @@ export class TransferManager {
             }, s.outageRetryMs),
           );
       })
+      .catch((e: unknown) =>
+        this.deps.log.error({ drive: drive.key, err: e }, "run failed outside its handler"),
+      )
       .finally(() => this.runs.delete(drive.key));
     this.runs.set(drive.key, { controller, done });
   }
@@ -366,12 +350,19 @@ export class TransferManager {
         this.resumeWhenStoreAnswers(drive);
         return;
       }
-      if (controller.signal.aborted) {
-        view.status = "paused";
+      if (controller.signal.aborted || isCancellation(e)) {
+        // A cancellation, not a failure: the drive stays Transferring and resumes from its checkpoints.
+        const why = ((controller.signal.aborted ? controller.signal.reason : e) as StationError)?.target;
+        view.status = why === "pulled" ? "pulled" : "paused";
         if (view.progress) view.progress = { ...view.progress, bytesPerSecond: 0 };
         delete view.progress?.etaSeconds;
-        view.message = `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
-        log.warn({ job: jobLabel(key), driveId }, view.message);
+        view.message =
+          why === "pulled"
+            ? `${label}: pulled — plug it in again to resume.`
+            : why === "stopping"
+              ? `${label} paused: the agent is stopping; the next start resumes where it stopped.`
+              : `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
+        log.info({ job: jobLabel(key), driveId }, view.message);
         return;
       }
       if (e instanceof StorageOutage) {

@@ -122,11 +122,16 @@ export function describeStoreContract(name: string, factory: () => StoreFactory 
       } while (token);
       expect(pages).toBe(3);
       expect(names).toEqual(["job-0", "job-1", "job-2", "job-3", "job-4", "job-5", "job-6"]);
-      expect((await store.list({}, 100)).jobs).toHaveLength(8);
+      expect((await store.list({}, 100)).jobs).toHaveLength(8); // before other-rg below
       expect((await store.list({ subscriptionId: "sub-2" }, 100)).jobs.map((j) => j.name)).toEqual([
         "elsewhere",
       ]);
       expect((await store.list({ subscriptionId: "nobody" }, 3)).jobs).toEqual([]);
+      // A customer granted some resource groups (case-insensitive); none granted: nothing.
+      await store.put({ ...named("other-rg"), resourceGroup: "RG-2" }, 0, undefined);
+      const granted = await store.list({ subscriptionId: "sub-1", resourceGroups: ["rg-2", "RG-9"] }, 100);
+      expect(granted.jobs.map((j) => j.name)).toEqual(["other-rg"]);
+      expect((await store.list({ subscriptionId: "sub-1", resourceGroups: [] }, 100)).jobs).toEqual([]);
       await expect(store.list({}, 3, "garbage")).rejects.toMatchObject({ code: "InvalidRequestContent" });
     });
 

@@ -317,17 +317,20 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
     for (const x of ro) expect(x.mode).toBe("ro");
   });
 
-  it("pulled: the detach is noticed and the volume unmounted", async () => {
+  it("pulled: the detach is noticed, the volume unmounted, and the drive shown pulled", async () => {
     const d = await docked(img.ext4!);
     const mp = d.mountpoint!;
     expect(mounts()).toContain(mp);
     const plugged = join(images, "ext4.img");
     renameSync(plugged, join(root, "shelf", "ext4-pulled.img")); // out of the staging dir: the drive is gone
     const until = Date.now() + 10_000;
-    while (station.agent.dock!.list().some((x) => x.key === d.key) && Date.now() < until)
+    while (station.agent.dock!.get(d.key)?.status !== "pulled" && Date.now() < until)
       await new Promise((r) => setTimeout(r, 100));
     await station.agent.dock!.settled();
-    expect(station.agent.dock!.list().some((x) => x.key === d.key)).toBe(false);
+    const after = station.agent.dock!.get(d.key);
+    expect(after?.status).toBe("pulled");
+    expect(after?.message).toContain("pulled — plug it in again to resume");
+    expect(after?.mountpoint).toBeUndefined();
     expect(mounts()).not.toContain(mp);
   });
 
@@ -342,6 +345,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
       "failed",
       "failed",
       "held",
+      "pulled",
       "ready",
       "ready",
       "ready",

@@ -4,6 +4,7 @@
  * incomplete blob list, a blob changed after selection, preview-export figures equal to what the
  * export did, and a drive holding data written only after the operator confirms it.
  */
+import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   createReadStream,
@@ -18,6 +19,7 @@ import {
 import { statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DockedDrive } from "../../src/drives/door.js";
 import { readBlobList } from "../../src/formats/blob-list.js";
@@ -27,6 +29,7 @@ import type { JobKey } from "../../src/lifecycle/model.js";
 import type { PreviewReport } from "../../src/transfer/export/planner.js";
 import { OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
+import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
 import { attach, detach, loopDrives, makeDriveImage, stagedGate } from "./loop-images.js";
 
@@ -223,6 +226,26 @@ describe.skipIf(!RUN)("staged: export engine", () => {
     expect(p.nonexistent.map((m) => m.selector)).toEqual(["exp/missing.bin"]);
     expect(p.drives.map((d) => d.source)).toEqual(["assumed", "assumed", "assumed"]);
     expect(p.drivesNeeded).toBe(3);
+    // The operator's command prints the same figures (a second preview: the selection is kept).
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      built("src/cli/main.js"),
+      "--url",
+      station.agent.url,
+      "--token",
+      OPERATOR_TOKEN,
+      "preview-export",
+      "twodrives",
+      "--drive-size",
+      String(free["EXP-ONE"]),
+    ]);
+    expect(stdout).toMatch(/Number of drives needed:\s+3/);
+    for (const d of p.drives) expect(stdout).toContain(`Drive #${d.ordinal} (assumed drive of`);
+    expect(
+      [...stdout.matchAll(/blobs = (\d+), occupied space = [\d.]+ GB \((\d+) bytes/g)].map((m) => [
+        Number(m[1]),
+        Number(m[2]),
+      ]),
+    ).toEqual(p.drives.map((d) => [d.blobs, d.usedBytes]));
 
     // Changed after the selection was fixed: its export must notice.
     const changed = Object.keys(blobs).find((b) => b === "exp/b4.bin")!;

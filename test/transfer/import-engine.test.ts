@@ -161,6 +161,63 @@ describe("import engine (in-memory storage)", () => {
     expect(port.contentMd5("data", "big.bin")).toBe(md5b64(data));
   });
 
+  it("a page blob lands with a whole-blob Content-MD5 (zeros between its ranges included)", async () => {
+    const data = Buffer.alloc(12 * MiB);
+    randomBytes(MiB).copy(data, 0);
+    randomBytes(3 * MiB).copy(data, 8 * MiB); // a zero gap between, and zeros at the end
+    const d = await drive({ "disk.vhd": data }, { blobType: "PageBlob" });
+    const port = new FakeBlobPort();
+    const result = await importDrive(runOf(port, d).run);
+    expect(result.status).toBe("Completed");
+    expect(port.data("data", "disk.vhd")?.equals(data)).toBe(true);
+    expect(port.contentMd5("data", "disk.vhd")).toBe(md5b64(data));
+    expect(port.data("data", "disk.vhd.drive-station-partial")).toBeUndefined();
+    expect(port.bytesReceived).toBeLessThan(data.length); // the zero ranges are not sent
+  });
+
+  it("a resumed page blob sends only the ranges its partial blob lacks; a corrupted range never reaches the final name", async () => {
+    const data = randomBytes(20 * MiB);
+    const d = await drive({ "disk.vhd": data }, { blobType: "PageBlob" });
+    const port = new FakeBlobPort();
+    const controller = new AbortController();
+    let ranges = 0;
+    port.fault = (op) => {
+      if (op === "putPages" && ++ranges > 2) {
+        controller.abort(new Error("the drive was removed"));
+        throw controller.signal.reason;
+      }
+    };
+    await expect(importDrive(runOf(port, d, { signal: controller.signal }).run)).rejects.toThrow(
+      "the drive was removed",
+    );
+    expect(port.data("data", "disk.vhd")).toBeUndefined();
+    const partial = await port.getPageRanges(
+      { container: "data", name: "disk.vhd.drive-station-partial" },
+      new AbortController().signal,
+    );
+    const landed = partial.reduce((s, r) => s + r.length, 0);
+    expect(landed).toBe(2 * 4 * MiB);
+
+    port.fault = () => undefined;
+    port.bytesReceived = 0;
+    const result = await importDrive(runOf(port, d, { resuming: true }).run);
+    expect(result.status).toBe("Completed");
+    expect(port.bytesReceived).toBe(data.length - landed);
+    expect(port.data("data", "disk.vhd")?.equals(data)).toBe(true);
+    expect(port.contentMd5("data", "disk.vhd")).toBe(md5b64(data));
+    expect(port.data("data", "disk.vhd.drive-station-partial")).toBeUndefined();
+
+    // Corrupt one range on the drive: a fresh import of it leaves nothing under the final name.
+    const bad = await drive({ "disk.vhd": data }, { blobType: "PageBlob" });
+    const path = join(bad.root, "session1", "disk.vhd");
+    const onDrive = readFileSync(path);
+    onDrive[9 * MiB] = onDrive[9 * MiB]! ^ 1;
+    writeFileSync(path, onDrive);
+    const other = new FakeBlobPort();
+    expect((await importDrive(runOf(other, bad).run)).status).toBe("CompletedWithErrors");
+    expect(other.blobs.size).toBe(1); // only the error log
+  });
+
   it("rename: an existing blob keeps its bytes, the import goes to `name (2)`, small and large alike", async () => {
     const files = { "a.txt": randomBytes(100), "b.bin": randomBytes(6 * MiB) };
     const d = await drive(files);

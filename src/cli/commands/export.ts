@@ -1,5 +1,7 @@
 /** Operator commands of the export engine: preview a job's selection, confirm a drive that holds data. */
 import type { Command } from "commander";
+import type { PreviewReport } from "../../transfer/export/planner.js";
+import { formatPreview } from "../export.js";
 import { connect, emit } from "./common.js";
 
 export function registerExportCommands(program: Command): void {
@@ -12,12 +14,12 @@ export function registerExportCommands(program: Command): void {
     .action(async (name: string, o: { driveSize?: string; json?: boolean }, cmd: Command) => {
       const client = connect(cmd);
       const { path } = await client.findJob(name);
-      const report = await client.call<unknown>(
+      const report = await client.call<PreviewReport>(
         "POST",
         `${path}/exportPreview`,
         o.driveSize ? { driveSize: o.driveSize } : {},
       );
-      emit(o.json, report, () => JSON.stringify(report, null, 2));
+      emit(o.json, report, () => formatPreview(report));
     });
 
   program

@@ -6,7 +6,7 @@
  * is (pool size) x (block size) whatever the files. Used by import (file -> storage); export reuses
  * it the other way (storage -> file).
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import type PQueue from "p-queue";
 import type { BufferPool } from "./buffer-pool.js";
 import { type Retrying, throwIfCancelled } from "./retry.js";
@@ -41,9 +41,9 @@ export interface PipeOptions<C extends PipelineChunk> {
   chunks: readonly C[];
   /** Reads `length` bytes at `offset` into `into` (fewer only at the end of the source). */
   read(offset: number, length: number, into: Buffer): Promise<Buffer>;
-  /** Fed every verified chunk in order (the whole-blob MD5 from the same read). */
-  whole?: Hash;
-  /** True when chunk `k` already landed: it is read and verified (for `whole`) but not sent. */
+  /** Given every verified chunk, in order (the whole-blob MD5 from the same read). */
+  verified?(chunk: C, data: Buffer): void;
+  /** True when chunk `k` already landed: it is read and verified (for `verified`) but not sent. */
   skip?(k: number, chunk: C): boolean;
   send(k: number, data: Buffer, md5: Buffer, signal: AbortSignal): Promise<unknown>;
   /** Names request `k` in retry log lines. */
@@ -99,13 +99,13 @@ export async function pipeBlocks<C extends PipelineChunk>(
           broken = true;
           continue;
         }
-        o.whole?.update(buf);
+        o.verified?.(c, buf);
         if (o.skip?.(k, c)) {
           o.onChunk(k, "skipped", c);
           continue;
         }
         lent = true;
-        const send = p.queue.add(async () => {
+        const sent = p.queue.add(async () => {
           try {
             await p.retrying(o.what(k), (s) => o.send(k, buf, md5, s));
           } catch (e) {
@@ -116,10 +116,9 @@ export async function pipeBlocks<C extends PipelineChunk>(
           }
           o.onChunk(k, "sent", c);
         }) as Promise<void>;
-        // Observed now, settled below: a send that fails while the next block is still being read
-        // (a refused credential fails the first) must not surface as an unhandled rejection.
-        send.catch(() => {});
-        sends.push(send);
+        // Read by allSettled; marked handled now so a rejection while the loop awaits a read is not "unhandled".
+        sent.catch(() => undefined);
+        sends.push(sent);
       } finally {
         if (!lent) p.pool.release(slab);
       }

@@ -2,9 +2,9 @@
  * Files on a mounted drive: a manifest path opened only inside the drive (no `..`, no symlink
  * leading out), read errors mapped to copy-log statuses, exact reads at an offset.
  */
-import { constants } from "node:fs";
-import { type FileHandle, open, realpath } from "node:fs/promises";
-import { join, sep } from "node:path";
+import { constants, type Stats } from "node:fs";
+import { type FileHandle, lstat, open, realpath, stat } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import { checkFilePath } from "../../formats/names.js";
 import type { BlobStatus } from "../../formats/status.js";
 
@@ -18,6 +18,28 @@ export class FileFailure extends Error {
   }
 }
 
+const nonRegular = (k: Stats) =>
+  k.isFIFO()
+    ? "a FIFO"
+    : k.isSocket()
+      ? "a socket"
+      : k.isBlockDevice() || k.isCharacterDevice()
+        ? "a device node"
+        : "not a regular file";
+
+/**
+ * The drive went away under a transfer: its mount root is no longer a mount point (the dock
+ * unmounted it) or is gone. A read failing then is a cancellation, never the blob's fault.
+ */
+export async function driveGone(root: string): Promise<boolean> {
+  try {
+    const [r, parent] = await Promise.all([stat(root), stat(dirname(root))]);
+    return r.dev === parent.dev;
+  } catch {
+    return true;
+  }
+}
+
 export async function openInside(root: string, filePath: string): Promise<FileHandle> {
   const check = checkFilePath(filePath);
   if (!check.ok) throw new FileFailure(check.status, check.reason);
@@ -28,7 +50,17 @@ export async function openInside(root: string, filePath: string): Promise<FileHa
     const realRoot = await realpath(root);
     if (!real.startsWith(realRoot + sep))
       throw new FileFailure("FileNameInvalid", `${filePath} leads outside the drive`);
-    return await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // Only regular files are opened: a FIFO, socket or device node would block a read (and a
+    // libuv thread, and even process.exit) for good. lstat first; O_NONBLOCK + fstat guard a swap.
+    const kind = await lstat(real);
+    if (!kind.isFile())
+      throw new FileFailure("FileAccessDenied", `${filePath} is ${nonRegular(kind)}: not read`);
+    const fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!(await fh.stat()).isFile()) {
+      await fh.close();
+      throw new FileFailure("FileAccessDenied", `${filePath} changed into a non-regular file: not read`);
+    }
+    return fh;
   } catch (e) {
     if (e instanceof FileFailure) throw e;
     const code = (e as NodeJS.ErrnoException).code;

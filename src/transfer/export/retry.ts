@@ -4,6 +4,7 @@
  * failing. Every call gets a short-lived child of the drive's abort signal (the SDK leaves
  * listeners on the signal it is given).
  */
+import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { classify } from "../../storage/blob-access.js";
 
@@ -33,6 +34,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 export type Retrying = <T>(what: string, op: (signal: AbortSignal) => Promise<T>) => Promise<T>;
 
 export function retrier(signal: AbortSignal, policy: RetryPolicy, log: Logger): Retrying {
+  setMaxListeners(0, signal); // one listener per request in flight, removed when it settles
   return async (what, op) => {
     for (let attempt = 1; ; attempt++) {
       const child = new AbortController();

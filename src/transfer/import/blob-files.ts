@@ -3,7 +3,7 @@
  * blob's own, each checked against its manifest hash. A bad file does not stop the blob; it ends
  * `CompletedWithErrors` with the file's status in the copy log.
  */
-import { readMetadataFile, readPropertiesFile } from "../../formats/blob-properties.js";
+import { MAX_FILE_INFO_BYTES, readMetadataFile, readPropertiesFile } from "../../formats/blob-properties.js";
 import type { LogBlob, LogFileInfo } from "../../formats/drive-log.js";
 import type { HashedPath, ManifestBlob } from "../../formats/manifest.js";
 import type { FileInfoStatus } from "../../formats/status.js";
@@ -27,6 +27,12 @@ async function fileInfo(
     try {
       const fh = await openInside(root, f.path);
       try {
+        // Checked before reading: an over-limit file is refused for this blob without being read.
+        const { size } = await fh.stat();
+        if (size > MAX_FILE_INFO_BYTES) {
+          info.status = "XmlReadFailed";
+          return { info, values: {} };
+        }
         data = await fh.readFile();
       } finally {
         await fh.close();

@@ -4,12 +4,13 @@
  * kind. Every outcome ends in exactly one `done` checkpoint carrying its copy-log entry.
  */
 import { createHash } from "node:crypto";
+import { StationError } from "../../errors.js";
 import { cancelBlob } from "../../formats/drive-log.js";
 import type { ManifestBlob } from "../../formats/manifest.js";
 import { checkBlobPath } from "../../formats/names.js";
 import type { BlobStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
-import { FileFailure, openInside, readAt } from "../core/drive-files.js";
+import { driveGone, FileFailure, openInside, readAt } from "../core/drive-files.js";
 import { StorageOutage } from "../core/retry.js";
 import { blobAttributes } from "./blob-files.js";
 import { uploadBlockBlob } from "./block-blob.js";
@@ -43,6 +44,7 @@ export async function importBlob(
   try {
     t.fh = await openInside(s.run.root, blob.filePath);
   } catch (e) {
+    if (e instanceof FileFailure && e.status !== "FileAccessDenied") await cancelIfGone(s.run.root);
     if (e instanceof FileFailure) return t.fail(e.status, `${blob.blobPath}: ${e.message}`);
     throw e;
   }
@@ -109,12 +111,23 @@ export async function importBlob(
         "BlobRequestForbidden",
         `${blob.blobPath}: the storage account refused the request (key or SAS)`,
       );
-    if (e instanceof FileFailure) return t.fail(e.status, e.message);
+    if (e instanceof FileFailure) {
+      await cancelIfGone(s.run.root);
+      return t.fail(e.status, e.message);
+    }
     const code = (e as NodeJS.ErrnoException).code;
-    if (code && !("statusCode" in (e as object)))
+    if (code && !("statusCode" in (e as object))) {
+      await cancelIfGone(s.run.root);
       return t.fail("IOFailed", `${blob.filePath}: read failed (${code})`);
+    }
     return t.fail("BlobRequestFailed", `${blob.blobPath}: ${(e as Error).message}`);
   } finally {
     await t.fh.close();
   }
+}
+
+/** A read that failed because the drive went away is a cancellation (the drive pauses), not a blob failure. */
+async function cancelIfGone(root: string): Promise<void> {
+  if (await driveGone(root))
+    throw new StationError("Cancelled", "the drive went away mid-transfer", { target: "pulled" });
 }

@@ -46,7 +46,7 @@ export async function uploadBlockBlob(t: BlobTask, ref: BlobRef, write: BlobWrit
   const pass = async (skip: (k: number, length: number) => boolean) => {
     const whole = createHash("md5");
     const broken = await t.sendChunks({
-      whole,
+      verified: (_c, data) => whole.update(data),
       skip: (k, c) => skip(k, c.length),
       sentStatus: "Uncommitted",
       send: (k, buf, md5, sig) => s.port.stageBlock(ref, ids[k]!, buf, md5, sig),

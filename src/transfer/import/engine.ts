@@ -88,6 +88,7 @@ export const importDrive: DriveEngine = async (run) => {
       if (resume.done.has(index)) continue;
       if (firstError || signal.aborted) break;
       while (running.size >= run.blobConcurrency) await Promise.race(running);
+      if (firstError || signal.aborted) break; // no blob starts after a cancellation
       const task = importBlob(session, index, item.blob, item.problem).catch((e) => {
         firstError ??= e;
       });

@@ -2,12 +2,58 @@
  * A page blob cannot be staged, so it is written under a temporary name and copied to its final
  * name (server-side, under the disposition's condition) only when every range landed verified;
  * nothing partial or corrupt ever appears under the final name.
+ *
+ * Resume is range by range: a resumed run asks the partial blob which ranges it holds (each was
+ * written by an earlier run of ours from bytes checked against the manifest, with a transactional
+ * MD5 the service checked), reads and verifies every range again for the whole-blob MD5, and
+ * sends only the ranges the partial lacks. The whole-blob Content-MD5 (ranges and the zeros
+ * between them) is set on the partial before the copy, so the final blob appears with it.
  */
+import { createHash, type Hash } from "node:crypto";
+import type { Chunk } from "../../formats/manifest.js";
 import type { BlobRef, BlobWriteOptions } from "../../storage/blob-port.js";
 import { type BlobTask, existing } from "./session.js";
 
 /** Page blobs are written under their name plus this, then copied into place when complete. */
 export const PARTIAL_SUFFIX = ".drive-station-partial";
+
+const ZEROS = Buffer.alloc(4 * 1024 * 1024);
+
+/** The MD5 of a page blob from its ranges in order: the gaps between them are zeros. */
+export class PageBlobHash {
+  private readonly hash: Hash = createHash("md5");
+  private at = 0;
+
+  constructor(private readonly length: number) {}
+
+  private zeros(upTo: number): void {
+    while (this.at < upTo) {
+      const n = Math.min(ZEROS.length, upTo - this.at);
+      this.hash.update(ZEROS.subarray(0, n));
+      this.at += n;
+    }
+  }
+
+  /** The next range (manifest ranges are in order and do not overlap: the reader checks). */
+  range(offset: number, data: Buffer): void {
+    this.zeros(offset);
+    this.hash.update(data);
+    this.at = offset + data.length;
+  }
+
+  digest(): Buffer {
+    this.zeros(this.length);
+    return this.hash.digest();
+  }
+}
+
+/** True when [offset, offset + length) lies inside one of `ranges` (merged, as the service reports them). */
+export function covered(
+  ranges: { offset: number; length: number }[],
+  c: Pick<Chunk, "offset" | "length">,
+): boolean {
+  return ranges.some((r) => r.offset <= c.offset && c.offset + c.length <= r.offset + r.length);
+}
 
 export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWriteOptions): Promise<void> {
   const { session: s, blob, chunkLog } = t;
@@ -15,13 +61,19 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
   const partial: BlobRef = { container: ref.container, name: `${ref.name}${PARTIAL_SUFFIX}` };
   const claimed = s.resume.started.has(t.index);
   const partialExists = async () => (await existing(s, partial)) !== undefined;
-  if (claimed && !(await partialExists()) && (await existing(s, ref))) {
-    // The run that crashed copied it into place and removed the partial: done.
+  const resumable = claimed && (await partialExists());
+  if (claimed && !resumable && (await existing(s, ref))) {
+    // The run that crashed copied it into place (with its Content-MD5) and removed the partial: done.
     t.allCompleted();
     t.landed(blob.length);
     return;
   }
-  if (!claimed || !(await partialExists())) {
+  let landed: { offset: number; length: number }[] = [];
+  if (resumable) {
+    landed = await s.retrying(`listing the ranges of ${partial.name}`, (sig) =>
+      s.port.getPageRanges(partial, sig),
+    );
+  } else {
     await s.retrying(`creating page blob ${blob.blobPath}`, (sig) =>
       s.port.createPageBlob(partial, blob.length, { headers: write.headers, metadata: write.metadata }, sig),
     );
@@ -29,8 +81,11 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
   }
   const dropPartial = () =>
     s.retrying(`removing ${partial.name}`, (sig) => s.port.deleteIfExists(partial, sig));
+  const whole = new PageBlobHash(blob.length);
   const broken = await t.sendChunks({
     sentStatus: "Completed",
+    verified: (c, data) => whole.range(c.offset, data),
+    skip: (_k, c) => covered(landed, c),
     send: (k, buf, md5, sig) => s.port.putPages(partial, blob.chunks[k]!.offset, buf, md5, sig),
     what: (k) => `writing pages ${blob.chunks[k]!.offset} of ${blob.blobPath}`,
   });
@@ -41,10 +96,20 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
     await dropPartial();
     return;
   }
+  const headers = { ...write.headers, contentMd5: whole.digest() };
+  await s.retrying(`setting the Content-MD5 of ${partial.name}`, (sig) =>
+    s.port.setHeaders(partial, headers, sig),
+  );
   try {
     await s.retrying(`copying ${blob.blobPath} into place`, (sig) =>
       s.port.copyBlob(partial, ref, write.conditions, sig),
     );
+    // The copy carries the source's properties; should a store not, the final blob gets them here.
+    const final = await existing(s, ref);
+    if (final?.md5 !== headers.contentMd5.toString("base64"))
+      await s.retrying(`setting the Content-MD5 of ${blob.blobPath}`, (sig) =>
+        s.port.setHeaders(ref, headers, sig),
+      );
   } finally {
     if (!run.signal.aborted)
       await dropPartial().catch((e) =>

@@ -93,6 +93,10 @@ export class BlobTask {
 
   /** The blob is finished (whatever its status): its log entry goes to the next checkpoint batch. */
   finish(target: string, entry: LogBlob = this.entry): void {
+    // A pulled drive's files vanish before the abort lands (lazy unmount): never record that as the
+    // blob's end, or the station it is plugged into next would skip it (fleet move test find).
+    const { signal } = this.session.run;
+    if (signal.aborted) throw signal.reason;
     this.session.batch.add({
       blobIndex: this.index,
       state: "done",
@@ -103,6 +107,8 @@ export class BlobTask {
   }
 
   fail(status: BlobStatus, message: string, target = this.blob.blobPath): void {
+    // A cancellation (pull, stop) is never recorded as this blob's failure.
+    if (this.session.run.signal.aborted) throw this.session.run.signal.reason;
     this.session.run.log.warn({ blob: this.blob.blobPath, file: this.blob.filePath, status }, message);
     this.finish(target, cancelBlob(this.entry, status));
   }
@@ -113,7 +119,7 @@ export class BlobTask {
    * progress. Resolves true when a chunk was bad (corrupted or past the end of the file).
    */
   sendChunks(
-    o: Pick<PipeOptions<Chunk>, "whole" | "skip" | "send" | "what"> & { sentStatus: ChunkStatus },
+    o: Pick<PipeOptions<Chunk>, "verified" | "skip" | "send" | "what"> & { sentStatus: ChunkStatus },
   ): Promise<boolean> {
     const { run } = this.session;
     return pipeBlocks(
