@@ -40,6 +40,9 @@ export const NEXT_STEPS: Record<NoticeCode, NextStep> = {
     step: "The customer has not answered for 30 days after the overdue notice: close the job.",
     action: "close",
   },
+  StorageRefused: {
+    step: "The storage account refused the drive's key or SAS: ask the customer for a valid one in a new drive manifest; the drive is finished and is imported again under a job that lists it.",
+  },
   JobExpired: { step: "Nothing to do: the job never shipped and was deleted.", info: true },
   JobPurged: { step: "Nothing to do: the finished job passed its retention and was deleted.", info: true },
   Faulted: {

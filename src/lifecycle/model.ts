@@ -230,5 +230,6 @@ export type NoticeCode =
   | "DriveNeverReceived"
   | "UnknownDrive"
   | "TransferPaused"
+  | "StorageRefused"
   | "ExportDriveNotEmpty"
   | "DriveClaimedElsewhere";

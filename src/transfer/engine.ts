@@ -3,11 +3,13 @@
  * manager owns the drive's run (states, pause/resume, progress publishing); an engine moves the
  * bytes of one drive using the shared core (core/) and returns what the copy logs say.
  */
+
 import type { Logger } from "pino";
 import type { Credential } from "../formats/manifest.js";
 import type { DriveLogStatus } from "../formats/status.js";
 import type { Clock } from "../jobs/service.js";
 import type { Job } from "../lifecycle/model.js";
+import type { CredentialRefusal } from "../storage/blob-access.js";
 import type { BlobPort } from "../storage/blob-port.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import type { BlockPipeline } from "./core/block-pipeline.js";
@@ -56,6 +58,10 @@ export interface DriveRunResult {
   errorLogUri?: string;
   verboseLogUri?: string;
   manifestUri?: string;
+  /** The account refused the drive's credential: the drive stopped at the first refusal. */
+  refusal?: CredentialRefusal;
+  /** Why a copy log (or the manifest backup) could not be written to the customer's account. */
+  logsNotWritten?: string;
 }
 
 /** An engine moves one drive's bytes. It throws `StorageOutage` to pause, the signal's reason when aborted. */

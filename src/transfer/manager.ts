@@ -19,7 +19,7 @@ import type { CheckpointStore } from "./checkpoints.js";
 import { BufferPool } from "./core/buffer-pool.js";
 import { ProgressMeter } from "./core/progress.js";
 import { StorageOutage } from "./core/retry.js";
-import type { DriveEngine } from "./engine.js";
+import type { DriveEngine, DriveRunResult } from "./engine.js";
 import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
 import { importDrive } from "./import/engine.js";
 import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
@@ -200,6 +200,39 @@ export class TransferManager {
     this.runs.set(drive.key, { controller, done });
   }
 
+  /**
+   * The account refused the drive's credential (or the copy log could not be written with it):
+   * the drive has ended CompletedMoreInfo, Get Job shows its copyStatus, and the operator gets
+   * one notice with the drive, the job, the cause and what to do. Never a key or SAS: causes
+   * carry only the HTTP status and the service's error code.
+   */
+  private async storageRefused(drive: ReadyDrive, result: DriveRunResult): Promise<void> {
+    const { view, driveId, job: key } = drive;
+    const sas = result.refusal?.cause.includes("SAS") || result.logsNotWritten?.includes("SAS");
+    const parts = [`Drive ${driveId} of job ${jobLabel(key)}:`];
+    if (result.refusal)
+      parts.push(
+        `${result.refusal.cause}. The import stopped at the first refusal; the blobs not imported are logged BlobRequestForbidden and the drive ended CompletedMoreInfo (BlobRequestForbidden).`,
+      );
+    if (result.logsNotWritten)
+      parts.push(
+        `The copy log could not be written to the customer's account (${result.logsNotWritten}); Get Job shows the drive's copyStatus.`,
+      );
+    parts.push(
+      `Next step: ask the customer for a valid ${sas ? "SAS (read, write and delete on the container, not expired)" : "account key"} in a new drive manifest; the drive is finished, so its data is imported again under a job that lists it (re-plugging this drive does not retry a finished drive).`,
+    );
+    const message = parts.join(" ");
+    if (result.refusal) {
+      view.status = "failed";
+      view.code = "BlobRequestForbidden";
+    }
+    view.message = message;
+    this.deps.log.error({ job: jobLabel(key), driveId, code: result.refusal?.code }, message);
+    await this.deps.notices.add([
+      { code: "StorageRefused", at: this.deps.clock.now().toISOString(), job: key, driveId, message },
+    ]);
+  }
+
   private async run(drive: ReadyDrive, engine: DriveEngine, controller: AbortController): Promise<void> {
     const { service, log, settings, clock } = this.deps;
     const { view, driveId } = drive;
@@ -294,6 +327,7 @@ export class TransferManager {
         seconds: Math.round(seconds * 10) / 10,
       };
       view.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
+      if (result.refusal || result.logsNotWritten) await this.storageRefused(drive, result);
       log.info(
         {
           job: jobLabel(key),

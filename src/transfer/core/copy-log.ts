@@ -4,6 +4,7 @@
  * verbose log when the job's `logLevel` is `Verbose`, the manifest backup when asked. Their URIs
  * (never a SAS token) go to Get Job.
  */
+import { StationError } from "../../errors.js";
 import { DriveLogWriter, DriveOutcome, logBlobLocation } from "../../formats/drive-log.js";
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { BlobPort } from "../../storage/blob-port.js";
@@ -15,6 +16,8 @@ export interface CopyLogs {
   errorLogUri?: string;
   verboseLogUri?: string;
   manifestUri?: string;
+  /** Why a log could not be written (the account refused the credential, or an unusable name). */
+  logsNotWritten?: string;
 }
 
 export interface CopyLogOptions {
@@ -30,13 +33,17 @@ export interface CopyLogOptions {
   manifestBackup?: () => Promise<Buffer>;
   /** The time stamp in the log blobs' names. */
   at: Date;
+  /** The drive status when the engine decided it (a refused credential); else from the checkpoints. */
+  status?: DriveLogStatus;
+  /** The cause when `e` is the account refusing the credential: the log is skipped, not an error. */
+  refusedBy?: (e: unknown) => string | undefined;
 }
 
 /** The drive's status from its checkpoints, and the logs written for it. */
 export async function writeCopyLogs(o: CopyLogOptions): Promise<CopyLogs> {
   const outcome = new DriveOutcome();
   for await (const c of o.checkpoints.entries(o.jobName, o.driveId)) outcome.add(c.log!);
-  const status = outcome.status();
+  const status = o.status ?? outcome.status();
   const result: CopyLogs = { status };
   const upload = async (
     type: "error" | "verbose" | "manifest",
@@ -69,12 +76,31 @@ export async function writeCopyLogs(o: CopyLogOptions): Promise<CopyLogs> {
       w.end(status);
       yield chunks.join("");
     };
-  if (status !== "Completed") result.errorLogUri = await upload("error", render("error"));
-  if (o.logLevel === "Verbose") result.verboseLogUri = await upload("verbose", render("verbose"));
+  // A log the account refuses (the same bad credential) does not fail the drive: Get Job still
+  // shows its copyStatus, and the manager raises a notice with the cause.
+  const tryUpload = async (...a: Parameters<typeof upload>): Promise<string | undefined> => {
+    if (result.logsNotWritten) return undefined;
+    try {
+      return await upload(...a);
+    } catch (e) {
+      const cause = o.refusedBy?.(e) ?? (e instanceof StationError ? e.message : undefined);
+      if (!cause) throw e;
+      result.logsNotWritten = cause;
+      return undefined;
+    }
+  };
+  const set = (k: "errorLogUri" | "verboseLogUri" | "manifestUri", uri: string | undefined) => {
+    if (uri) result[k] = uri;
+  };
+  if (status !== "Completed") set("errorLogUri", await tryUpload("error", render("error")));
+  if (o.logLevel === "Verbose") set("verboseLogUri", await tryUpload("verbose", render("verbose")));
   const backup = o.manifestBackup;
   if (backup)
-    result.manifestUri = await upload("manifest", async function* () {
-      yield await backup();
-    });
+    set(
+      "manifestUri",
+      await tryUpload("manifest", async function* () {
+        yield await backup();
+      }),
+    );
   return result;
 }

@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { StationError } from "../../errors.js";
+import { cancelBlob } from "../../formats/drive-log.js";
 import type { ManifestBlob } from "../../formats/manifest.js";
 import { checkBlobPath } from "../../formats/names.js";
 import type { BlobStatus } from "../../formats/status.js";
@@ -28,6 +29,8 @@ export async function importBlob(
   const t = new BlobTask(s, index, blob);
   const { entry } = t;
   if (problem) return t.fail(problem.status, problem.message);
+  // A refused credential fails every request the same way (reference §3.5.1): no request at all.
+  if (s.refusal) return t.finish(blob.blobPath, cancelBlob(entry, "BlobRequestForbidden"));
   if (s.reads.wedged) return t.fail("IOFailed", `${blob.filePath}: ${s.reads.wedgedMessage}`);
 
   const name = checkBlobPath(blob.blobPath);
@@ -98,6 +101,7 @@ export async function importBlob(
     t.finish(d.target);
   } catch (e) {
     if (s.run.signal.aborted || e instanceof StorageOutage) throw e;
+    if (s.noteRefusal(e)) return t.finish(blob.blobPath, cancelBlob(entry, "BlobRequestForbidden"));
     const kind = classify(e);
     if (kind === "conflict" || kind === "precondition") {
       // Someone created the blob between our check and our commit.

@@ -7,6 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { type ManifestHeader, readManifest } from "../../formats/manifest.js";
+import { credentialRefusal } from "../../storage/blob-access.js";
 import { CheckpointBatcher } from "../core/checkpoint-batch.js";
 import { writeCopyLogs } from "../core/copy-log.js";
 import { readFileStream } from "../core/drive-files.js";
@@ -65,6 +66,17 @@ export const importDrive: DriveEngine = async (run) => {
     sent: (bytes) => {
       bytesTransferred += bytes;
     },
+    noteRefusal(e) {
+      const r = credentialRefusal(e, port.sasContainer !== undefined);
+      if (r && !session.refusal) {
+        session.refusal = r;
+        run.log.error(
+          { status: r.status, code: r.code },
+          `${r.cause}: the drive stops here; blobs not yet imported are logged BlobRequestForbidden`,
+        );
+      }
+      return r;
+    },
   };
 
   // Pass 2: the transfer.
@@ -104,6 +116,8 @@ export const importDrive: DriveEngine = async (run) => {
     logLevel: job.logLevel,
     ...(job.backupDriveManifest ? { manifestBackup: () => readFile(manifestPath) } : {}),
     at: run.clock.now(),
+    ...(session.refusal ? { status: "BlobRequestForbidden" as const } : {}),
+    refusedBy: (e) => credentialRefusal(e, port.sasContainer !== undefined)?.cause,
   });
   const result: DriveRunResult = {
     ...logs,
@@ -111,6 +125,7 @@ export const importDrive: DriveEngine = async (run) => {
     bytesTotal,
     bytesTransferred,
     blobs: blobCount,
+    ...(session.refusal ? { refusal: session.refusal } : {}),
   };
   return result;
 };

@@ -6,7 +6,7 @@ import type { FileHandle } from "node:fs/promises";
 import { cancelBlob, type LogBlob, type LogChunk } from "../../formats/drive-log.js";
 import type { Chunk, ManifestBlob } from "../../formats/manifest.js";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
-import { classify } from "../../storage/blob-access.js";
+import { type CredentialRefusal, classify } from "../../storage/blob-access.js";
 import type { BlobPort, BlobRef } from "../../storage/blob-port.js";
 import { type PipeOptions, pipeBlocks } from "../core/block-pipeline.js";
 import type { CheckpointBatcher } from "../core/checkpoint-batch.js";
@@ -27,6 +27,10 @@ export interface ImportSession {
   resume: { done: Set<number>; started: Map<number, string>; bytesSucceeded: number };
   /** Counts bytes sent to storage by this run. */
   sent(bytes: number): void;
+  /** Set by the first request the account refused: every blob not yet done is refused without a request. */
+  refusal?: CredentialRefusal;
+  /** The refusal `e` means (recorded when it is the first), or undefined. */
+  noteRefusal(e: unknown): CredentialRefusal | undefined;
 }
 
 /** The Content-MD5 of an existing blob, or undefined when the name is free. */
