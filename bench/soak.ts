@@ -15,7 +15,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { prepareDrive } from "../src/prepare/prepare-drive.js";
-import { AgentProcess, type Exit, jobPath, shipJob, writeAgentConfig } from "../src/staging/agent-process.js";
+import {
+  AgentProcess,
+  type Exit,
+  jobPath,
+  shipJob,
+  stationLocation,
+  writeAgentConfig,
+} from "../src/staging/agent-process.js";
 import { attach, detach, makeDriveImage } from "../src/staging/images.js";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
 import { audit, countingProxy, prng, writeSource } from "./soak-support.js";
@@ -68,20 +75,8 @@ const config = writeAgentConfig({
     { name: "op", token: OPERATOR, role: "operator" },
     { name: "cust", token: CUSTOMER, role: "customer", scopes: [{ subscriptionId: SUB }] },
   ],
-  station: {
-    location: {
-      id: "westus",
-      name: "West US",
-      recipientName: "Station dock",
-      streetAddress1: "1 Dock Road",
-      city: "Quincy",
-      stateOrProvince: "WA",
-      postalCode: "98848",
-      countryOrRegion: "USA",
-      phone: "5555550100",
-      supportedCarriers: ["FedEx"],
-    },
-  },
+  station: { location: stationLocation },
+
   storage: { mode: "azure", endpointTemplate: `http://127.0.0.1:${proxy.port}/{account}` },
   // The agent's own transfer defaults, with quicker retries so a restart is not spent backing off.
   transfer: { retry: { attempts: 8, baseMs: 200, maxMs: 2000 } },

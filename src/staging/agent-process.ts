@@ -20,6 +20,20 @@ export function agentEntry(): string {
   return file;
 }
 
+/** The station's address in the staged configs (the tests' `stationLocation`). */
+export const stationLocation = {
+  id: "westus",
+  name: "West US",
+  recipientName: "Station dock",
+  streetAddress1: "1 Dock Road",
+  city: "Quincy",
+  stateOrProvince: "WA",
+  postalCode: "98848",
+  countryOrRegion: "USA",
+  phone: "5555550100",
+  supportedCarriers: ["FedEx", "DHL"],
+};
+
 /** A staged agent config: loop images watched in `plugged`, mounts under `root/mnt`, quick retries. */
 export function writeAgentConfig(o: {
   root: string;

@@ -85,3 +85,42 @@ export async function childStation(o: {
   };
   return station;
 }
+
+/**
+ * kill -9 at each progress point (fractions of `total`) and start again; after each kill what
+ * landed (`landed`, which also checks every committed blob) may only have grown. Then the last run
+ * must finish `Completed` having sent at most what had not landed. Returns what had landed.
+ */
+export async function killAtPointsAndResume(
+  station: ChildStation,
+  o: { points: number[]; total: number; landed: () => Promise<number> },
+): Promise<number> {
+  const agent = station.agent;
+  const progress = async (): Promise<number> =>
+    (await agent.api("GET", "/station/v1/attached")).json?.value?.[0]?.progress?.bytesSucceeded ?? 0;
+  console.log(
+    `kill points: ${o.points.map((p) => `${Math.round(p * 100)} %`).join(", ")} of ${o.total} bytes`,
+  );
+  let landedBefore = 0;
+  for (const point of o.points) {
+    await agent.waitFor(
+      `progress past ${Math.round(point * 100)} %`,
+      async () => (await progress()) >= point * o.total || undefined,
+    );
+    expect((await agent.kill()).signal).toBe("SIGKILL");
+    await new Promise((r) => setTimeout(r, 500)); // let requests already at Azurite finish
+    const now = await o.landed();
+    expect(now).toBeGreaterThanOrEqual(landedBefore);
+    landedBefore = now;
+    agent.start();
+  }
+  const finished = await agent.logged<{ bytesUploaded: number; status: string }>("drive import finished");
+  expect(finished.status).toBe("Completed");
+  expect(finished.bytesUploaded).toBeGreaterThan(0);
+  // Everything that had landed stayed landed: the last run sent at most the rest.
+  expect(finished.bytesUploaded).toBeLessThanOrEqual(o.total - landedBefore);
+  console.log(
+    `landed before the last restart: ${landedBefore} bytes; the last run uploaded ${finished.bytesUploaded} (${o.total - landedBefore - finished.bytesUploaded} bytes landed between the kill and the measurement)`,
+  );
+  return landedBefore;
+}

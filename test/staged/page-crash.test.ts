@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
-import { type ChildStation, childStation } from "./child-agent.js";
+import { type ChildStation, childStation, killAtPointsAndResume } from "./child-agent.js";
 import { preparedDrive, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("page-crash");
@@ -23,11 +23,6 @@ const files: Record<string, Buffer> = {
   "disk-b.vhd": randomBytes(64 * MiB + 512 * 7),
 };
 const total = Object.values(files).reduce((s, b) => s + b.length, 0);
-
-const progress = async (): Promise<number | undefined> => {
-  const r = await station.agent.api("GET", "/station/v1/attached");
-  return r.json?.value?.[0]?.progress?.bytesSucceeded;
-};
 
 /**
  * Bytes that reached storage: a final blob whole (its bytes and Content-MD5 must be right), else
@@ -95,33 +90,12 @@ describe.skipIf(!RUN)("staged: kill -9 mid page-blob import, restart, resume ran
   });
 
   it("resends no range that had landed; the final blobs carry their Content-MD5; no partial blob is left", async () => {
-    const agent = station.agent;
     // Mid-way through the first blob, then mid-way through the second.
-    const killPoints = [0.15 + Math.random() * 0.25, 0.6 + Math.random() * 0.25];
-    console.log(
-      `kill points: ${killPoints.map((p) => `${Math.round(p * 100)} %`).join(", ")} of ${total} bytes`,
-    );
-    let landedBefore = 0;
-    for (const point of killPoints) {
-      await agent.waitFor(
-        `progress past ${Math.round(point * 100)} %`,
-        async () => ((await progress()) ?? 0) >= point * total || undefined,
-      );
-      expect((await agent.kill()).signal).toBe("SIGKILL");
-      await new Promise((r) => setTimeout(r, 500)); // let requests already at Azurite finish
-      const now = await landed(); // also asserts every committed blob is whole and right
-      expect(now).toBeGreaterThanOrEqual(landedBefore);
-      landedBefore = now;
-      agent.start();
-    }
-    const finished = await agent.logged<{ bytesUploaded: number; status: string }>("drive import finished");
-    expect(finished.status).toBe("Completed");
-    expect(finished.bytesUploaded).toBeGreaterThan(0);
-    // Everything that had landed stayed landed: the last run sent at most the rest.
-    expect(finished.bytesUploaded).toBeLessThanOrEqual(total - landedBefore);
-    console.log(
-      `landed before the last restart: ${landedBefore} bytes; the last run uploaded ${finished.bytesUploaded} (${total - landedBefore - finished.bytesUploaded} bytes landed between the kill and the measurement)`,
-    );
+    await killAtPointsAndResume(station, {
+      points: [0.15 + Math.random() * 0.25, 0.6 + Math.random() * 0.25],
+      total,
+      landed,
+    });
 
     const c = storage!.client.getContainerClient("pages");
     for (const [name, data] of Object.entries(files)) {
