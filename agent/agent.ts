@@ -47,7 +47,7 @@ import {
 } from "../src/storage/embedded-azurite.js";
 import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
-import { type AgentConfig, tokenSchema } from "./config.js";
+import { type AgentConfig, readLimitsOf, tokenSchema } from "./config.js";
 import { createLogger, detectLogFormat } from "./logging.js";
 import { reconsiderAfterChanges } from "./operator-fixes.js";
 
@@ -390,6 +390,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           blobConcurrency: t.blobConcurrency,
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
+          readLimits: readLimitsOf(t),
         },
         exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
         fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },

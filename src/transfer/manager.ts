@@ -265,6 +265,7 @@ export class TransferManager {
         clock,
         retry: settings.retry,
         onRetry: (reason) => this.deps.observer?.storageRetry(reason),
+        ...(settings.readLimits ? { readLimits: settings.readLimits } : {}),
         progress,
       });
       await persisting;
