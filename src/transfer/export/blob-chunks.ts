@@ -3,9 +3,9 @@
  *
  * Two ways down, chosen by what storage can vouch for:
  * - The blob has a Content-MD5: runs of contiguous chunks are streamed in one ranged GET of up to
- *   `rangeBytes` (8 MiB, AzCopy's block size), each chunk hashed once for the manifest and
- *   written as it completes. The read-back then hashes the whole file and must equal the blob's
- *   Content-MD5: every byte on the drive is checked against storage's own hash. Ranges over 4 MiB
+ *   `rangeBytes` (8 MiB, AzCopy's block size), each chunk written as it completes and hashed for
+ *   the manifest as it reads back. The read-back then hashes the whole file and must equal the
+ *   blob's Content-MD5: every byte on the drive is checked against storage's own hash. Ranges over 4 MiB
  *   also spare the service a range MD5 it would compute and throw away (Azurite hashes every
  *   range up to 4 MiB whether asked or not).
  * - It has none: each 4 MiB chunk is read with the service's range MD5
@@ -13,12 +13,14 @@
  * If the whole-file hash differs from the Content-MD5, every chunk is read again the second way
  * and written, and the chunk-by-chunk read-back runs; a Content-MD5 that still disagrees is the
  * blob's own fault (its chunks matched the service's range hashes) and is reported as such.
+ * Read-back hashing runs on the hashing threads (core/file-hasher.ts), off the event loop.
  */
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
 import type { BufferPool } from "../core/buffer-pool.js";
+import type { FileHasher } from "../core/file-hasher.js";
 import type { Retrying } from "./retry.js";
 
 export interface Chunk {
@@ -78,16 +80,6 @@ async function writeAll(fh: FileHandle, data: Buffer, offset: number): Promise<v
   }
 }
 
-async function readAll(fh: FileHandle, into: Buffer, offset: number, length: number): Promise<Buffer> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(into, got, length - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return into.subarray(0, got);
-}
-
 export interface ChunkIo {
   source: ExportSource;
   ref: ExportBlobRef;
@@ -98,6 +90,8 @@ export interface ChunkIo {
   chunks: Chunk[];
   file: FileHandle;
   pool: BufferPool;
+  /** Hashes what the file holds, off the event loop. */
+  hasher: FileHasher;
   retrying: Retrying;
   warn(fields: object, message: string): void;
   /** A chunk is on the drive (not yet read back): record it. */
@@ -162,14 +156,31 @@ export async function fetchVerifiedChunk(io: ChunkIo, k: number, slab: Buffer): 
 
 /**
  * Streams the chunks of `span` (contiguous) in one ranged GET through `slab`: each chunk is
- * hashed and written as soon as its bytes are in, then recorded. A retried request starts at the
- * first chunk not yet written.
+ * written as soon as its bytes are in, then hashed as it reads back from the drive (on a hashing
+ * thread, while the next chunk arrives) and recorded. A retried request starts at the first chunk
+ * not yet written. What the drive holds is checked against the blob's Content-MD5 afterwards.
  */
 export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Promise<void> {
   let next = 0;
   const last = io.chunks[span.at(-1)!]!;
   const end = last.offset + last.length;
-  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
+  const hashed: Promise<void>[] = [];
+  const record = (k: number) => {
+    const c = io.chunks[k]!;
+    return io.hasher.hash({ fd: io.file.fd, ranges: [[c.offset, c.length]], each: true }).then((r) => {
+      if (r.short)
+        throw new BlobFailure(
+          "IOFailed",
+          `${io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
+          {
+            index: k,
+            status: "IOFailed",
+          },
+        );
+      return io.onWritten(k, r.each[0]!);
+    });
+  };
+  const fetched = io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
     let k = span[next]!;
     const start = io.chunks[k]!.offset;
     let fill = 0;
@@ -183,10 +194,8 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
         fill += n;
         at += n;
         if (fill < c.length) continue;
-        const data = slab.subarray(0, fill);
-        const md5 = hex(md5Of(data));
-        await writeChunk(io, k, data);
-        await io.onWritten(k, md5);
+        await writeChunk(io, k, slab.subarray(0, fill));
+        hashed.push(record(k));
         next++;
         k = span[next] ?? -1;
         fill = 0;
@@ -204,33 +213,30 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
       );
     }
   });
+  // Every hash settles before the file can be closed; the first failure wins.
+  const down = await fetched.then(
+    () => undefined,
+    (e: unknown) => ({ e }),
+  );
+  const bad = (await Promise.allSettled(hashed)).find((r) => r.status === "rejected");
+  if (down) throw down.e;
+  if (bad) throw (bad as PromiseRejectedResult).reason;
 }
 
-/** Hashes the file as the blob: chunks in order, page-blob holes as zeros. Base64 MD5. */
-export async function readBackWhole(io: ChunkIo, slab: Buffer): Promise<string> {
-  const whole = createHash("md5");
-  let pos = 0;
-  for (const c of io.chunks) {
-    zeros(whole, c.offset - pos);
-    const data = await readAll(io.file, slab, c.offset, c.length);
-    whole.update(data);
-    pos = c.offset + data.length;
-    if (data.length !== c.length) break; // short file: the hash cannot match
-  }
-  zeros(whole, io.length - pos);
-  return whole.digest("base64");
-}
-
-const ZEROS = Buffer.alloc(64 * 1024);
-function zeros(h: ReturnType<typeof createHash>, n: number): void {
-  for (let left = n; left > 0; left -= ZEROS.length)
-    h.update(ZEROS.subarray(0, Math.min(ZEROS.length, left)));
+/** Hashes the file as the blob: chunks in order, page-blob holes as zeros. Base64 MD5 ("" if short). */
+export async function readBackWhole(io: ChunkIo): Promise<string> {
+  const r = await io.hasher.hash({
+    fd: io.file.fd,
+    ranges: io.chunks.map((c) => [c.offset, c.length]),
+    wholeLength: io.length,
+  });
+  return r.short ? "" : r.whole!;
 }
 
 /**
  * Reads back every chunk and checks it against the MD5 recorded when it was written; a chunk
  * the drive does not return intact is fetched and written once more. With `whole`, also returns
- * the file's base64 MD5 from the same reads.
+ * the file's base64 MD5 as the blob (page-blob holes as zeros).
  */
 export async function readBackChunks(
   io: ChunkIo,
@@ -238,39 +244,36 @@ export async function readBackChunks(
   slab: Buffer,
   whole: boolean,
 ): Promise<string | undefined> {
-  const hash = whole ? createHash("md5") : undefined;
-  let pos = 0;
-  for (const [k, c] of io.chunks.entries()) {
-    if (hash) zeros(hash, c.offset - pos);
-    let data = await readAll(io.file, slab, c.offset, c.length);
-    if (hex(md5Of(data)) !== written.get(k)) {
-      io.warn(
-        { blob: io.blobPath, file: io.filePath, offset: c.offset },
-        "read-back MD5 differs; writing the chunk again",
+  const ranges = (ks: number[]) =>
+    ks.map((k): [number, number] => [io.chunks[k]!.offset, io.chunks[k]!.length]);
+  const all = [...io.chunks.keys()];
+  const first = await io.hasher.hash({
+    fd: io.file.fd,
+    ranges: ranges(all),
+    each: true,
+    ...(whole ? { wholeLength: io.length } : {}),
+  });
+  const bad = all.filter((k) => first.each[k] !== written.get(k));
+  for (const k of bad) {
+    const c = io.chunks[k]!;
+    io.warn(
+      { blob: io.blobPath, file: io.filePath, offset: c.offset },
+      "read-back MD5 differs; writing the chunk again",
+    );
+    io.counters.chunksRewritten++;
+    written.set(k, await fetchVerifiedChunk(io, k, slab));
+    await io.file.datasync();
+    const again = await io.hasher.hash({ fd: io.file.fd, ranges: ranges([k]), each: true });
+    if (again.each[0] !== written.get(k))
+      throw new BlobFailure(
+        "IOFailed",
+        `${io.filePath} at ${c.offset}: the drive does not return what was written`,
+        {
+          index: k,
+          status: "IOFailed",
+        },
       );
-      io.counters.chunksRewritten++;
-      const spare = await io.pool.acquire();
-      try {
-        written.set(k, await fetchVerifiedChunk(io, k, spare));
-      } finally {
-        io.pool.release(spare);
-      }
-      await io.file.datasync();
-      data = await readAll(io.file, slab, c.offset, c.length);
-      if (hex(md5Of(data)) !== written.get(k))
-        throw new BlobFailure(
-          "IOFailed",
-          `${io.filePath} at ${c.offset}: the drive does not return what was written`,
-          {
-            index: k,
-            status: "IOFailed",
-          },
-        );
-    }
-    hash?.update(data);
-    pos = c.offset + c.length;
   }
-  if (!hash) return undefined;
-  zeros(hash, io.length - pos);
-  return hash.digest("base64");
+  if (!whole) return undefined;
+  return bad.length ? readBackWhole(io) : first.whole;
 }

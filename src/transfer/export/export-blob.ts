@@ -21,6 +21,7 @@ import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import type { BufferPool } from "../core/buffer-pool.js";
+import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
 import {
   BlobFailure,
   type Chunk,
@@ -67,6 +68,8 @@ export interface BlobEnv {
   /** Bytes of this blob newly on the drive (progress). */
   onBytes(n: number): void;
   counters: { bytesWritten: number; chunksRewritten: number };
+  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
+  hasher?: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
 }
@@ -130,6 +133,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       chunks,
       file,
       pool: env.pool,
+      hasher: env.hasher ?? sharedFileHasher(),
       retrying: env.retrying,
       warn: (fields, message) => env.log.warn(fields, message),
       onWritten: async (k, md5) => {
@@ -176,12 +180,11 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
 
     // Read back: the whole file against the Content-MD5, else chunk by chunk.
     await file.datasync();
-    let contentMd5: string | undefined;
-    const slab = await env.pool.acquire();
-    try {
-      if (streamed) {
-        contentMd5 = await readBackWhole(io, slab);
-        if (contentMd5 !== b.contentMd5) {
+    let contentMd5 = streamed ? await readBackWhole(io) : undefined;
+    if (!streamed || contentMd5 !== b.contentMd5) {
+      const slab = await env.pool.acquire();
+      try {
+        if (streamed) {
           env.log.warn(
             { blob: blobPath, file: p.filePath },
             "the drive's copy does not match the blob's Content-MD5; every chunk is read again against the service's range MD5",
@@ -193,10 +196,10 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
           }
           await file.datasync();
           contentMd5 = await readBackChunks(io, written, slab, true);
-        }
-      } else await readBackChunks(io, written, slab, false);
-    } finally {
-      env.pool.release(slab);
+        } else await readBackChunks(io, written, slab, false);
+      } finally {
+        env.pool.release(slab);
+      }
     }
     await file.close();
     fh = undefined;
