@@ -45,9 +45,10 @@ import {
   type RunningAzurite,
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
+import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
 import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
-import { type AgentConfig, tokenSchema } from "./config.js";
+import { type AgentConfig, readLimitsOf, tokenSchema } from "./config.js";
 import { createLogger, detectLogFormat } from "./logging.js";
 import { reconsiderAfterChanges } from "./operator-fixes.js";
 
@@ -390,6 +391,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           blobConcurrency: t.blobConcurrency,
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
+          readLimits: readLimitsOf(t),
         },
         exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
         fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
@@ -403,6 +405,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         clock,
         mountRoot: abs(config.drives.mountRoot),
         ...(t.enabled ? { hooks: transfers.hooks() } : {}),
+        readsHungUnder: (mountpoint) =>
+          rootsWithHungReads().some((r) => r === mountpoint || r.startsWith(`${mountpoint}/`)),
       });
       // Stop order: claim no new drive, cancel the transfers (they read from mounted drives), then unmount.
       cleanup.unshift(() => dock?.stop());
