@@ -78,13 +78,17 @@ const ordinaryFiles: Record<string, Buffer> = {
   "two.bin": randomBytes(24 * MiB),
   "sub/three.txt": randomBytes(3000),
 };
-/** Named so that the manifest lists the ordinary files first and the hanging file last. */
+/** Named so that the manifest lists the ordinary files first, then the hanging file, then two more. */
 const hostileFiles: Record<string, Buffer> = {
   "a-plain.bin": randomBytes(2 * MiB + 17),
   "b-fifo": randomBytes(1000),
   "c-device": randomBytes(1000),
   "d-plain.txt": randomBytes(5000),
   "z-hang.bin": randomBytes(6 * MiB),
+  // After the hang: the drive serves nothing more, so each of these ends IOFailed, the first at
+  // its own timeout, the second at once (hungReadsPerDrive reached).
+  "zz-after-1.bin": randomBytes(MiB),
+  "zz-after-2.bin": randomBytes(MiB),
 };
 
 const api = async (method: string, path: string, token: string, body?: unknown) => {
@@ -292,6 +296,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
           concurrency: 2,
           blobConcurrency: 1,
           readTimeoutSeconds: READ_TIMEOUT_S,
+          hungReadsPerDrive: 2,
           retry: { attempts: 6, baseMs: 200, maxMs: 1000 },
         },
       }),
@@ -421,6 +426,8 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
       "c-device": "FileAccessDenied",
       "d-plain.txt": "Completed",
       "z-hang.bin": "IOFailed",
+      "zz-after-1.bin": "IOFailed",
+      "zz-after-2.bin": "IOFailed",
     });
     expect(verbose.status).toBe("CompletedWithErrors");
     const errorLog = await readDriveLog(await logBlob(hostileEnd.errorLogUri!));
@@ -429,8 +436,11 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
         "b-fifo": "FileAccessDenied",
         "c-device": "FileAccessDenied",
         "z-hang.bin": "IOFailed",
+        "zz-after-1.bin": "IOFailed",
+        "zz-after-2.bin": "IOFailed",
       },
     );
+    expect(output).toContain(`not read: 2 reads on this drive hung for over ${READ_TIMEOUT_S * 1000} ms`);
 
     // Byte-exact: every ordinary file, on both drives.
     const container = (name: string) => blobs().getContainerClient(name);
@@ -442,7 +452,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
       const got = await container("hostile").getBlobClient(file).downloadToBuffer();
       expect(got.equals(hostileFiles[file]!), `hostile/${file}`).toBe(true);
     }
-    for (const file of ["b-fifo", "c-device", "z-hang.bin"])
+    for (const file of ["b-fifo", "c-device", "z-hang.bin", "zz-after-1.bin", "zz-after-2.bin"])
       expect(await container("hostile").getBlobClient(file).exists(), `hostile/${file} committed`).toBe(
         false,
       );
@@ -467,7 +477,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
     expect(how, agentTail()).toBe("SIGTERM");
     expect(output).toContain("drive-station agent stopped");
     expect(output).toMatch(
-      /1 drive read is still hung in the kernel and would hold the exit: ending the process by SIGTERM/,
+      /2 drive reads are still hung in the kernel and would hold the exit: ending the process by SIGTERM/,
     );
     // The ordinary drive is unmounted; the hung one is left mounted (tearing it down would wait
     // for the read) and named in the log, for the operator to unmount once it is pulled.

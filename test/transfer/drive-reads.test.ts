@@ -36,3 +36,36 @@ describe("reads hung in the kernel", () => {
     expect(rootsWithHungReads()).not.toContain("/mnt/drive-b");
   });
 });
+
+describe("opens on a stalled drive", () => {
+  it("end IOFailed at the timeout, count as hung, and a late handle is closed", async () => {
+    let answer: (fh: Parameters<FileReader>[0]) => void = () => undefined;
+    let closed = false;
+    const late = {
+      close: async () => {
+        closed = true;
+      },
+    } as unknown as Parameters<FileReader>[0];
+    const reads = new DriveReads({ timeoutMs: 20, hungLimit: 2 }, "/mnt/drive-c");
+    await expect(
+      reads.open(
+        "\\c.bin",
+        new Promise((r) => {
+          answer = r;
+        }),
+      ),
+    ).rejects.toThrow(/opening it did not complete within 20 ms/);
+    expect(rootsWithHungReads()).toContain("/mnt/drive-c");
+    answer(late);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(closed).toBe(true);
+    expect(rootsWithHungReads()).not.toContain("/mnt/drive-c");
+    // A second hang reaches the limit: the drive gets no more opens at all.
+    await expect(reads.open("\\d.bin", new Promise(() => undefined))).rejects.toThrow(/did not complete/);
+    expect(reads.wedged).toBe(true);
+    closed = false;
+    await expect(reads.open("\\e.bin", Promise.resolve(late))).rejects.toThrow(/2 reads on this drive hung/);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(closed).toBe(true); // a handle the caller had already asked for is not leaked
+  });
+});

@@ -71,6 +71,51 @@ export class DriveReads {
     return this.hungHandles.has(fh);
   }
 
+  /**
+   * Opens a drive file within the same bound: on a stalled drive the lookups of an open hang as
+   * a read does (a disk serves its requests in turn). An open that answers after its timeout has
+   * its handle closed.
+   */
+  async open(filePath: string, opening: Promise<FileHandle>): Promise<FileHandle> {
+    if (this.wedged) {
+      void opening.then(
+        (fh) => fh.close().catch(() => undefined),
+        () => undefined,
+      );
+      throw new ReadHung("IOFailed", `${filePath}: ${this.wedgedMessage}`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        this.hung++;
+        count(this.root, 1);
+        reject(
+          new ReadHung(
+            "IOFailed",
+            `${filePath}: opening it did not complete within ${this.limits.timeoutMs} ms`,
+          ),
+        );
+      }, this.limits.timeoutMs);
+    });
+    void opening.then(
+      (fh) => {
+        if (!late) return;
+        count(this.root, -1);
+        void fh.close().catch(() => undefined);
+      },
+      () => {
+        if (late) count(this.root, -1);
+      },
+    );
+    try {
+      return await Promise.race([opening, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async read(
     fh: FileHandle,
     filePath: string,
