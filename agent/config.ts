@@ -213,6 +213,10 @@ export const configSchema = z.object({
         .default({ attempts: 8, baseMs: 500, maxMs: 15_000 }),
       /** After storage stayed down through every retry, the drive pauses this long, then resumes. */
       outageRetrySeconds: z.number().min(1).max(86_400).default(30),
+      /** A read of a drive's file that takes longer ends its blob IOFailed (a dying disk can hang a read for good). */
+      readTimeoutSeconds: z.number().min(1).max(3600).default(60),
+      /** After this many hung reads a drive gets no more reads: its remaining blobs end IOFailed. */
+      hungReadsPerDrive: z.number().int().min(1).max(64).default(3),
     })
     .default({
       enabled: true,
@@ -220,6 +224,8 @@ export const configSchema = z.object({
       blobConcurrency: 32,
       retry: { attempts: 8, baseMs: 500, maxMs: 15_000 },
       outageRetrySeconds: 30,
+      readTimeoutSeconds: 60,
+      hungReadsPerDrive: 3,
     }),
   drives: z
     .object({
@@ -248,6 +254,12 @@ export const configSchema = z.object({
 });
 
 export type AgentConfig = z.output<typeof configSchema>;
+
+/** The transfer core's read bounds from `transfer.readTimeoutSeconds` and `transfer.hungReadsPerDrive`. */
+export const readLimitsOf = (t: AgentConfig["transfer"]): { timeoutMs: number; hungLimit: number } => ({
+  timeoutMs: t.readTimeoutSeconds * 1000,
+  hungLimit: t.hungReadsPerDrive,
+});
 
 export function parseConfig(raw: unknown, source: string): AgentConfig {
   // A key no schema object names is a typo or a setting this version does not have: stop.

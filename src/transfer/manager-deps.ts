@@ -6,6 +6,7 @@ import type { DriveClaims, NoticeLog, StoreHealth } from "../jobs/store.js";
 import type { JobStorageOptions, StorageEndpoint } from "../storage/blob-access.js";
 import type { ExportSource } from "../storage/export-source.js";
 import type { CheckpointStore } from "./checkpoints.js";
+import type { ReadLimits } from "./core/drive-reads.js";
 import type { RetryPolicy } from "./core/retry.js";
 import type { DriveEngine } from "./engine.js";
 import type { ExportStore } from "./export/store.js";
@@ -15,6 +16,8 @@ export interface TransferSettings {
   blobConcurrency: number;
   retry: RetryPolicy;
   outageRetryMs: number;
+  /** Bounds every read of a drive's files (transfer.readTimeoutSeconds, transfer.hungReadsPerDrive); defaults when absent. */
+  readLimits?: ReadLimits;
   storageRetry?: JobStorageOptions["retry"];
 }
 

@@ -7,23 +7,21 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
 import type { DockHooks } from "../drives/door.js";
-import { isCancellation, StationError } from "../errors.js";
+import { StationError } from "../errors.js";
 import { DriveLease } from "../fleet/drive-lease.js";
-import { durableCheckpoints, isStoreDown } from "../fleet/durable-checkpoints.js";
-import { ManifestError } from "../formats/status.js";
-import type { Lease } from "../jobs/store.js";
+import { durableCheckpoints } from "../fleet/durable-checkpoints.js";
 import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { AzureBlobPort } from "../storage/azure-blob-port.js";
 import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { BufferPool } from "./core/buffer-pool.js";
 import { ProgressMeter } from "./core/progress.js";
-import { StorageOutage } from "./core/retry.js";
-import type { DriveEngine, DriveRunResult } from "./engine.js";
+import type { DriveEngine } from "./engine.js";
 import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
 import { importDrive } from "./import/engine.js";
 import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
 import { type ReadyDrive, readyDrive } from "./ready-drive.js";
+import { heldElsewhere, type RunContext, runFailed, runFinished } from "./run-outcome.js";
 
 export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
@@ -184,14 +182,7 @@ export class TransferManager {
     const done = runExportDrive(deps, drive.docked, controller.signal)
       .then((end) => {
         if (end === "waiting") this.waiting.set(drive.key, drive);
-        if (end === "retry" && !this.stopped)
-          this.retryTimers.set(
-            drive.key,
-            setTimeout(() => {
-              this.retryTimers.delete(drive.key);
-              this.start(drive);
-            }, s.outageRetryMs),
-          );
+        if (end === "retry") this.retryLater(drive);
       })
       .catch((e: unknown) =>
         this.deps.log.error({ drive: drive.key, err: e }, "run failed outside its handler"),
@@ -200,46 +191,19 @@ export class TransferManager {
     this.runs.set(drive.key, { controller, done });
   }
 
-  /**
-   * The account refused the drive's credential (or the copy log could not be written with it):
-   * the drive has ended CompletedMoreInfo, Get Job shows its copyStatus, and the operator gets
-   * one notice with the drive, the job, the cause and what to do. Never a key or SAS: causes
-   * carry only the HTTP status and the service's error code.
-   */
-  private async storageRefused(drive: ReadyDrive, result: DriveRunResult): Promise<void> {
-    const { view, driveId, job: key } = drive;
-    const sas = result.refusal?.cause.includes("SAS") || result.logsNotWritten?.includes("SAS");
-    const parts = [`Drive ${driveId} of job ${jobLabel(key)}:`];
-    if (result.refusal)
-      parts.push(
-        `${result.refusal.cause}. The import stopped at the first refusal; the blobs not imported are logged BlobRequestForbidden and the drive ended CompletedMoreInfo (BlobRequestForbidden).`,
-      );
-    if (result.logsNotWritten)
-      parts.push(
-        `The copy log could not be written to the customer's account (${result.logsNotWritten}); Get Job shows the drive's copyStatus.`,
-      );
-    parts.push(
-      `Next step: ask the customer for a valid ${sas ? "SAS (read, write and delete on the container, not expired)" : "account key"} in a new drive manifest; the drive is finished, so its data is imported again under a job that lists it (re-plugging this drive does not retry a finished drive).`,
-    );
-    const message = parts.join(" ");
-    if (result.refusal) {
-      view.status = "failed";
-      view.code = "BlobRequestForbidden";
-    }
-    view.message = message;
-    this.deps.log.error({ job: jobLabel(key), driveId, code: result.refusal?.code }, message);
-    await this.deps.notices.add([
-      { code: "StorageRefused", at: this.deps.clock.now().toISOString(), job: key, driveId, message },
-    ]);
-  }
-
   private async run(drive: ReadyDrive, engine: DriveEngine, controller: AbortController): Promise<void> {
     const { service, log, settings, clock } = this.deps;
     const { view, driveId } = drive;
     const key: JobKey = drive.job;
     const direction = drive.jobType === "Import" ? "import" : "export";
-    const label = `${jobLabel(key)} drive ${driveId}`;
-    const started = clock.now().getTime();
+    const c: RunContext = {
+      deps: this.deps,
+      checkpoints: this.checkpoints,
+      drive,
+      label: `${jobLabel(key)} drive ${driveId}`,
+      direction,
+      started: clock.now().getTime(),
+    };
     let persisting: Promise<unknown> = Promise.resolve();
     const progress = new ProgressMeter(clock);
     progress.subscribe(VIEW_EVERY_MS, (p) => {
@@ -262,7 +226,7 @@ export class TransferManager {
     try {
       // No new claim while the store is down; another station's live claim holds the drive here.
       await this.deps.fleet.health.whenHealthy(controller.signal);
-      await lease.acquire(controller.signal, (holder) => this.heldElsewhere(drive, label, holder));
+      await lease.acquire(controller.signal, (holder) => heldElsewhere(c, holder));
       lease.keepAlive(
         () =>
           controller.abort(
@@ -275,7 +239,7 @@ export class TransferManager {
       const resuming = entry?.state === "Transferring";
       if (!resuming) await service.station(key, { type: "TransferStarted", driveId });
       view.status = "transferring";
-      view.message = `${resuming ? "Resuming" : direction === "import" ? "Importing" : "Exporting"} ${label}.`;
+      view.message = `${resuming ? "Resuming" : direction === "import" ? "Importing" : "Exporting"} ${c.label}.`;
       log.info({ job: jobLabel(key), driveId, resuming }, `drive ${direction} started`);
 
       const result = await engine({
@@ -301,129 +265,31 @@ export class TransferManager {
         clock,
         retry: settings.retry,
         onRetry: (reason) => this.deps.observer?.storageRetry(reason),
+        ...(settings.readLimits ? { readLimits: settings.readLimits } : {}),
         progress,
       });
       await persisting;
-      const outcome = result.status === "Completed" ? "Completed" : "CompletedMoreInfo";
-      await service.station(key, {
-        type: "TransferFinished",
-        driveId,
-        outcome,
-        copyStatus: result.status,
-        bytesSucceeded: result.bytesSucceeded,
-        ...(result.errorLogUri ? { errorLogUri: result.errorLogUri } : {}),
-        ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
-        ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
-      });
-      await this.checkpoints.clear(job.name, driveId);
-      const seconds = (clock.now().getTime() - started) / 1000;
-      this.deps.observer?.driveFinished(job.name, driveId, outcome, seconds);
-      view.status = "done";
-      // Final figures: the whole copy's time and average speed, no ETA.
-      view.progress = {
-        bytesSucceeded: result.bytesSucceeded,
-        bytesTotal: result.bytesTotal,
-        bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
-        seconds: Math.round(seconds * 10) / 10,
-      };
-      view.message = `${label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
-      if (result.refusal || result.logsNotWritten) await this.storageRefused(drive, result);
-      log.info(
-        {
-          job: jobLabel(key),
-          driveId,
-          status: result.status,
-          blobs: result.blobs,
-          bytesTotal: result.bytesTotal,
-          [direction === "import" ? "bytesUploaded" : "bytesDownloaded"]: result.bytesTransferred,
-          seconds,
-          mbPerSecond: Number((result.bytesTransferred / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
-        },
-        `drive ${direction} finished`,
-      );
+      await runFinished(c, result);
     } catch (e) {
       await persisting;
-      if (controller.signal.reason instanceof StorePaused || (!controller.signal.aborted && isStoreDown(e))) {
-        view.status = "paused";
-        view.message = `${label} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
-        log.error({ job: jobLabel(key), driveId }, view.message);
-        this.resumeWhenStoreAnswers(drive);
-        return;
-      }
-      if (controller.signal.aborted || isCancellation(e)) {
-        // A cancellation, not a failure: the drive stays Transferring and resumes from its checkpoints.
-        const why = ((controller.signal.aborted ? controller.signal.reason : e) as StationError)?.target;
-        view.status = why === "pulled" ? "pulled" : "paused";
-        if (view.progress) view.progress = { ...view.progress, bytesPerSecond: 0 };
-        delete view.progress?.etaSeconds;
-        view.message =
-          why === "pulled"
-            ? `${label}: pulled — plug it in again to resume.`
-            : why === "stopping"
-              ? `${label} paused: the agent is stopping; the next start resumes where it stopped.`
-              : `${label} paused: ${(controller.signal.reason as Error)?.message ?? "aborted"}. Plug the drive in again to resume where it stopped.`;
-        log.info({ job: jobLabel(key), driveId }, view.message);
-        return;
-      }
-      if (e instanceof StorageOutage) {
-        view.status = "paused";
-        view.message = `${label} paused: ${e.message}. Retrying in ${Math.round(settings.outageRetryMs / 1000)} s; nothing already sent will be sent again.`;
-        log.error({ job: jobLabel(key), driveId }, view.message);
-        await this.deps.notices.add([
-          { code: "TransferPaused", at: clock.now().toISOString(), job: key, driveId, message: view.message },
-        ]);
-        if (!this.stopped) {
-          this.retryTimers.set(
-            drive.key,
-            setTimeout(() => {
-              this.retryTimers.delete(drive.key);
-              this.start(drive);
-            }, settings.outageRetryMs),
-          );
-        }
-        return;
-      }
-      if (e instanceof ManifestError) {
-        await service.station(key, {
-          type: "TransferFinished",
-          driveId,
-          outcome: "CompletedMoreInfo",
-          copyStatus: e.status,
-          bytesSucceeded: 0,
-        });
-        view.status = "failed";
-        view.code = e.status;
-        view.message = `${label}: ${e.message}`;
-        return;
-      }
-      view.status = "error";
-      view.message = `${label} stopped on an unexpected error: ${(e as Error).message}. The drive stays Transferring; unplug and plug it in to retry.`;
-      log.error({ job: jobLabel(key), driveId, err: e }, `drive ${direction} failed`);
+      const end = await runFailed(c, e, controller.signal);
+      if (end === "store-down") this.resumeWhenStoreAnswers(drive);
+      if (end === "outage") this.retryLater(drive);
     } finally {
       await lease.release();
     }
   }
 
-  /** Another station's claim is live: the drive waits here, and the operator is told why. */
-  private async heldElsewhere(drive: ReadyDrive, label: string, holder: Lease): Promise<void> {
-    const { view } = drive;
-    view.status = "held";
-    view.message = `${label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
-    this.deps.log.warn(
-      { job: jobLabel(drive.job), driveId: drive.driveId, holder: holder.stationId },
-      view.message,
+  /** Starts the drive again after the outage delay (storage stayed down). */
+  private retryLater(drive: ReadyDrive): void {
+    if (this.stopped) return;
+    this.retryTimers.set(
+      drive.key,
+      setTimeout(() => {
+        this.retryTimers.delete(drive.key);
+        this.start(drive);
+      }, this.deps.settings.outageRetryMs),
     );
-    await this.deps.notices
-      .add([
-        {
-          code: "DriveClaimedElsewhere",
-          at: this.deps.clock.now().toISOString(),
-          job: drive.job,
-          driveId: drive.driveId,
-          message: view.message,
-        },
-      ])
-      .catch((e) => this.deps.log.warn({ err: e }, "notice not saved"));
   }
 
   /** After a store outage: once it answers (and the paused run has finished), start the drive again. */

@@ -13,6 +13,7 @@ import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import type { BufferPool } from "../core/buffer-pool.js";
+import type { FileHasher } from "../core/file-hasher.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
 import { chunksOf, exportBlob } from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";
@@ -33,6 +34,10 @@ export interface ExportDriveContext {
   lock: KeyedLock;
   queue: PQueue;
   pool: BufferPool;
+  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
+  hasher?: FileHasher;
+  /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
+  rangeBytes?: number;
   blobConcurrency: number;
   signal: AbortSignal;
   log: Logger;
@@ -161,6 +166,8 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
           progress(n);
         },
         counters,
+        ...(ctx.hasher ? { hasher: ctx.hasher } : {}),
+        ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
       },
       b,
       p,
