@@ -6,10 +6,11 @@
  * Each kill/SIGTERM is followed by a restart on the same data dir. After the last event the
  * import runs to its end; then every blob is audited against the source files. Prints figures.
  * Needs root (loop devices, mount). Never part of the tests or CI.
- *   npm run soak [-- --seed 42 --events 20 --large-files 5 --large-mib 256 --small-files 2000 --small-kib 64]
+ *   npm run soak [-- --seed 42 --events 20 --kinds kill,term,pull --large-files 5 --large-mib 256
+ *                   --small-files 2000 --small-kib 64 --logs DIR --keep]
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -36,6 +37,10 @@ const { values } = parseArgs({
     "large-mib": { type: "string", default: "256" },
     "small-files": { type: "string", default: "2000" },
     "small-kib": { type: "string", default: "64" },
+    /** Which events to draw from: kill, term, pull. */
+    kinds: { type: "string", default: "kill,term,pull" },
+    /** Write each agent run's log to DIR/run-N.log (they hold this soak's random tokens). */
+    logs: { type: "string" },
     keep: { type: "boolean", default: false },
   },
 });
@@ -44,6 +49,12 @@ const EVENTS = Number(values.events);
 /** The agent's graceful-stop deadline (agent/main.ts); systemd's TimeoutStopSec is 30 s. */
 const STOP_DEADLINE_MS = 20_000;
 const rand = prng(seed);
+const NAMES: Record<string, string> = { kill: "kill -9", term: "SIGTERM", pull: "pull" };
+const KINDS = values.kinds.split(",").map((k) => {
+  if (!NAMES[k]) throw new Error(`--kinds: '${k}' is not one of kill, term, pull`);
+  return NAMES[k];
+});
+if (values.logs) mkdirSync(values.logs, { recursive: true });
 const between = (lo: number, hi: number) => lo + rand() * (hi - lo);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
@@ -93,6 +104,7 @@ const agent = new AgentProcess({
 const tally = { runs: 0, uploadedLogged: 0, unhandled: 0, errors: 0, secretsLogged: 0 };
 const closeRun = () => {
   tally.runs++;
+  if (values.logs) writeFileSync(join(values.logs, `run-${tally.runs}.log`), agent.output);
   const lines = agent.lines();
   tally.unhandled += lines.filter((l) => String(l.msg).includes("unhandled")).length;
   tally.errors += lines.filter((l) => Number(l.level) >= 50).length;
@@ -194,8 +206,7 @@ try {
       break;
     }
     await sleep(between(0, 1500));
-    const r = rand();
-    const kind = r < 1 / 3 ? "kill -9" : r < 2 / 3 ? "SIGTERM" : "pull";
+    const kind = KINDS[Math.floor(rand() * KINDS.length)]!;
     fired.push(kind);
     say(`event ${i + 1}/${EVENTS} at ${(point * 100).toFixed(1)} %: ${kind}`);
     if (kind === "kill -9") {
