@@ -4,7 +4,7 @@
  * included), and the final audit of the container against the source files.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, Agent as HttpAgent, request, type Server } from "node:http";
 import { join } from "node:path";
 import type { ContainerClient } from "@azure/storage-blob";
@@ -155,4 +155,26 @@ export async function audit(c: ContainerClient, source: SourceFile[], srcDir: st
   }
   for (const f of source) if (!seen.has(f.name)) r.missing.push(f.name);
   return r;
+}
+
+/** The states of a process's threads (R, S, D…) with the kernel functions D threads wait in: where a slow stop waits. */
+export function threadStates(pid: number): string {
+  const states = new Map<string, number>();
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]!;
+        const wchan = state === "D" ? `@${readFileSync(`/proc/${pid}/task/${t}/wchan`, "utf8")}` : "";
+        const key = `${comm}:${state}${wchan}`;
+        states.set(key, (states.get(key) ?? 0) + 1);
+      } catch {
+        // the thread left
+      }
+    }
+  } catch {
+    return "gone";
+  }
+  return [...states].map(([k, n]) => `${n}× ${k}`).join(", ");
 }

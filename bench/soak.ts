@@ -26,7 +26,7 @@ import {
 } from "../src/staging/agent-process.js";
 import { attach, detach, makeDriveImage } from "../src/staging/images.js";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
-import { audit, countingProxy, prng, writeSource } from "./soak-support.js";
+import { audit, countingProxy, prng, threadStates, writeSource } from "./soak-support.js";
 import { freePort, MiB } from "./tools.js";
 
 const { values } = parseArgs({
@@ -214,7 +214,14 @@ try {
       closeRun();
       await agent.restart();
     } else if (kind === "SIGTERM") {
-      const exit = await agent.signal("SIGTERM", STOP_DEADLINE_MS + 10_000);
+      // A stop still running after 3 s: where its threads wait (D: blocked in the kernel, e.g. a read).
+      const pid = agent.pid;
+      const probes: string[] = [];
+      const probe = setInterval(() => probes.push(threadStates(pid)), 3000);
+      const exit = await agent
+        .signal("SIGTERM", STOP_DEADLINE_MS + 10_000)
+        .finally(() => clearInterval(probe));
+      if (probes.length) say(`slow stop (${exit.ms} ms); threads every 3 s:\n  ${probes.join("\n  ")}`);
       terms.push(exit);
       closeRun();
       if (exit.code !== 0)
