@@ -48,7 +48,7 @@ import {
 import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
 import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
-import { type AgentConfig, readLimitsOf, tokenSchema } from "./config.js";
+import { type AgentConfig, ioThreadsOf, readLimitsOf, tokenSchema } from "./config.js";
 import { createLogger, detectLogFormat } from "./logging.js";
 import { reconsiderAfterChanges } from "./operator-fixes.js";
 
@@ -391,7 +391,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           blobConcurrency: t.blobConcurrency,
           retry: t.retry,
           outageRetryMs: t.outageRetrySeconds * 1000,
-          readLimits: readLimitsOf(t),
+          readLimits: readLimitsOf(t, ioThreadsOf(process.env)),
         },
         exports: { store: exportStore, lock: exportLock, sourceFor: exportSourceFor },
         fleet: { claims: store, health: store, stationId, leaseMs: config.station.leaseSeconds * 1000 },
