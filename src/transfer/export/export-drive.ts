@@ -5,14 +5,13 @@
  * export store: finished blobs are skipped, written chunks are not downloaded again.
  */
 import { statfs } from "node:fs/promises";
-import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import { writeBlobList } from "../../formats/blob-list.js";
 import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../../formats/drive-log.js";
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
 import { chunksOf, exportBlob } from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";
@@ -31,8 +30,8 @@ export interface ExportDriveContext {
   store: ExportStore;
   /** Plans of one job are made one at a time. */
   lock: KeyedLock;
-  queue: PQueue;
-  pool: BufferPool;
+  queue: RequestQueue;
+  pool: BlockPool;
   blobConcurrency: number;
   signal: AbortSignal;
   log: Logger;
