@@ -45,6 +45,7 @@ import {
   type RunningAzurite,
   startAzurite,
 } from "../src/storage/embedded-azurite.js";
+import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
 import { previewJob } from "../src/transfer/export/preview.js";
 import { TransferManager } from "../src/transfer/manager.js";
 import { type AgentConfig, readLimitsOf, tokenSchema } from "./config.js";
@@ -404,6 +405,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         clock,
         mountRoot: abs(config.drives.mountRoot),
         ...(t.enabled ? { hooks: transfers.hooks() } : {}),
+        readsHungUnder: (mountpoint) =>
+          rootsWithHungReads().some((r) => r === mountpoint || r.startsWith(`${mountpoint}/`)),
       });
       // Stop order: claim no new drive, cancel the transfers (they read from mounted drives), then unmount.
       cleanup.unshift(() => dock?.stop());

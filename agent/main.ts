@@ -7,6 +7,7 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStationError } from "../src/errors.js";
+import { hungReadsInKernel } from "../src/transfer/core/drive-reads.js";
 import { type RunningAgent, startAgent } from "./agent.js";
 import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
@@ -17,6 +18,27 @@ const EX_CONFIG = 78;
 /** Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL a stopping agent. */
 const STOP_DEADLINE_MS = 20_000;
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/**
+ * Ends the process. `process.exit` waits for every libuv I/O thread, and a read of a dying drive
+ * can hold one in the kernel for good, so with such a read outstanding the process ends by a
+ * signal instead: SIGTERM for a clean stop (systemd counts death by SIGTERM as a clean exit, like
+ * 0), SIGKILL otherwise. The kernel ends the stuck thread with the process.
+ */
+function exitProcess(code: number, log?: RunningAgent["log"]): void {
+  const hung = hungReadsInKernel();
+  if (hung === 0) process.exit(code);
+  const signal = code === 0 ? "SIGTERM" : "SIGKILL";
+  log?.warn(
+    { hungReads: hung, exitCode: code, signal },
+    `${hung} drive read${hung === 1 ? " is" : "s are"} still hung in the kernel and would hold the exit: ending the process by ${signal} instead of exit code ${code}`,
+  );
+  process.removeAllListeners("SIGTERM");
+  process.removeAllListeners("SIGINT");
+  // Log lines are written asynchronously, and a signal runs no exit hook: let them out first.
+  log?.flush();
+  setTimeout(() => process.kill(process.pid, signal), 200);
+}
 
 async function main(): Promise<void> {
   const parsed = parseAgentArgs(process.argv.slice(2), process.env, packageRoot);
@@ -35,7 +57,12 @@ async function main(): Promise<void> {
   process.on("SIGTERM", early);
   process.on("SIGINT", early);
   const a: RunningAgent = await startAgent(config, { baseDir: resolve(dirname(file), "..") });
-  installProcessNet(process, a.log, () => a.forceStop());
+  installProcessNet(
+    process,
+    a.log,
+    () => a.forceStop(),
+    (code) => exitProcess(code, a.log),
+  );
   process.off("SIGTERM", early);
   process.off("SIGINT", early);
 
@@ -76,7 +103,7 @@ async function main(): Promise<void> {
       // A second signal: do not wait for the graceful stop.
       a.log.warn({ signal }, "second signal: forcing the exit");
       a.forceStop();
-      process.exit(signal === "SIGINT" ? 130 : 143);
+      exitProcess(signal === "SIGINT" ? 130 : 143, a.log);
     }
     stopping = true;
     clearInterval(beat);
@@ -87,19 +114,19 @@ async function main(): Promise<void> {
         "graceful stop did not finish in time: forcing the exit; checkpoints written so far are kept",
       );
       a.forceStop();
-      process.exit(1);
+      exitProcess(1, a.log);
     }, STOP_DEADLINE_MS);
     void (notifier?.notify({ STOPPING: "1", STATUS: "stopping" }) ?? Promise.resolve())
       .then(() => a.stop())
       .then(
         () => {
           clearTimeout(deadline);
-          process.exit(0);
+          exitProcess(0, a.log);
         },
         (e: unknown) => {
           a.log.error({ err: e }, "graceful stop failed");
           a.forceStop();
-          process.exit(1);
+          exitProcess(1, a.log);
         },
       );
   };

@@ -6,7 +6,13 @@
  */
 import type { Logger } from "pino";
 
-export function installProcessNet(proc: NodeJS.Process, log: Logger, forceStop: () => void): void {
+export function installProcessNet(
+  proc: NodeJS.Process,
+  log: Logger,
+  forceStop: () => void,
+  /** How the process ends (main.ts: by a signal when a hung drive read would hold the exit). */
+  exit: (code: number) => void = (code) => proc.exit(code),
+): void {
   proc.on("unhandledRejection", (reason, promise) => {
     log.error(
       {
@@ -25,7 +31,7 @@ export function installProcessNet(proc: NodeJS.Process, log: Logger, forceStop: 
     try {
       forceStop();
     } finally {
-      proc.exit(1);
+      exit(1);
     }
   });
 }

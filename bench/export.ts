@@ -171,7 +171,9 @@ async function main(): Promise<void> {
     }),
   );
   let output = "";
-  const agent: ChildProcess = spawn(process.execPath, [agentMain, "--config", config], {
+  // BENCH_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agent.
+  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const agent: ChildProcess = spawn(process.execPath, [...nodeArgs, agentMain, "--config", config], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   agent.stdout!.on("data", (d: Buffer) => {

@@ -59,7 +59,7 @@ export class TokenAuthenticator implements Authenticator {
   ) {
     this.entries = tokens.map((t) => {
       const d = t.tokenSha256 ? Buffer.from(t.tokenSha256, "hex") : t.token ? digest(t.token) : undefined;
-      if (!d || d.length !== 32) {
+      if (d?.length !== 32) {
         throw new StationError(
           "ConfigInvalid",
           `API token '${t.name}' needs 'token' or a 64-hex-digit 'tokenSha256'.`,

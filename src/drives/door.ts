@@ -81,6 +81,8 @@ export interface DockDeps {
   clock: Clock;
   mountRoot: string;
   hooks?: DockHooks;
+  /** True while a read under this mountpoint is hung in the kernel: the dock then leaves it mounted. */
+  readsHungUnder?(mountpoint: string): boolean;
 }
 
 const ACCEPTING = new Set(["Shipping", "Received", "Transferring"]);
@@ -133,7 +135,7 @@ export class Dock {
     await this.stopWatching();
     for (const d of this.drives.values()) {
       this.deps.hooks?.onGone?.(d);
-      if (d.mountpoint && d.kind !== "mounted")
+      if (d.mountpoint && d.kind !== "mounted" && !this.keptForHungRead(d))
         await unmountVolume(this.deps.exec, d.mountpoint, true).catch((e) =>
           this.deps.log.warn({ err: e, mountpoint: d.mountpoint }, "unmount at stop failed"),
         );
@@ -144,8 +146,23 @@ export class Dock {
   /** Last resort on a forced exit: lazily detach every mount the dock made, synchronously. */
   forceUnmount(): void {
     for (const d of this.drives.values())
-      if (d.mountpoint && d.kind !== "mounted")
+      if (d.mountpoint && d.kind !== "mounted" && !this.keptForHungRead(d))
         spawnSync("umount", ["-l", d.mountpoint], { stdio: "ignore", timeout: 5000 });
+  }
+
+  /**
+   * A read still hung in the kernel holds a page of that file system: once unmounted, whoever
+   * drops its last reference (the agent, at exit) must wait for that read to tear it down, and a
+   * dying disk may never answer. So such a drive stays mounted, and the operator is told.
+   */
+  private keptForHungRead(d: DockedDrive): boolean {
+    const mountpoint = d.mountpoint!;
+    if (!this.deps.readsHungUnder?.(mountpoint)) return false;
+    this.deps.log.warn(
+      { drive: d.key, device: d.device, mountpoint },
+      `Drive ${d.device} left mounted at ${mountpoint}: a read of this drive is still hung in the kernel, and unmounting it would hold the agent's exit until the drive answers. Pull the drive, then run umount -l ${mountpoint}`,
+    );
+    return true;
   }
 
   /** Runs `task` after every earlier event of the same device; different devices run side by side. */

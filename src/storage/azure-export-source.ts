@@ -154,6 +154,28 @@ export class AzureExportSource implements ExportSource {
     return res.contentMD5?.length ? { data, md5: Buffer.from(res.contentMD5) } : { data };
   }
 
+  async *streamRange(
+    ref: ExportBlobRef,
+    offset: number,
+    length: number,
+    etag: string,
+    signal: AbortSignal,
+  ): AsyncIterable<Buffer> {
+    const res = await this.blob(ref).download(offset, length, {
+      conditions: { ifMatch: etag },
+      maxRetryRequests: 0,
+      abortSignal: signal,
+    });
+    const body = res.readableStreamBody;
+    if (!body) throw new Error(`no body reading ${ref.container}/${ref.name} at ${offset}`);
+    let got = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      got += chunk.length;
+      if (got > length) throw new Error(`the service sent more than ${length} bytes at ${offset}`);
+      yield chunk;
+    }
+  }
+
   async snapshot(ref: ExportBlobRef, signal: AbortSignal): Promise<string> {
     const r = await this.blob({ container: ref.container, name: ref.name }).createSnapshot({
       abortSignal: signal,

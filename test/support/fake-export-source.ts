@@ -54,6 +54,7 @@ export class FakeExportSource implements ExportSource {
       leased: o.leased ?? false,
       archived: o.archived ?? false,
       ...(o.contentType ? { contentType: o.contentType } : {}),
+      // "" stands for a blob stored without a Content-MD5
       contentMd5: o.contentMd5 ?? md5(data).toString("base64"),
       ...(o.ranges ? { ranges: o.ranges } : {}),
     };
@@ -146,6 +147,32 @@ export class FakeExportSource implements ExportSource {
     this.corruptRead?.(ref, offset, data);
     this.bytesRead += data.length;
     return { data, md5: sum };
+  }
+
+  /** Yields the range in pieces cut at 4 MiB offsets (where corruptRead sees them) and 1 MiB. */
+  async *streamRange(
+    ref: ExportBlobRef,
+    offset: number,
+    length: number,
+    etag: string,
+  ): AsyncIterable<Buffer> {
+    this.reads++;
+    this.beforeRead?.(ref, offset);
+    const b = this.find(ref);
+    if (b.etag !== etag) throw err(412, "ConditionNotMet");
+    const end = Math.min(offset + length, b.data.length);
+    for (let at = offset; at < end; ) {
+      const chunkEnd = Math.min(end, (Math.floor(at / (4 << 20)) + 1) * (4 << 20));
+      const chunk = Buffer.from(b.data.subarray(at, chunkEnd));
+      this.corruptRead?.(ref, at, chunk);
+      for (let o = 0; o < chunk.length; o += 1 << 20) {
+        const piece = chunk.subarray(o, Math.min(chunk.length, o + (1 << 20)));
+        this.bytesRead += piece.length;
+        yield piece;
+        await new Promise((r) => setImmediate(r));
+      }
+      at = chunkEnd;
+    }
   }
 
   async snapshot(ref: ExportBlobRef): Promise<string> {

@@ -26,6 +26,21 @@ export interface ReadLimits {
 
 export const DEFAULT_READ_LIMITS: ReadLimits = { timeoutMs: 60_000, hungLimit: 3 };
 
+/**
+ * Reads abandoned after their timeout and still blocked in the kernel, station-wide. Each holds
+ * an I/O thread, and the process's normal exit waits for every I/O thread: while this is above
+ * zero only a signal can end the process (agent/main.ts).
+ */
+const abandonedReads = new Map<string, number>();
+export const hungReadsInKernel = (): number => [...abandonedReads.values()].reduce((n, c) => n + c, 0);
+/** The drive roots with a read still hung: tearing such a file system down would wait for the read. */
+export const rootsWithHungReads = (): string[] => [...abandonedReads.keys()];
+const count = (root: string, by: number) => {
+  const n = (abandonedReads.get(root) ?? 0) + by;
+  if (n > 0) abandonedReads.set(root, n);
+  else abandonedReads.delete(root);
+};
+
 /** A read that did not complete in time (its buffer may still be written later), or was refused after too many. */
 export class ReadHung extends FileFailure {}
 
@@ -34,7 +49,11 @@ export class DriveReads {
   private readonly hungHandles = new WeakSet<FileHandle>();
   private readonly reader: FileReader;
 
-  constructor(private readonly limits: ReadLimits = DEFAULT_READ_LIMITS) {
+  constructor(
+    private readonly limits: ReadLimits = DEFAULT_READ_LIMITS,
+    /** Where the drive is mounted (the station keeps a mount with a hung read; see rootsWithHungReads). */
+    private readonly root = "",
+  ) {
     this.reader = limits.reader ?? ((fh, offset, length, into) => readAt(fh, offset, length, into));
   }
 
@@ -52,6 +71,51 @@ export class DriveReads {
     return this.hungHandles.has(fh);
   }
 
+  /**
+   * Opens a drive file within the same bound: on a stalled drive the lookups of an open hang as
+   * a read does (a disk serves its requests in turn). An open that answers after its timeout has
+   * its handle closed.
+   */
+  async open(filePath: string, opening: Promise<FileHandle>): Promise<FileHandle> {
+    if (this.wedged) {
+      void opening.then(
+        (fh) => fh.close().catch(() => undefined),
+        () => undefined,
+      );
+      throw new ReadHung("IOFailed", `${filePath}: ${this.wedgedMessage}`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        this.hung++;
+        count(this.root, 1);
+        reject(
+          new ReadHung(
+            "IOFailed",
+            `${filePath}: opening it did not complete within ${this.limits.timeoutMs} ms`,
+          ),
+        );
+      }, this.limits.timeoutMs);
+    });
+    void opening.then(
+      (fh) => {
+        if (!late) return;
+        count(this.root, -1);
+        void fh.close().catch(() => undefined);
+      },
+      () => {
+        if (late) count(this.root, -1);
+      },
+    );
+    try {
+      return await Promise.race([opening, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async read(
     fh: FileHandle,
     filePath: string,
@@ -61,10 +125,16 @@ export class DriveReads {
   ): Promise<Buffer> {
     if (this.wedged) throw new ReadHung("IOFailed", `${filePath}: ${this.wedgedMessage}`);
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    let abandoned = false;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.hung++;
         this.hungHandles.add(fh);
+        if (!settled) {
+          abandoned = true;
+          count(this.root, 1);
+        }
         reject(
           new ReadHung(
             "IOFailed",
@@ -74,7 +144,13 @@ export class DriveReads {
       }, this.limits.timeoutMs);
     });
     const reading = this.reader(fh, offset, length, into, filePath);
-    reading.catch(() => undefined); // an abandoned read may still fail later
+    // An abandoned read may still fail later; when it returns at last, its thread is free again.
+    void reading
+      .catch(() => undefined)
+      .finally(() => {
+        settled = true;
+        if (abandoned) count(this.root, -1);
+      });
     try {
       return await Promise.race([reading, timeout]);
     } finally {

@@ -1,15 +1,13 @@
 /**
- * One blob onto an export drive. Each chunk (4 MiB blocks, or page ranges cut at 4 MiB) is read
- * once from storage under If-Match (the ETag at selection: a changed blob fails the read with
- * 412 and is logged BlobUnexpectedChange), its MD5 computed from that one read and checked
- * against the service's range MD5 when the service gives one, written at its offset into
- * `<file>.drive-station-partial`, and recorded (so a restart never downloads or writes it again).
- * Page blobs stay sparse: only their ranges are written. When every chunk is on the drive the
- * file is synced and READ BACK, each chunk's MD5 checked against what was written (and the whole
- * blob's against its Content-MD5), then renamed to its name; the properties and metadata files
- * go beside it. A blob that fails leaves no partial file behind.
+ * One blob onto an export drive: its chunks (4 MiB blocks, or page ranges cut at 4 MiB) are read
+ * from storage under If-Match (the ETag at selection: a changed blob fails the read with 412 and
+ * is logged BlobUnexpectedChange), hashed once, written at their offsets into
+ * `<file>.drive-station-partial` and recorded (so a restart never downloads or writes them
+ * again). Page blobs stay sparse: only their ranges are written. When every chunk is on the drive
+ * the file is synced and READ BACK and verified (blob-chunks.ts: against the blob's Content-MD5,
+ * else chunk by chunk against the service's range MD5s), then renamed to its name; the
+ * properties and metadata files go beside it. A blob that fails leaves no partial file behind.
  */
-import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
@@ -21,16 +19,25 @@ import { indexBlockId, type ManifestBlobOut } from "../../formats/manifest-write
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
+import {
+  BlobFailure,
+  type Chunk,
+  type ChunkIo,
+  DEFAULT_RANGE_BYTES,
+  fetchSpan,
+  fetchVerifiedChunk,
+  readBackChunks,
+  readBackWhole,
+  spansOf,
+} from "./blob-chunks.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
 import { blobPathOf, type PlannedBlob, type SelectedBlob } from "./planner.js";
 import { type Retrying, StorageOutage } from "./retry.js";
 import type { DoneBlob, ExportStore } from "./store.js";
 
-export interface Chunk {
-  offset: number;
-  length: number;
-}
+export type { Chunk } from "./blob-chunks.js";
 
 /** What a blob is read and written in: 4 MiB blocks, or its page ranges cut at 4 MiB. */
 export function chunksOf(b: Pick<SelectedBlob, "kind" | "length" | "ranges">): Chunk[] {
@@ -60,38 +67,13 @@ export interface BlobEnv {
   /** Bytes of this blob newly on the drive (progress). */
   onBytes(n: number): void;
   counters: { bytesWritten: number; chunksRewritten: number };
+  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
+  hasher?: FileHasher;
+  /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
+  rangeBytes?: number;
 }
 
-class BlobFailure extends Error {
-  constructor(
-    readonly status: BlobStatus,
-    message: string,
-    readonly chunk?: { index: number; status: ChunkStatus },
-  ) {
-    super(message);
-  }
-}
-
-const hex = (b: Buffer) => b.toString("hex").toUpperCase();
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-
-async function writeAll(fh: FileHandle, data: Buffer, offset: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
-    done += bytesWritten;
-  }
-}
-
-async function readAll(fh: FileHandle, into: Buffer, offset: number, length: number): Promise<Buffer> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(into, got, length - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return into.subarray(0, got);
-}
 
 const exists = (p: string) =>
   stat(p).then(
@@ -140,58 +122,39 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     const file = fh;
     if ((await file.stat()).size !== b.length) await file.truncate(b.length); // holes stay sparse
 
-    /** Reads a chunk (retrying a transfer whose bytes do not match the service's MD5) and writes it. */
-    const fetchAndWrite = async (k: number, slab: Buffer): Promise<string> => {
-      const c = chunks[k]!;
-      for (let attempt = 1; ; attempt++) {
-        const r = await env.retrying(`reading ${blobPath} at ${c.offset}`, (s) =>
-          env.source.readRange(ref, c.offset, c.length, b.etag, slab, s),
-        );
-        if (r.data.length !== c.length)
-          throw new BlobFailure(
-            "Failed",
-            `${blobPath}: ${r.data.length} bytes at ${c.offset}, expected ${c.length}`,
-            {
-              index: k,
-              status: "BlobUnexpectedEnd",
-            },
-          );
-        const md5 = createHash("md5").update(r.data).digest();
-        if (!r.md5 || r.md5.equals(md5)) {
-          await writeAll(file, r.data, c.offset).catch((e) => {
-            throw new BlobFailure(
-              "IOFailed",
-              `${p.filePath}: write failed (${(e as NodeJS.ErrnoException).code ?? e})`,
-              {
-                index: k,
-                status: "IOFailed",
-              },
-            );
-          });
-          env.counters.bytesWritten += c.length;
-          return hex(md5);
-        }
-        if (attempt >= 3)
-          throw new BlobFailure(
-            "CompletedWithErrors",
-            `${blobPath} at ${c.offset}: the bytes never matched the service's MD5`,
-            {
-              index: k,
-              status: "Corrupted",
-            },
-          );
-        env.log.warn(
-          { blob: blobPath, offset: c.offset },
-          "range MD5 differs from the service's; reading it again",
-        );
-      }
+    const io: ChunkIo = {
+      source: env.source,
+      ref,
+      etag: b.etag,
+      blobPath,
+      filePath: p.filePath,
+      length: b.length,
+      chunks,
+      file,
+      pool: env.pool,
+      hasher: env.hasher ?? sharedFileHasher(),
+      retrying: env.retrying,
+      warn: (fields, message) => env.log.warn(fields, message),
+      onWritten: async (k, md5) => {
+        await env.store.saveBlocks(env.jobKey, env.driveId, [{ index: b.index, chunk: k, md5 }]);
+        written.set(k, md5);
+        env.onBytes(chunks[k]!.length);
+      },
+      counters: env.counters,
     };
+    // With a Content-MD5 to check the drive against, long streamed ranges; else 4 MiB ranges
+    // each checked against the service's range MD5.
+    const streamed = Boolean(b.contentMd5);
+    const spans = spansOf(
+      chunks,
+      (k) => !written.has(k),
+      streamed ? (env.rangeBytes ?? DEFAULT_RANGE_BYTES) : 1,
+    );
 
     // Download: chunks not yet on the drive, through the shared queue; pooled buffers bound memory.
     let failure: unknown;
     const tasks: Promise<void>[] = [];
-    for (const [k, c] of chunks.entries()) {
-      if (written.has(k)) continue;
+    for (const span of spans) {
       if (failure || env.signal.aborted) break;
       const slab = await env.pool.acquire();
       tasks.push(
@@ -199,10 +162,8 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
           .add(async () => {
             try {
               if (failure) return;
-              const md5 = await fetchAndWrite(k, slab);
-              await env.store.saveBlocks(env.jobKey, env.driveId, [{ index: b.index, chunk: k, md5 }]);
-              written.set(k, md5);
-              env.onBytes(c.length);
+              if (streamed) await fetchSpan(io, span, slab);
+              else await io.onWritten(span[0]!, await fetchVerifiedChunk(io, span[0]!, slab));
             } finally {
               env.pool.release(slab);
             }
@@ -216,53 +177,32 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     if (failure) throw failure;
     if (env.signal.aborted) throw env.signal.reason;
 
-    // Read back every chunk from the drive; the whole-blob MD5 comes from the same read.
+    // Read back: the whole file against the Content-MD5, else chunk by chunk.
     await file.datasync();
-    const whole = createHash("md5");
-    let pos = 0;
-    const zeros = Buffer.alloc(64 * 1024);
-    const slab = await env.pool.acquire();
-    try {
-      for (const [k, c] of chunks.entries()) {
-        for (; pos < c.offset; pos += Math.min(zeros.length, c.offset - pos))
-          whole.update(zeros.subarray(0, Math.min(zeros.length, c.offset - pos))); // page-blob holes read as zeros
-        let data = await readAll(file, slab, c.offset, c.length);
-        if (hex(createHash("md5").update(data).digest()) !== written.get(k)) {
+    let contentMd5 = streamed ? await readBackWhole(io) : undefined;
+    if (!streamed || contentMd5 !== b.contentMd5) {
+      const slab = await env.pool.acquire();
+      try {
+        if (streamed) {
           env.log.warn(
-            { blob: blobPath, file: p.filePath, offset: c.offset },
-            "read-back MD5 differs; writing the chunk again",
+            { blob: blobPath, file: p.filePath },
+            "the drive's copy does not match the blob's Content-MD5; every chunk is read again against the service's range MD5",
           );
-          env.counters.chunksRewritten++;
-          const spare = await env.pool.acquire();
-          try {
-            written.set(k, await fetchAndWrite(k, spare));
-          } finally {
-            env.pool.release(spare);
+          for (const k of chunks.keys()) {
+            const md5 = await fetchVerifiedChunk(io, k, slab);
+            if (md5 !== written.get(k)) env.counters.chunksRewritten++;
+            written.set(k, md5);
           }
           await file.datasync();
-          data = await readAll(file, slab, c.offset, c.length);
-          if (hex(createHash("md5").update(data).digest()) !== written.get(k))
-            throw new BlobFailure(
-              "IOFailed",
-              `${p.filePath} at ${c.offset}: the drive does not return what was written`,
-              {
-                index: k,
-                status: "IOFailed",
-              },
-            );
-        }
-        whole.update(data);
-        pos = c.offset + c.length;
+          contentMd5 = await readBackChunks(io, written, slab, true);
+        } else await readBackChunks(io, written, slab, false);
+      } finally {
+        env.pool.release(slab);
       }
-      for (; pos < b.length; pos += Math.min(zeros.length, b.length - pos))
-        whole.update(zeros.subarray(0, Math.min(zeros.length, b.length - pos)));
-    } finally {
-      env.pool.release(slab);
     }
     await file.close();
     fh = undefined;
     await rename(partial, final);
-    const contentMd5 = whole.digest("base64");
     entry.chunks = chunks.map((c, k) => logChunk(c, k, "Completed", written.get(k)));
     if (b.contentMd5 && b.contentMd5 !== contentMd5) {
       // Every range matched the service's bytes; it is the blob's stored Content-MD5 that disagrees.

@@ -11,6 +11,7 @@ import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import type { FileHasher } from "../core/file-hasher.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
 import { chunksOf, exportBlob } from "./export-blob.js";
@@ -32,6 +33,10 @@ export interface ExportDriveContext {
   lock: KeyedLock;
   queue: RequestQueue;
   pool: BlockPool;
+  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
+  hasher?: FileHasher;
+  /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
+  rangeBytes?: number;
   blobConcurrency: number;
   signal: AbortSignal;
   log: Logger;
@@ -160,6 +165,8 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
           progress(n);
         },
         counters,
+        ...(ctx.hasher ? { hasher: ctx.hasher } : {}),
+        ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
       },
       b,
       p,

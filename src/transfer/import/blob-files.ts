@@ -27,7 +27,7 @@ async function fileInfo(
     if (!f) continue;
     let data: Buffer;
     try {
-      const fh = await openInside(root, f.path);
+      const fh = await reads.open(f.path, openInside(root, f.path));
       try {
         // Checked before reading: an over-limit file is refused for this blob without being read.
         const { size } = await fh.stat();

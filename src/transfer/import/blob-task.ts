@@ -44,7 +44,7 @@ export async function importBlob(
   }
 
   try {
-    t.fh = await openInside(s.run.root, blob.filePath);
+    t.fh = await s.reads.open(blob.filePath, openInside(s.run.root, blob.filePath));
   } catch (e) {
     if (e instanceof FileFailure && e.status !== "FileAccessDenied") await cancelIfGone(s.run.root);
     if (e instanceof FileFailure) return t.fail(e.status, `${blob.blobPath}: ${e.message}`);

@@ -61,7 +61,7 @@ export const importDrive: DriveEngine = async (run) => {
       return p;
     },
     batch: new CheckpointBatcher(run.checkpoints, job.name, driveId, run.log),
-    reads: new DriveReads(run.readLimits),
+    reads: new DriveReads(run.readLimits, run.root),
     resume,
     sent: (bytes) => {
       bytesTransferred += bytes;

@@ -1,0 +1,279 @@
+/**
+ * The bytes of one exported blob: downloading its chunks onto the drive and reading them back.
+ *
+ * Two ways down, chosen by what storage can vouch for:
+ * - The blob has a Content-MD5: runs of contiguous chunks are streamed in one ranged GET of up to
+ *   `rangeBytes` (8 MiB, AzCopy's block size), each chunk written as it completes and hashed for
+ *   the manifest as it reads back. The read-back then hashes the whole file and must equal the
+ *   blob's Content-MD5: every byte on the drive is checked against storage's own hash. Ranges over 4 MiB
+ *   also spare the service a range MD5 it would compute and throw away (Azurite hashes every
+ *   range up to 4 MiB whether asked or not).
+ * - It has none: each 4 MiB chunk is read with the service's range MD5
+ *   (x-ms-range-get-content-md5), checked against it, and read back and hashed chunk by chunk.
+ * If the whole-file hash differs from the Content-MD5, every chunk is read again the second way
+ * and written, and the chunk-by-chunk read-back runs; a Content-MD5 that still disagrees is the
+ * blob's own fault (its chunks matched the service's range hashes) and is reported as such.
+ * Read-back hashing runs on the hashing threads (core/file-hasher.ts), off the event loop.
+ */
+import { createHash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
+import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
+import type { FileHasher } from "../core/file-hasher.js";
+import type { BlockPool } from "../core/scheduler.js";
+import type { Retrying } from "./retry.js";
+
+export interface Chunk {
+  offset: number;
+  length: number;
+}
+
+/** The longest ranged GET for a blob with a Content-MD5: two 4 MiB chunks, as AzCopy reads. */
+export const DEFAULT_RANGE_BYTES = 8 * 1024 * 1024;
+
+export class BlobFailure extends Error {
+  constructor(
+    readonly status: BlobStatus,
+    message: string,
+    readonly chunk?: { index: number; status: ChunkStatus },
+  ) {
+    super(message);
+  }
+}
+
+export const hex = (b: Buffer): string => b.toString("hex").toUpperCase();
+const md5Of = (b: Buffer) => createHash("md5").update(b).digest();
+
+/**
+ * The chunks still to download, grouped into runs one request can fetch: consecutive chunks
+ * that touch (page-blob ranges may not), at most `rangeBytes` together.
+ */
+export function spansOf(chunks: Chunk[], todo: (k: number) => boolean, rangeBytes: number): number[][] {
+  const spans: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (const [k, c] of chunks.entries()) {
+    if (!todo(k)) {
+      if (cur.length) spans.push(cur);
+      cur = [];
+      bytes = 0;
+      continue;
+    }
+    const prev = chunks[cur.at(-1) ?? -1];
+    if (cur.length && (bytes + c.length > rangeBytes || !prev || prev.offset + prev.length !== c.offset)) {
+      spans.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(k);
+    bytes += c.length;
+  }
+  if (cur.length) spans.push(cur);
+  return spans;
+}
+
+async function writeAll(fh: FileHandle, data: Buffer, offset: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+    done += bytesWritten;
+  }
+}
+
+export interface ChunkIo {
+  source: ExportSource;
+  ref: ExportBlobRef;
+  etag: string;
+  blobPath: string;
+  filePath: string;
+  length: number;
+  chunks: Chunk[];
+  file: FileHandle;
+  pool: BlockPool;
+  /** Hashes what the file holds, off the event loop. */
+  hasher: FileHasher;
+  retrying: Retrying;
+  warn(fields: object, message: string): void;
+  /** A chunk is on the drive (not yet read back): record it. */
+  onWritten(k: number, md5: string): Promise<void>;
+  counters: { bytesWritten: number; chunksRewritten: number };
+}
+
+async function writeChunk(io: ChunkIo, k: number, data: Buffer): Promise<void> {
+  const c = io.chunks[k]!;
+  await writeAll(io.file, data, c.offset).catch((e) => {
+    throw new BlobFailure(
+      "IOFailed",
+      `${io.filePath}: write failed (${(e as NodeJS.ErrnoException).code ?? e})`,
+      {
+        index: k,
+        status: "IOFailed",
+      },
+    );
+  });
+  io.counters.bytesWritten += c.length;
+}
+
+/**
+ * Reads chunk `k` with the service's range MD5 (again, while the bytes do not match it) and
+ * writes it. Returns its MD5 (upper-case hex).
+ */
+export async function fetchVerifiedChunk(io: ChunkIo, k: number, slab: Buffer): Promise<string> {
+  const c = io.chunks[k]!;
+  for (let attempt = 1; ; attempt++) {
+    const r = await io.retrying(`reading ${io.blobPath} at ${c.offset}`, (s) =>
+      io.source.readRange(io.ref, c.offset, c.length, io.etag, slab, s),
+    );
+    if (r.data.length !== c.length)
+      throw new BlobFailure(
+        "Failed",
+        `${io.blobPath}: ${r.data.length} bytes at ${c.offset}, expected ${c.length}`,
+        {
+          index: k,
+          status: "BlobUnexpectedEnd",
+        },
+      );
+    const md5 = md5Of(r.data);
+    if (!r.md5 || r.md5.equals(md5)) {
+      await writeChunk(io, k, r.data);
+      return hex(md5);
+    }
+    if (attempt >= 3)
+      throw new BlobFailure(
+        "CompletedWithErrors",
+        `${io.blobPath} at ${c.offset}: the bytes never matched the service's MD5`,
+        {
+          index: k,
+          status: "Corrupted",
+        },
+      );
+    io.warn(
+      { blob: io.blobPath, offset: c.offset },
+      "range MD5 differs from the service's; reading it again",
+    );
+  }
+}
+
+/**
+ * Streams the chunks of `span` (contiguous) in one ranged GET through `slab`: each chunk is
+ * written as soon as its bytes are in, then hashed as it reads back from the drive (on a hashing
+ * thread, while the next chunk arrives) and recorded. A retried request starts at the first chunk
+ * not yet written. What the drive holds is checked against the blob's Content-MD5 afterwards.
+ */
+export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Promise<void> {
+  let next = 0;
+  const last = io.chunks[span.at(-1)!]!;
+  const end = last.offset + last.length;
+  const hashed: Promise<void>[] = [];
+  const record = (k: number) => {
+    const c = io.chunks[k]!;
+    return io.hasher.hash({ fd: io.file.fd, ranges: [[c.offset, c.length]], each: true }).then((r) => {
+      if (r.short)
+        throw new BlobFailure(
+          "IOFailed",
+          `${io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
+          {
+            index: k,
+            status: "IOFailed",
+          },
+        );
+      return io.onWritten(k, r.each[0]!);
+    });
+  };
+  const fetched = io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
+    let k = span[next]!;
+    const start = io.chunks[k]!.offset;
+    let fill = 0;
+    for await (const piece of io.source.streamRange(io.ref, start, end - start, io.etag, s)) {
+      for (let at = 0; at < piece.length; ) {
+        const c = io.chunks[k];
+        if (!c || next >= span.length)
+          throw new BlobFailure("Failed", `${io.blobPath}: the service sent more than ${end - start} bytes`);
+        const n = Math.min(piece.length - at, c.length - fill);
+        piece.copy(slab, fill, at, at + n);
+        fill += n;
+        at += n;
+        if (fill < c.length) continue;
+        await writeChunk(io, k, slab.subarray(0, fill));
+        hashed.push(record(k));
+        next++;
+        k = span[next] ?? -1;
+        fill = 0;
+      }
+    }
+    if (next < span.length) {
+      const c = io.chunks[span[next]!]!;
+      throw new BlobFailure(
+        "Failed",
+        `${io.blobPath}: the service's bytes ended before ${c.offset + fill}, expected ${end}`,
+        {
+          index: span[next]!,
+          status: "BlobUnexpectedEnd",
+        },
+      );
+    }
+  });
+  // Every hash settles before the file can be closed; the first failure wins.
+  const down = await fetched.then(
+    () => undefined,
+    (e: unknown) => ({ e }),
+  );
+  const bad = (await Promise.allSettled(hashed)).find((r) => r.status === "rejected");
+  if (down) throw down.e;
+  if (bad) throw (bad as PromiseRejectedResult).reason;
+}
+
+/** Hashes the file as the blob: chunks in order, page-blob holes as zeros. Base64 MD5 ("" if short). */
+export async function readBackWhole(io: ChunkIo): Promise<string> {
+  const r = await io.hasher.hash({
+    fd: io.file.fd,
+    ranges: io.chunks.map((c) => [c.offset, c.length]),
+    wholeLength: io.length,
+  });
+  return r.short ? "" : r.whole!;
+}
+
+/**
+ * Reads back every chunk and checks it against the MD5 recorded when it was written; a chunk
+ * the drive does not return intact is fetched and written once more. With `whole`, also returns
+ * the file's base64 MD5 as the blob (page-blob holes as zeros).
+ */
+export async function readBackChunks(
+  io: ChunkIo,
+  written: Map<number, string>,
+  slab: Buffer,
+  whole: boolean,
+): Promise<string | undefined> {
+  const ranges = (ks: number[]) =>
+    ks.map((k): [number, number] => [io.chunks[k]!.offset, io.chunks[k]!.length]);
+  const all = [...io.chunks.keys()];
+  const first = await io.hasher.hash({
+    fd: io.file.fd,
+    ranges: ranges(all),
+    each: true,
+    ...(whole ? { wholeLength: io.length } : {}),
+  });
+  const bad = all.filter((k) => first.each[k] !== written.get(k));
+  for (const k of bad) {
+    const c = io.chunks[k]!;
+    io.warn(
+      { blob: io.blobPath, file: io.filePath, offset: c.offset },
+      "read-back MD5 differs; writing the chunk again",
+    );
+    io.counters.chunksRewritten++;
+    written.set(k, await fetchVerifiedChunk(io, k, slab));
+    await io.file.datasync();
+    const again = await io.hasher.hash({ fd: io.file.fd, ranges: ranges([k]), each: true });
+    if (again.each[0] !== written.get(k))
+      throw new BlobFailure(
+        "IOFailed",
+        `${io.filePath} at ${c.offset}: the drive does not return what was written`,
+        {
+          index: k,
+          status: "IOFailed",
+        },
+      );
+  }
+  if (!whole) return undefined;
+  return bad.length ? readBackWhole(io) : first.whole;
+}
