@@ -28,8 +28,8 @@ import {
   DEFAULT_RANGE_BYTES,
   fetchSpan,
   fetchVerifiedChunk,
+  InOrderHashing,
   readBackChunks,
-  readBackWhole,
   spansOf,
 } from "./blob-chunks.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
@@ -106,6 +106,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
   const written = env.written;
 
   let fh: FileHandle | undefined;
+  let inOrder: InOrderHashing | undefined;
   try {
     await mkdir(dirname(final), { recursive: true });
     // A confirmed drive may carry symlinks: a file must still land on the drive.
@@ -141,10 +142,12 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
         env.onBytes(chunks[k]!.length);
       },
       counters: env.counters,
+      recording: [],
     };
-    // With a Content-MD5 to check the drive against, long streamed ranges; else 4 MiB ranges
-    // each checked against the service's range MD5.
+    // With a Content-MD5 to check the drive against, long streamed ranges, read back and hashed
+    // in order while the rest arrives; else 4 MiB ranges each checked against the service's range MD5.
     const streamed = Boolean(b.contentMd5);
+    if (streamed) inOrder = io.inOrder = new InOrderHashing(io, written);
     const spans = spansOf(
       chunks,
       (k) => !written.has(k),
@@ -174,12 +177,16 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       );
     }
     await Promise.all(tasks);
+    if (failure || env.signal.aborted) inOrder?.stop(failure ?? env.signal.reason);
+    const badRecord = (await Promise.allSettled(io.recording)).find((r) => r.status === "rejected");
     if (failure) throw failure;
     if (env.signal.aborted) throw env.signal.reason;
+    if (badRecord) throw (badRecord as PromiseRejectedResult).reason;
 
-    // Read back: the whole file against the Content-MD5, else chunk by chunk.
+    // Read back: the whole file against the Content-MD5 (hashed as the chunks landed), else chunk by chunk.
     await file.datasync();
-    let contentMd5 = streamed ? await readBackWhole(io) : undefined;
+    let contentMd5 = inOrder ? await inOrder.whole() : undefined;
+    inOrder = undefined;
     if (!streamed || contentMd5 !== b.contentMd5) {
       const slab = await env.pool.acquire();
       try {
@@ -257,6 +264,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     );
     return { index: b.index, bytes: b.length, log: entry, manifest };
   } catch (e) {
+    inOrder?.stop(e);
     await fh?.close().catch(() => undefined);
     if (env.signal.aborted || e instanceof StorageOutage) throw e;
     let status: BlobStatus;
