@@ -1,38 +1,41 @@
 /**
  * Export benchmark: the same blobs in one local Azurite, downloaded onto identical ext4 loop
- * drives by drive-station's export (the real agent process: every chunk MD5-checked, written,
- * read back and verified, manifest written), by AzCopy (`--from-to BlobLocal`, its default
- * MD5 check) and by the raw @azure/storage-blob SDK (downloadToFile, no verification).
- * Prints seconds, MB/s, ratios and the agent's peak RSS. Needs root (loop devices, mount).
+ * drives by drive-station's export (the real agent process: every chunk written, read back and
+ * hashed, every file checked against the blob's Content-MD5, manifest written), by AzCopy
+ * (`--from-to BlobLocal`, `--check-md5 FailIfDifferent`), by rclone (when installed; it checks
+ * the MD5 too) and by the raw @azure/storage-blob SDK (downloadToFile, no verification). Prints
+ * seconds, MB/s, the CPU seconds per GB of each tool and of Azurite, ratios and the agent's peak
+ * RSS. Needs root (loop devices, mount). Never part of the tests.
  *   npm run bench:export [-- --large-mib 256 --large-files 4 --concurrency 16]
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import {
-  BlobServiceClient,
-  ContainerSASPermissions,
-  generateBlobSASQueryParameters,
-  StorageSharedKeyCredential,
-} from "@azure/storage-blob";
+import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import PQueue from "p-queue";
 import { attach, detach, makeDriveImage } from "../src/staging/images.js";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
+import {
+  azcopyBinary,
+  BENCH_ACCOUNT,
+  BENCH_KEY,
+  childrenCpuSeconds,
+  containerSasUrl,
+  cpuSeconds,
+  dropCaches,
+  freePort,
+  MiB,
+  rcloneAvailable,
+  rssSampler,
+  runAzcopy,
+  runRclone,
+  startBenchAgent,
+  timed,
+} from "./tools.js";
 
 const { values } = parseArgs({
   options: {
@@ -41,33 +44,20 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "16" },
   },
 });
-const MiB = 1024 * 1024;
 const largeMiB = Number(values["large-mib"]);
 const largeFiles = Number(values["large-files"]);
 const concurrency = Number(values.concurrency);
-const ACCOUNT = "benchacct";
-const KEY = Buffer.from("drive-station-benchmark-account-key-000000").toString("base64");
-const TOKEN = "bench-operator-token-0123456789";
 const here = dirname(fileURLToPath(import.meta.url));
 const agentMain = resolve(here, "..", "agent", "main.js");
 const root = mkdtempSync(join(tmpdir(), "bench-export-"));
 const cleanups: (() => void)[] = [];
-const run = (cmd: string, args: string[]) =>
-  execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-
-function freePort(): number {
-  const out = execFileSync(
-    process.execPath,
-    [
-      "-e",
-      "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})",
-    ],
-    { encoding: "utf8" },
-  );
-  return Number(out.trim());
+function run(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
 }
 
-/** An empty ext4 drive image of the given size, attached and mounted read-write at `mnt` (for the other tools). */
+/** An empty ext4 drive image of the given size, attached and mounted read-write (for the other tools). */
 async function mountedDrive(name: string, sizeMiB: number): Promise<string> {
   const image = join(root, `${name}.img`);
   await makeDriveImage(image, "ext4", sizeMiB);
@@ -85,36 +75,31 @@ async function mountedDrive(name: string, sizeMiB: number): Promise<string> {
   return mnt;
 }
 
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
+interface Figures {
+  seconds?: number;
+  /** CPU seconds of the tool, and of Azurite serving it. */
+  cpu?: number;
+  azurite?: number;
+  note?: string;
 }
-
-const dropCaches = () => {
-  spawnSync("sync");
-  try {
-    writeFileSync("/proc/sys/vm/drop_caches", "3");
-  } catch {
-    // not allowed here: the page cache stays warm for every tool alike
-  }
-};
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error("run as root: the benchmark attaches loop devices and mounts them");
   const totalBytes = largeFiles * largeMiB * MiB;
   const driveMiB = Math.ceil((totalBytes / MiB) * 1.15) + 96;
+  const loadBefore = loadavg();
   const azPort = freePort();
   const azurite = await startAzurite({
     location: join(root, "azurite"),
     host: "127.0.0.1",
     port: azPort,
-    accounts: [{ name: ACCOUNT, key: KEY }],
+    accounts: [{ name: BENCH_ACCOUNT, key: BENCH_KEY }],
   });
   cleanups.push(() => void azurite.stop());
-  const endpoint = `http://127.0.0.1:${azPort}/${ACCOUNT}`;
-  const cred = new StorageSharedKeyCredential(ACCOUNT, KEY);
+  const azPid = azurite.process.pid!;
+  const endpoint = `http://127.0.0.1:${azPort}/${BENCH_ACCOUNT}`;
+  const cred = new StorageSharedKeyCredential(BENCH_ACCOUNT, BENCH_KEY);
   const service = new BlobServiceClient(endpoint, cred);
   const container = service.getContainerClient("bench");
   await container.createIfNotExists();
@@ -130,84 +115,28 @@ async function main(): Promise<void> {
       blobHTTPHeaders: { blobContentMD5: md5 },
     });
   }
+  const filesOk = (dir: string) => {
+    for (const [f, sum] of Object.entries(sums))
+      if (
+        createHash("md5")
+          .update(readFileSync(join(dir, f)))
+          .digest("hex") !== sum
+      )
+        return `wrote ${f} wrong`;
+    return undefined;
+  };
 
   // ---------------------------------------------------------------- drive-station
   const dsImage = join(root, "BENCH-EXPORT.img");
   await makeDriveImage(dsImage, "ext4", driveMiB);
-  mkdirSync(join(root, "plugged"));
-  const apiPort = freePort();
-  const config = join(root, "agent.json");
-  writeFileSync(
-    config,
-    JSON.stringify({
-      dataDir: join(root, "data"),
-      log: { level: "info" },
-      api: { host: "127.0.0.1", port: apiPort, tokens: [{ name: "op", token: TOKEN, role: "operator" }] },
-      station: {
-        location: {
-          id: "bench",
-          name: "Bench",
-          recipientName: "b",
-          streetAddress1: "b",
-          city: "b",
-          postalCode: "1",
-          countryOrRegion: "US",
-          phone: "1",
-          supportedCarriers: ["FedEx"],
-        },
-      },
-      storage: {
-        mode: "azure",
-        endpointTemplate: `http://127.0.0.1:${azPort}/{account}`,
-        accounts: [{ name: ACCOUNT, key: KEY }],
-      },
-      drives: {
-        physical: false,
-        pollIntervalMs: 200,
-        loopImageDirs: [join(root, "plugged")],
-        mountRoot: join(root, "mnt"),
-      },
-      transfer: { concurrency, blobConcurrency: 32 },
-    }),
-  );
-  let output = "";
-  // BENCH_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agent.
-  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const agent: ChildProcess = spawn(process.execPath, [...nodeArgs, agentMain, "--config", config], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  agent.stdout!.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  agent.stderr!.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  cleanups.unshift(() => agent.kill("SIGTERM"));
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`http://127.0.0.1:${apiPort}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-  for (let i = 0; ; i++) {
-    if ((await api("GET", "/station/v1/jobs").catch(() => undefined))?.ok) break;
-    if (i > 300) throw new Error(`agent did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  let peakRss = 0;
-  const sampler = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.pid}/status`, "utf8"));
-      if (m) peakRss = Math.max(peakRss, Number(m[1]) / 1024);
-    } catch {
-      // exited
-    }
-  }, 200);
+  const agent = await startBenchAgent({ agentMain, root, azPort, concurrency, withAccountKey: true });
+  cleanups.unshift(() => void agent.stop());
+  const rss = rssSampler(agent.pid);
   const path =
     "/subscriptions/bench/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/xbench?api-version=2021-01-01";
   const jobBody = {
     properties: {
-      storageAccountId: `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/${ACCOUNT}`,
+      storageAccountId: `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/${BENCH_ACCOUNT}`,
       jobType: "Export",
       returnAddress: {
         recipientName: "R",
@@ -228,10 +157,10 @@ async function main(): Promise<void> {
       { properties: { state: "Shipping", deliveryPackage: { carrierName: "FedEx", trackingNumber: "X" } } },
     ],
   ] as const) {
-    const r = await api(m, path, b);
+    const r = await agent.api(m, path, b);
     if (!r.ok) throw new Error(`${m} job: ${r.status} ${await r.text()}`);
   }
-  const checkIn = await api(
+  const checkIn = await agent.api(
     "POST",
     "/station/v1/subscriptions/bench/resourceGroups/rg/jobs/xbench/packages",
     {
@@ -242,113 +171,122 @@ async function main(): Promise<void> {
   if (!checkIn.ok) throw new Error(`check-in: ${checkIn.status} ${await checkIn.text()}`);
   dropCaches();
   console.log("drive-station: exporting …");
+  const ds: Figures = {};
+  const [agentCpu0, azCpu0] = [cpuSeconds(agent.pid), cpuSeconds(azPid)];
   const plugged = join(root, "plugged", "BENCH-EXPORT.img");
   renameSync(dsImage, plugged);
   writeFileSync(`${plugged}.serial`, "BENCH-EXPORT");
   const dev = attach(plugged);
   cleanups.push(() => detach(dev));
-  let ds: { seconds: number; bytesWritten: number; status: string; chunksRewritten: number };
-  for (;;) {
-    const line = output.split("\n").find((l) => l.includes('"drive export finished"'));
-    if (line) {
-      ds = JSON.parse(line);
-      break;
-    }
-    if (agent.exitCode !== null) throw new Error(`agent exited:\n${output.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  clearInterval(sampler);
-  if (ds.status !== "Completed") throw new Error(`drive-station export ended ${ds.status}`);
-  console.log(`drive-station: ${ds.seconds} s, peak RSS ${peakRss.toFixed(0)} MiB`);
-  agent.kill("SIGTERM");
-  await new Promise((r) => agent.once("exit", r));
+  const done = await agent.logLine<{ seconds: number; status: string; chunksRewritten: number }>(
+    "drive export finished",
+  );
+  ds.cpu = cpuSeconds(agent.pid) - agentCpu0;
+  ds.azurite = cpuSeconds(azPid) - azCpu0;
+  const peakRss = rss.stop();
+  if (done.status !== "Completed") throw new Error(`drive-station export ended ${done.status}`);
+  ds.seconds = done.seconds;
+  await agent.stop();
 
   // ---------------------------------------------------------------- AzCopy
-  const require = createRequire(import.meta.url);
-  const { AzCopyExe } = require("@azure-tools/azcopy-linux") as { AzCopyExe: string };
-  // npm does not keep the binary's execute bit: run a copy.
-  const azcopyBin = join(root, "azcopy");
-  copyFileSync(AzCopyExe, azcopyBin);
-  chmodSync(azcopyBin, 0o755);
-  const sas = generateBlobSASQueryParameters(
-    {
-      containerName: "bench",
-      permissions: ContainerSASPermissions.parse("rl"),
-      expiresOn: new Date(Date.now() + 3600_000),
-    },
-    cred,
-  ).toString();
-  const azDir = await mountedDrive("azcopy", driveMiB);
-  dropCaches();
-  console.log("AzCopy: downloading …");
-  let azcopyNote = "";
-  const azcopy = await timed(async () => {
-    const r = spawnSync(
-      azcopyBin,
-      [
-        "copy",
-        `${endpoint}/bench/*?${sas}`,
-        azDir,
-        "--from-to",
-        "BlobLocal",
-        "--recursive",
-        "--log-level",
-        "ERROR",
-        "--output-level",
-        "quiet",
-      ],
-      {
-        encoding: "utf8",
-        env: {
-          ...process.env,
-          AZCOPY_LOG_LOCATION: join(root, "azcopy-logs"),
-          AZCOPY_JOB_PLAN_LOCATION: join(root, "azcopy-plans"),
-          AZCOPY_CONCURRENCY_VALUE: String(concurrency),
-        },
-      },
-    );
-    if (r.status !== 0)
-      azcopyNote = `AzCopy failed (exit ${r.status}): ${(r.stdout + r.stderr).trim().slice(0, 400)}`;
-  });
-  if (!azcopyNote)
-    for (const [f, sum] of Object.entries(sums))
-      if (
-        createHash("md5")
-          .update(readFileSync(join(azDir, f)))
-          .digest("hex") !== sum
-      )
-        azcopyNote = `AzCopy wrote ${f} wrong`;
+  const az: Figures = {};
+  const azcopy = azcopyBinary(root);
+  if (!azcopy) az.note = "AzCopy is not installed (npm @azure-tools/azcopy-linux)";
+  else {
+    const dir = await mountedDrive("azcopy", driveMiB);
+    dropCaches();
+    console.log("AzCopy: downloading …");
+    const [c0, a0] = [childrenCpuSeconds(), cpuSeconds(azPid)];
+    try {
+      az.seconds = await timed(() =>
+        runAzcopy({
+          bin: azcopy,
+          workDir: root,
+          from: `${containerSasUrl(service, cred, "bench").replace("?", "/*?")}`,
+          to: dir,
+          fromTo: "BlobLocal",
+          concurrency,
+        }),
+      );
+      [az.cpu, az.azurite] = [childrenCpuSeconds() - c0, cpuSeconds(azPid) - a0];
+      az.note = filesOk(dir);
+    } catch (e) {
+      az.note = `AzCopy failed: ${(e as Error).message}`;
+    }
+  }
+
+  // ---------------------------------------------------------------- rclone
+  const rc: Figures = {};
+  if (!rcloneAvailable()) rc.note = "rclone is not installed (apt-get install rclone)";
+  else {
+    const dir = await mountedDrive("rclone", driveMiB);
+    dropCaches();
+    console.log("rclone: downloading …");
+    const [c0, a0] = [childrenCpuSeconds(), cpuSeconds(azPid)];
+    try {
+      rc.seconds = await timed(() =>
+        runRclone({
+          from: "",
+          to: dir,
+          container: "bench",
+          sasUrl: containerSasUrl(service, cred, "bench"),
+          extra: [
+            "--transfers",
+            String(largeFiles),
+            "--multi-thread-streams",
+            String(Math.max(1, concurrency / largeFiles)),
+          ],
+        }),
+      );
+      [rc.cpu, rc.azurite] = [childrenCpuSeconds() - c0, cpuSeconds(azPid) - a0];
+      rc.note = filesOk(dir);
+    } catch (e) {
+      rc.note = `rclone failed: ${(e as Error).message}`;
+    }
+  }
 
   // ---------------------------------------------------------------- raw SDK (no verification)
   const sdkDir = await mountedDrive("sdk", driveMiB);
   dropCaches();
   console.log("raw @azure/storage-blob: downloading …");
-  const raw = await timed(async () => {
+  const raw: Figures = {};
+  const [u0, a0] = [process.cpuUsage(), cpuSeconds(azPid)];
+  raw.seconds = await timed(async () => {
     const q = new PQueue({ concurrency: largeFiles });
     await Promise.all(
       Object.keys(sums).map((f) => q.add(() => container.getBlobClient(f).downloadToFile(join(sdkDir, f)))),
     );
   });
+  const u = process.cpuUsage(u0);
+  [raw.cpu, raw.azurite] = [(u.user + u.system) / 1e6, cpuSeconds(azPid) - a0];
 
-  const mbps = (s: number) => (totalBytes / 1e6 / s).toFixed(1).padStart(8);
+  const gb = totalBytes / 1e9;
+  const row = (name: string, f: Figures, how: string) =>
+    f.seconds === undefined
+      ? `${name.padEnd(24)} ${f.note ?? ""}`
+      : `${name.padEnd(24)} ${f.seconds.toFixed(2).padStart(7)} s ${((gb * 1000) / f.seconds).toFixed(1).padStart(7)} MB/s  CPU s/GB ${((f.cpu ?? 0) / gb).toFixed(2).padStart(5)} + Azurite ${((f.azurite ?? 0) / gb).toFixed(2)}  (${f.note ?? how})`;
   console.log(
     `\nexport of ${largeFiles} x ${largeMiB} MiB = ${(totalBytes / 1e6).toFixed(0)} MB onto ext4 loop drives (concurrency ${concurrency})`,
   );
   console.log(
-    `drive-station export    ${ds.seconds.toFixed(2).padStart(7)} s ${mbps(ds.seconds)} MB/s  (every chunk MD5-checked, written, read back; ${ds.chunksRewritten} rewritten)`,
+    row(
+      "drive-station export",
+      ds,
+      `every chunk written, read back, hashed; each file checked against Content-MD5; ${done.chunksRewritten} rewritten`,
+    ),
   );
-  console.log(
-    azcopyNote
-      ? `AzCopy BlobLocal        ${azcopyNote}`
-      : `AzCopy BlobLocal        ${azcopy.toFixed(2).padStart(7)} s ${mbps(azcopy)} MB/s  (whole-file MD5 check)`,
-  );
-  console.log(
-    `raw SDK downloadToFile  ${raw.toFixed(2).padStart(7)} s ${mbps(raw)} MB/s  (no verification, one stream per file)`,
-  );
-  console.log("\nratios (higher is better for drive-station):");
-  if (!azcopyNote) console.log(`  ${(azcopy / ds.seconds).toFixed(2)}x AzCopy`);
-  console.log(`  ${(raw / ds.seconds).toFixed(2)}x the raw SDK`);
+  console.log(row("AzCopy BlobLocal", az, "whole-file MD5 check"));
+  console.log(row("rclone", rc, "whole-file MD5 check"));
+  console.log(row("raw SDK downloadToFile", raw, "no verification, one stream per file"));
+  console.log("\ndrive-station speed as a multiple of each (higher is better for drive-station):");
+  const ratio = (f: Figures) =>
+    f.seconds === undefined || f.note ? "n/a" : `${(f.seconds / done.seconds).toFixed(2)}x`;
+  console.log(`  ${ratio(az)} AzCopy, ${ratio(rc)} rclone, ${ratio(raw)} the raw SDK`);
   console.log(`drive-station agent peak RSS: ${peakRss.toFixed(0)} MiB`);
+  const loadAfter = loadavg();
+  console.log(
+    `machine load (1/5/15 min): before ${loadBefore.map((l) => l.toFixed(1)).join("/")}, after ${loadAfter.map((l) => l.toFixed(1)).join("/")}`,
+  );
 }
 
 main()
@@ -367,5 +305,5 @@ main()
     setTimeout(() => {
       rmSync(root, { recursive: true, force: true });
       process.exit();
-    }, 1000);
+    }, 1500);
   });

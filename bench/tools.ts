@@ -2,11 +2,11 @@
  * Shared benchmark helpers: the tools users would pick instead (AzCopy from npm
  * `@azure-tools/azcopy-linux`, Debian's rclone), the storage's ingest ceiling (the raw SDK
  * uploading bytes from memory at its best concurrency), container SAS URLs for Azurite, a peak-RSS
- * sampler and a timer. Used by bench/import.ts; bench:export can call the same functions with
- * `BlobLocal`.
+ * sampler, CPU accounting, the agent as a child process, and a timer. Used by bench/import.ts
+ * and bench/export.ts.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import {
@@ -150,8 +150,17 @@ export function runAzcopy(o: {
  * `use_emulator` sends requests with an empty URL ("unsupported protocol scheme"), but a container
  * `sas_url` is used as given, path-style, which Azurite serves.
  */
-export function runRclone(o: { from: string; sasUrl: string; container: string; extra: string[] }): void {
-  const r = spawnSync("rclone", ["copy", o.from, `:azureblob:${o.container}`, "--retries", "1", ...o.extra], {
+export function runRclone(o: {
+  /** A local directory, or (download) the container's files into `to`. */
+  from: string;
+  to?: string;
+  sasUrl: string;
+  container: string;
+  extra: string[];
+}): void {
+  const remote = `:azureblob:${o.container}`;
+  const [src, dst] = o.to ? [remote, o.to] : [o.from, remote];
+  const r = spawnSync("rclone", ["copy", src, dst, "--retries", "1", ...o.extra], {
     env: { ...process.env, RCLONE_AZUREBLOB_SAS_URL: o.sasUrl },
     encoding: "utf8",
     timeout: 1800_000,
@@ -205,4 +214,138 @@ export async function ingestCeiling(o: {
   }
   const best = all.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   return { seconds: best.seconds, concurrency: best.concurrency, all };
+}
+
+/** CPU seconds (user + system) a live process has used: the same figure whatever else loads the machine. */
+export function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** CPU seconds of this process's waited-for children (spawnSync'd tools). */
+export function childrenCpuSeconds(): number {
+  const f = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+export const BENCH_ACCOUNT = "benchacct";
+export const BENCH_KEY = Buffer.from("drive-station-benchmark-account-key-000000").toString("base64");
+const BENCH_TOKEN = "bench-operator-token-0123456789";
+
+export interface BenchAgent {
+  pid: number;
+  api(method: string, path: string, body?: unknown): Promise<Response>;
+  /** Everything the agent logged so far. */
+  output(): string;
+  /** Waits for the `count`-th log line containing `msg`, parsed. */
+  logLine<T>(msg: string, count?: number): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real agent as a child process against `azPort`'s Azurite, loop images taken from
+ * `<root>/plugged`. `BENCH_AGENT_NODE_ARGS` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") adds
+ * node flags.
+ */
+export async function startBenchAgent(o: {
+  agentMain: string;
+  root: string;
+  azPort: number;
+  concurrency: number;
+  /** Give the station the bench account's key (export reads with the station's own key). */
+  withAccountKey?: boolean;
+}): Promise<BenchAgent> {
+  const apiPort = freePort();
+  const config = join(o.root, "agent.json");
+  mkdirSync(join(o.root, "plugged"), { recursive: true });
+  writeFileSync(
+    config,
+    JSON.stringify({
+      dataDir: join(o.root, "data"),
+      log: { level: "info" },
+      api: {
+        host: "127.0.0.1",
+        port: apiPort,
+        tokens: [{ name: "op", token: BENCH_TOKEN, role: "operator" }],
+      },
+      station: {
+        location: {
+          id: "bench",
+          name: "Bench",
+          recipientName: "b",
+          streetAddress1: "b",
+          city: "b",
+          postalCode: "1",
+          countryOrRegion: "US",
+          phone: "1",
+          supportedCarriers: ["FedEx"],
+        },
+      },
+      storage: {
+        mode: "azure",
+        endpointTemplate: `http://127.0.0.1:${o.azPort}/{account}`,
+        ...(o.withAccountKey ? { accounts: [{ name: BENCH_ACCOUNT, key: BENCH_KEY }] } : {}),
+      },
+      drives: {
+        physical: false,
+        pollIntervalMs: 200,
+        loopImageDirs: [join(o.root, "plugged")],
+        mountRoot: join(o.root, "mnt"),
+      },
+      transfer: { concurrency: o.concurrency, blobConcurrency: 32 },
+    }),
+  );
+  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  let output = "";
+  const agent: ChildProcess = spawn(process.execPath, [...nodeArgs, o.agentMain, "--config", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  agent.stdout!.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  agent.stderr!.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`http://127.0.0.1:${apiPort}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${BENCH_TOKEN}`, "content-type": "application/json" },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  for (let i = 0; ; i++) {
+    if ((await api("GET", "/station/v1/jobs").catch(() => undefined))?.ok) break;
+    if (i > 300 || agent.exitCode !== null) {
+      agent.kill("SIGKILL");
+      throw new Error(`agent did not start:\n${output.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    pid: agent.pid!,
+    api,
+    output: () => output,
+    async logLine<T>(msg: string, count = 1): Promise<T> {
+      for (;;) {
+        const lines = output.split("\n").filter((l) => l.includes(`"${msg}"`));
+        if (lines.length >= count) return JSON.parse(lines[count - 1]!) as T;
+        if (agent.exitCode !== null) throw new Error(`agent exited:\n${output.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      if (agent.exitCode !== null) return;
+      agent.kill("SIGTERM");
+      await new Promise((r) => agent.once("exit", r));
+    },
+  };
+}
+
+/** Drops the page cache (root only), so every tool starts with the same cold storage files. */
+export function dropCaches(): void {
+  spawnSync("sync");
+  try {
+    writeFileSync("/proc/sys/vm/drop_caches", "3");
+  } catch {
+    // not allowed here: the page cache stays warm for every tool alike
+  }
 }

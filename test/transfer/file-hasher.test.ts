@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { InlineFileHasher, WorkerFileHasher } from "../../src/transfer/core/file-hasher.js";
+import { InlineFileHasher, newStream, WorkerFileHasher } from "../../src/transfer/core/file-hasher.js";
 
 const dir = mkdtempSync(join(tmpdir(), "file-hasher-"));
 const workers = new WorkerFileHasher(2);
@@ -42,6 +42,36 @@ describe.each([
       const blob = Buffer.alloc(data.length + 50);
       for (const [o, n] of ranges) data.copy(blob, o, o, o + n);
       expect(r.whole).toBe(md5(blob).digest("base64"));
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("a stream continues the whole-file hash across requests, each chunk hashed in the same read", async () => {
+    const fd = openSync(path, "r");
+    try {
+      const stream = newStream();
+      const a = await hasher.hash({ fd, ranges: [[0, 1 << 20]], each: true, stream });
+      const b = await hasher.hash({ fd, ranges: [[2 << 20, 1 << 20]], each: true, stream });
+      const end = await hasher.hash({ fd, ranges: [], stream, wholeLength: 4 << 20 });
+      expect([a.each[0], b.each[0]]).toEqual([
+        md5(data.subarray(0, 1 << 20))
+          .digest("hex")
+          .toUpperCase(),
+        md5(data.subarray(2 << 20, 3 << 20))
+          .digest("hex")
+          .toUpperCase(),
+      ]);
+      const blob = Buffer.alloc(4 << 20);
+      data.copy(blob, 0, 0, 1 << 20);
+      data.copy(blob, 2 << 20, 2 << 20, 3 << 20);
+      expect(end.whole).toBe(md5(blob).digest("base64"));
+      // A discarded stream starts afresh under the same id.
+      const other = newStream();
+      await hasher.hash({ fd, ranges: [[0, 10]], stream: other });
+      await hasher.hash({ fd, ranges: [], stream: other, discard: true });
+      const fresh = await hasher.hash({ fd, ranges: [[0, 10]], stream: other, wholeLength: 10 });
+      expect(fresh.whole).toBe(md5(data.subarray(0, 10)).digest("base64"));
     } finally {
       closeSync(fd);
     }

@@ -6,8 +6,7 @@
  *
  * The caller keeps the file open until the promise settles.
  */
-import { createHash, type Hash } from "node:crypto";
-import { read } from "node:fs";
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 
@@ -17,8 +16,18 @@ export interface HashRequest {
   ranges: [number, number][];
   /** Hash each range on its own (upper-case hex). */
   each?: boolean;
-  /** Also hash the file as a blob of this length: the ranges in order, gaps as zeros (base64). */
+  /**
+   * Hash the file as a blob of this length: the ranges in order, gaps as zeros (base64). With
+   * `stream`, this request ends the stream and returns its hash.
+   */
   wholeLength?: number;
+  /**
+   * A whole-file hash kept across requests (from `newStream()`): each request's ranges continue
+   * it, in the order the requests are made, until one with `wholeLength` ends it.
+   */
+  stream?: number;
+  /** Drops the stream's state (a blob that failed). */
+  discard?: boolean;
 }
 
 export interface HashResult {
@@ -32,49 +41,75 @@ export interface FileHasher {
   hash(req: HashRequest): Promise<HashResult>;
 }
 
-// Plain CommonJS evaluated in the worker: no file to locate next to the compiled module.
-const WORKER = `
-const { parentPort } = require("node:worker_threads");
+let streams = 0;
+export const newStream = (): number => ++streams;
+
+// Plain CommonJS, evaluated in each worker (and by InlineFileHasher): no file to locate next to
+// the compiled module.
+const SERVE = `
 const { readSync } = require("node:fs");
 const { createHash } = require("node:crypto");
 const buf = Buffer.allocUnsafe(1 << 20);
 const zeros = Buffer.alloc(64 << 10);
+const streams = new Map();
 const pad = (h, n) => { for (; n > 0; n -= zeros.length) h.update(zeros.subarray(0, Math.min(n, zeros.length))); };
-parentPort.on("message", ({ id, fd, ranges, each, wholeLength }) => {
-  try {
-    const out = [];
-    const whole = wholeLength === undefined ? undefined : createHash("md5");
-    let pos = 0;
-    let short = false;
-    for (const [offset, length] of ranges) {
-      if (whole) pad(whole, offset - pos);
-      const h = each ? createHash("md5") : undefined;
-      let got = 0;
-      while (got < length) {
-        const n = readSync(fd, buf, 0, Math.min(buf.length, length - got), offset + got);
-        if (n === 0) { short = true; break; }
-        const piece = buf.subarray(0, n);
-        h?.update(piece);
-        whole?.update(piece);
-        got += n;
-      }
-      if (h) out.push(h.digest("hex").toUpperCase());
-      pos = offset + got;
-      if (short) break;
+function serve({ fd, ranges, each, wholeLength, stream, discard }) {
+  if (discard) { streams.delete(stream); return { each: [], short: false }; }
+  let st = stream === undefined ? undefined : streams.get(stream);
+  if (!st) {
+    const whole = stream !== undefined || wholeLength !== undefined ? createHash("md5") : undefined;
+    st = { whole, pos: 0, short: false };
+    if (stream !== undefined) streams.set(stream, st);
+  }
+  const out = [];
+  for (const [offset, length] of ranges) {
+    if (st.short) break;
+    if (st.whole) pad(st.whole, offset - st.pos);
+    const h = each ? createHash("md5") : undefined;
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, length - got), offset + got);
+      if (n === 0) { st.short = true; break; }
+      const piece = buf.subarray(0, n);
+      if (h) h.update(piece);
+      if (st.whole) st.whole.update(piece);
+      got += n;
     }
-    if (whole && !short) pad(whole, wholeLength - pos);
-    parentPort.postMessage({ id, each: out, whole: whole?.digest("base64"), short });
+    if (h) out.push(h.digest("hex").toUpperCase());
+    st.pos = offset + got;
+  }
+  const r = { each: out, short: st.short };
+  if (wholeLength !== undefined) {
+    if (!st.short) { pad(st.whole, wholeLength - st.pos); r.whole = st.whole.digest("base64"); }
+    if (stream !== undefined) streams.delete(stream);
+  }
+  return r;
+}
+`;
+
+const WORKER = `${SERVE}
+const { parentPort } = require("node:worker_threads");
+parentPort.on("message", (m) => {
+  try {
+    parentPort.postMessage({ id: m.id, ...serve(m) });
   } catch (e) {
-    parentPort.postMessage({ id, error: { message: String(e && e.message), code: e && e.code } });
+    parentPort.postMessage({ id: m.id, error: { message: String(e && e.message), code: e && e.code } });
   }
 });
 `;
 
 type Pending = { resolve(r: HashResult): void; reject(e: Error): void };
+type Slot = { w: Worker; pending: Map<number, Pending>; streams: Set<number> };
 
-/** A fixed set of hashing threads; requests go to the one with the fewest in hand. */
+/**
+ * A fixed set of hashing threads; a request goes to the one with the fewest in hand, or to the
+ * one that holds its stream.
+ */
 export class WorkerFileHasher implements FileHasher {
-  private readonly workers: { w: Worker; pending: Map<number, Pending> }[] = [];
+  private readonly workers: Slot[] = [];
+  private readonly byStream = new Map<number, Slot>();
+  /** Streams whose thread died: their hash is lost. */
+  private readonly lost = new Set<number>();
   private seq = 0;
 
   constructor(readonly threads: number) {}
@@ -82,7 +117,7 @@ export class WorkerFileHasher implements FileHasher {
   private spawn(): void {
     const w = new Worker(WORKER, { eval: true });
     w.unref(); // idle hashers never keep the station alive
-    const slot = { w, pending: new Map<number, Pending>() };
+    const slot: Slot = { w, pending: new Map(), streams: new Set() };
     w.on("message", (m: { id: number; error?: { message: string; code?: string } } & HashResult) => {
       const p = slot.pending.get(m.id);
       if (!p) return;
@@ -92,9 +127,13 @@ export class WorkerFileHasher implements FileHasher {
       else p.resolve({ each: m.each, ...(m.whole ? { whole: m.whole } : {}), short: m.short });
     });
     w.on("error", (e) => {
-      // This thread is gone: its requests fail, the next request starts a fresh one.
+      // This thread is gone: its requests fail, its streams are lost, the next request starts a fresh one.
       const i = this.workers.indexOf(slot);
       if (i >= 0) this.workers.splice(i, 1);
+      for (const id of slot.streams) {
+        this.byStream.delete(id);
+        this.lost.add(id);
+      }
       for (const p of slot.pending.values()) p.reject(e);
       slot.pending.clear();
     });
@@ -102,13 +141,29 @@ export class WorkerFileHasher implements FileHasher {
   }
 
   hash(req: HashRequest): Promise<HashResult> {
+    if (req.stream !== undefined && this.lost.has(req.stream)) {
+      if (req.wholeLength !== undefined || req.discard) this.lost.delete(req.stream);
+      return Promise.reject(new Error("a hashing thread stopped; this file's hash was lost"));
+    }
     while (this.workers.length < this.threads) this.spawn();
-    const slot = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    let slot = req.stream === undefined ? undefined : this.byStream.get(req.stream);
+    if (!slot) {
+      slot = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+      if (req.stream !== undefined) {
+        this.byStream.set(req.stream, slot);
+        slot.streams.add(req.stream);
+      }
+    }
+    if (req.stream !== undefined && (req.wholeLength !== undefined || req.discard)) {
+      this.byStream.delete(req.stream);
+      slot.streams.delete(req.stream);
+    }
     const id = ++this.seq;
+    const target = slot;
     return new Promise<HashResult>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
-      slot.w.ref(); // a request in hand keeps the process alive until it is answered
-      slot.w.postMessage({ id, ...req });
+      target.pending.set(id, { resolve, reject });
+      target.w.ref(); // a request in hand keeps the process alive until it is answered
+      target.w.postMessage({ id, ...req });
     });
   }
 
@@ -125,43 +180,16 @@ export function sharedFileHasher(): FileHasher {
 }
 
 /**
- * The same hashes on the event loop (async reads, hashing between them): for comparison in
- * bench/export-engine.ts and where no thread may be started.
+ * The same hashes on the event loop (synchronous reads): for comparison in
+ * bench/export-engine.ts and in tests.
  */
 export class InlineFileHasher implements FileHasher {
+  private readonly serve = new Function("require", `${SERVE}\nreturn serve;`)(
+    createRequire(import.meta.url),
+  ) as (req: HashRequest) => HashResult;
+
   async hash(req: HashRequest): Promise<HashResult> {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    const zeros = Buffer.alloc(64 << 10);
-    const pad = (h: Hash, n: number) => {
-      for (; n > 0; n -= zeros.length) h.update(zeros.subarray(0, Math.min(n, zeros.length)));
-    };
-    const each: string[] = [];
-    const whole = req.wholeLength === undefined ? undefined : createHash("md5");
-    let pos = 0;
-    let short = false;
-    for (const [offset, length] of req.ranges) {
-      if (whole) pad(whole, offset - pos);
-      const h = req.each ? createHash("md5") : undefined;
-      let got = 0;
-      while (got < length) {
-        const n = await new Promise<number>((resolve, reject) =>
-          read(req.fd, buf, 0, Math.min(buf.length, length - got), offset + got, (e, n) =>
-            e ? reject(e) : resolve(n),
-          ),
-        );
-        if (n === 0) {
-          short = true;
-          break;
-        }
-        h?.update(buf.subarray(0, n));
-        whole?.update(buf.subarray(0, n));
-        got += n;
-      }
-      if (h) each.push(h.digest("hex").toUpperCase());
-      pos = offset + got;
-      if (short) break;
-    }
-    if (whole && !short) pad(whole, req.wholeLength! - pos);
-    return { each, ...(whole ? { whole: whole.digest("base64") } : {}), short };
+    await new Promise((r) => setImmediate(r));
+    return this.serve(req);
   }
 }

@@ -19,8 +19,8 @@ import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
-import type { FileHasher } from "../core/file-hasher.js";
+import { type FileHasher, newStream } from "../core/file-hasher.js";
+import type { BlockPool } from "../core/scheduler.js";
 import type { Retrying } from "./retry.js";
 
 export interface Chunk {
@@ -89,13 +89,17 @@ export interface ChunkIo {
   length: number;
   chunks: Chunk[];
   file: FileHandle;
-  pool: BufferPool;
+  pool: BlockPool;
   /** Hashes what the file holds, off the event loop. */
   hasher: FileHasher;
   retrying: Retrying;
   warn(fields: object, message: string): void;
   /** A chunk is on the drive (not yet read back): record it. */
   onWritten(k: number, md5: string): Promise<void>;
+  /** Streamed blobs: hashes chunks in order as they land, and the whole file in the same reads. */
+  inOrder?: InOrderHashing;
+  /** Records of streamed chunks, settled before the file is closed. */
+  recording: Promise<void>[];
   counters: { bytesWritten: number; chunksRewritten: number };
 }
 
@@ -156,31 +160,15 @@ export async function fetchVerifiedChunk(io: ChunkIo, k: number, slab: Buffer): 
 
 /**
  * Streams the chunks of `span` (contiguous) in one ranged GET through `slab`: each chunk is
- * written as soon as its bytes are in, then hashed as it reads back from the drive (on a hashing
- * thread, while the next chunk arrives) and recorded. A retried request starts at the first chunk
- * not yet written. What the drive holds is checked against the blob's Content-MD5 afterwards.
+ * written as soon as its bytes are in, then handed to the in-order hashing, which reads it back
+ * and records it (in `io.recording`). A retried request starts at the first chunk not yet
+ * written. What the drive holds is checked against the blob's Content-MD5 afterwards.
  */
 export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Promise<void> {
   let next = 0;
   const last = io.chunks[span.at(-1)!]!;
   const end = last.offset + last.length;
-  const hashed: Promise<void>[] = [];
-  const record = (k: number) => {
-    const c = io.chunks[k]!;
-    return io.hasher.hash({ fd: io.file.fd, ranges: [[c.offset, c.length]], each: true }).then((r) => {
-      if (r.short)
-        throw new BlobFailure(
-          "IOFailed",
-          `${io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
-          {
-            index: k,
-            status: "IOFailed",
-          },
-        );
-      return io.onWritten(k, r.each[0]!);
-    });
-  };
-  const fetched = io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
+  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
     let k = span[next]!;
     const start = io.chunks[k]!.offset;
     let fill = 0;
@@ -195,7 +183,10 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
         at += n;
         if (fill < c.length) continue;
         await writeChunk(io, k, slab.subarray(0, fill));
-        hashed.push(record(k));
+        const landed = k;
+        const recorded = io.inOrder!.landed(landed).then((md5) => io.onWritten(landed, md5));
+        recorded.catch(() => undefined); // settled by the blob before it closes the file
+        io.recording.push(recorded);
         next++;
         k = span[next] ?? -1;
         fill = 0;
@@ -213,14 +204,84 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
       );
     }
   });
-  // Every hash settles before the file can be closed; the first failure wins.
-  const down = await fetched.then(
-    () => undefined,
-    (e: unknown) => ({ e }),
-  );
-  const bad = (await Promise.allSettled(hashed)).find((r) => r.status === "rejected");
-  if (down) throw down.e;
-  if (bad) throw (bad as PromiseRejectedResult).reason;
+}
+
+/**
+ * A streamed blob's read-back, overlapped with its download: chunks are read back from the drive
+ * in blob order as soon as they and every chunk before them have landed, each hashed on its own
+ * (the manifest's MD5) and, in the same read, into the whole file's hash (page-blob holes as
+ * zeros). Chunks an earlier run wrote are read and hashed again in their turn.
+ */
+export class InOrderHashing {
+  private next = 0;
+  private readonly isIn = new Set<number>();
+  private readonly waiters = new Map<number, { resolve(md5: string): void; reject(e: unknown): void }>();
+  private readonly stream = newStream();
+  private stopped: unknown;
+
+  constructor(
+    private readonly io: Pick<ChunkIo, "hasher" | "file" | "chunks" | "length" | "filePath">,
+    /** Chunks already on the drive (an earlier run): chunk index -> recorded MD5, updated here. */
+    private readonly earlier: Map<number, string>,
+  ) {
+    this.pump();
+  }
+
+  /** Chunk `k` is written: resolves to its MD5 as read back, once its turn comes. */
+  landed(k: number): Promise<string> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    const p = new Promise<string>((resolve, reject) => this.waiters.set(k, { resolve, reject }));
+    this.isIn.add(k);
+    this.pump();
+    return p;
+  }
+
+  private pump(): void {
+    for (; this.next < this.io.chunks.length; this.next++) {
+      const k = this.next;
+      if (!this.isIn.has(k) && !this.earlier.has(k)) return;
+      const c = this.io.chunks[k]!;
+      const w = this.waiters.get(k);
+      this.waiters.delete(k);
+      this.io.hasher
+        .hash({ fd: this.io.file.fd, ranges: [[c.offset, c.length]], each: true, stream: this.stream })
+        .then((r) => {
+          if (r.short)
+            throw new BlobFailure(
+              "IOFailed",
+              `${this.io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
+              {
+                index: k,
+                status: "IOFailed",
+              },
+            );
+          if (!w) this.earlier.set(k, r.each[0]!); // what the drive holds is what the manifest lists
+          w?.resolve(r.each[0]!);
+        })
+        .catch((e) => w?.reject(e));
+    }
+  }
+
+  /** After every chunk landed: the whole file's base64 MD5 ("" when the file is short). */
+  async whole(): Promise<string> {
+    const r = await this.io.hasher.hash({
+      fd: this.io.file.fd,
+      ranges: [],
+      stream: this.stream,
+      wholeLength: this.io.length,
+    });
+    return r.short ? "" : r.whole!;
+  }
+
+  /** The blob failed: chunks still waiting for their turn are never hashed; the stream is dropped. */
+  stop(reason: unknown): void {
+    this.stopped = reason;
+    for (const w of this.waiters.values()) w.reject(reason);
+    this.waiters.clear();
+    void this.io.hasher
+      .hash({ fd: -1, ranges: [], stream: this.stream, discard: true })
+      .catch(() => undefined);
+  }
 }
 
 /** Hashes the file as the blob: chunks in order, page-blob holes as zeros. Base64 MD5 ("" if short). */

@@ -11,7 +11,6 @@
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
-import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import { md5Hex, writeMetadataFile, writePropertiesFile } from "../../formats/blob-properties.js";
 import type { LogBlob, LogChunk } from "../../formats/drive-log.js";
@@ -20,8 +19,8 @@ import { indexBlockId, type ManifestBlobOut } from "../../formats/manifest-write
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
 import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import {
   BlobFailure,
   type Chunk,
@@ -29,8 +28,8 @@ import {
   DEFAULT_RANGE_BYTES,
   fetchSpan,
   fetchVerifiedChunk,
+  InOrderHashing,
   readBackChunks,
-  readBackWhole,
   spansOf,
 } from "./blob-chunks.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
@@ -58,8 +57,8 @@ export interface BlobEnv {
   driveId: string;
   source: ExportSource;
   store: ExportStore;
-  queue: PQueue;
-  pool: BufferPool;
+  queue: RequestQueue;
+  pool: BlockPool;
   retrying: Retrying;
   signal: AbortSignal;
   log: Logger;
@@ -107,6 +106,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
   const written = env.written;
 
   let fh: FileHandle | undefined;
+  let inOrder: InOrderHashing | undefined;
   try {
     await mkdir(dirname(final), { recursive: true });
     // A confirmed drive may carry symlinks: a file must still land on the drive.
@@ -142,10 +142,12 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
         env.onBytes(chunks[k]!.length);
       },
       counters: env.counters,
+      recording: [],
     };
-    // With a Content-MD5 to check the drive against, long streamed ranges; else 4 MiB ranges
-    // each checked against the service's range MD5.
+    // With a Content-MD5 to check the drive against, long streamed ranges, read back and hashed
+    // in order while the rest arrives; else 4 MiB ranges each checked against the service's range MD5.
     const streamed = Boolean(b.contentMd5);
+    if (streamed) inOrder = io.inOrder = new InOrderHashing(io, written);
     const spans = spansOf(
       chunks,
       (k) => !written.has(k),
@@ -175,12 +177,16 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       );
     }
     await Promise.all(tasks);
+    if (failure || env.signal.aborted) inOrder?.stop(failure ?? env.signal.reason);
+    const badRecord = (await Promise.allSettled(io.recording)).find((r) => r.status === "rejected");
     if (failure) throw failure;
     if (env.signal.aborted) throw env.signal.reason;
+    if (badRecord) throw (badRecord as PromiseRejectedResult).reason;
 
-    // Read back: the whole file against the Content-MD5, else chunk by chunk.
+    // Read back: the whole file against the Content-MD5 (hashed as the chunks landed), else chunk by chunk.
     await file.datasync();
-    let contentMd5 = streamed ? await readBackWhole(io) : undefined;
+    let contentMd5 = inOrder ? await inOrder.whole() : undefined;
+    inOrder = undefined;
     if (!streamed || contentMd5 !== b.contentMd5) {
       const slab = await env.pool.acquire();
       try {
@@ -258,6 +264,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     );
     return { index: b.index, bytes: b.length, log: entry, manifest };
   } catch (e) {
+    inOrder?.stop(e);
     await fh?.close().catch(() => undefined);
     if (env.signal.aborted || e instanceof StorageOutage) throw e;
     let status: BlobStatus;
