@@ -100,6 +100,19 @@ const agent = new AgentProcess({
   secrets: [OPERATOR, CUSTOMER, ACCOUNT_KEY],
 });
 
+// Ctrl-C: leave no agent, mount, loop device or Azurite behind.
+process.once("SIGINT", () => {
+  say("interrupted: cleaning up");
+  void agent
+    .cleanup()
+    .then(() => proxy.close())
+    .then(() => azurite.stop())
+    .finally(() => {
+      if (!values.keep) rmSync(root, { recursive: true, force: true });
+      process.exit(130);
+    });
+});
+
 /** Figures kept across runs (each run's log starts afresh). */
 const tally = { runs: 0, uploadedLogged: 0, unhandled: 0, errors: 0, secretsLogged: 0 };
 const closeRun = () => {
