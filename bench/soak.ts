@@ -98,6 +98,8 @@ const agent = new AgentProcess({
   operatorToken: OPERATOR,
   mountRoot: join(root, "mnt"),
   secrets: [OPERATOR, CUSTOMER, ACCOUNT_KEY],
+  // As systemd/drive-station.service runs it.
+  env: { UV_THREADPOOL_SIZE: "32" },
 });
 
 // Ctrl-C: leave no agent, mount, loop device or Azurite behind.

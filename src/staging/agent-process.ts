@@ -85,6 +85,8 @@ export interface AgentProcessOptions {
   mountRoot: string;
   /** Strings that never reach an error message built from the log (keys, tokens). */
   secrets?: string[];
+  /** Added to the agent's environment (e.g. the unit's UV_THREADPOOL_SIZE). */
+  env?: Record<string, string>;
 }
 
 export class AgentProcess {
@@ -103,6 +105,7 @@ export class AgentProcess {
     this.out = "";
     const child = spawn(process.execPath, [agentEntry(), "--config", this.o.config], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...this.o.env },
     });
     const keep = (d: Buffer) => {
       this.out += d.toString();
