@@ -133,6 +133,8 @@ export async function audit(c: ContainerClient, source: SourceFile[], srcDir: st
   const r: Audit = { complete: 0, corrupt: [], missing: [], wrongLength: [], uncommitted: [], strangers: [] };
   const expected = new Map(source.map((f) => [f.name, f]));
   const seen = new Set<string>();
+  // No container: nothing landed (every file is missing).
+  if (!(await c.exists())) return { ...r, missing: source.map((f) => f.name) };
   for await (const b of c.listBlobsFlat({ includeUncommitedBlobs: true })) {
     const f = expected.get(b.name);
     if (!f) {
