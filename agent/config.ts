@@ -255,11 +255,25 @@ export const configSchema = z.object({
 
 export type AgentConfig = z.output<typeof configSchema>;
 
-/** The transfer core's read bounds from `transfer.readTimeoutSeconds` and `transfer.hungReadsPerDrive`. */
-export const readLimitsOf = (t: AgentConfig["transfer"]): { timeoutMs: number; hungLimit: number } => ({
+/**
+ * The transfer core's read bounds from `transfer.readTimeoutSeconds` and `transfer.hungReadsPerDrive`;
+ * station-wide, hung reads may hold at most half of the `ioThreads` (UV_THREADPOOL_SIZE, default 4),
+ * so the rest of the station keeps threads for its own file work.
+ */
+export const readLimitsOf = (
+  t: AgentConfig["transfer"],
+  ioThreads = 4,
+): { timeoutMs: number; hungLimit: number; stationHungLimit: number } => ({
   timeoutMs: t.readTimeoutSeconds * 1000,
   hungLimit: t.hungReadsPerDrive,
+  stationHungLimit: Math.max(1, Math.floor(ioThreads / 2)),
 });
+
+/** Size of libuv's I/O thread pool (fixed by the environment before the agent's first line runs). */
+export const ioThreadsOf = (env: NodeJS.ProcessEnv): number => {
+  const n = Number(env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+};
 
 export function parseConfig(raw: unknown, source: string): AgentConfig {
   // A key no schema object names is a typo or a setting this version does not have: stop.

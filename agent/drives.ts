@@ -12,7 +12,7 @@ import type { StationMetrics } from "../src/observability/metrics.js";
 import { observedCheckpoints } from "../src/observability/observed-ports.js";
 import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
 import { TransferManager, type TransferManagerDeps } from "../src/transfer/manager.js";
-import { type AgentConfig, readLimitsOf } from "./config.js";
+import { type AgentConfig, ioThreadsOf, readLimitsOf } from "./config.js";
 
 export interface DriveWiringDeps {
   config: AgentConfig;
@@ -70,7 +70,7 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
       blobConcurrency: t.blobConcurrency,
       retry: t.retry,
       outageRetryMs: t.outageRetrySeconds * 1000,
-      readLimits: readLimitsOf(t),
+      readLimits: readLimitsOf(t, ioThreadsOf(process.env)),
     },
     exports: deps.exports,
     fleet: {

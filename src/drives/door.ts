@@ -7,83 +7,17 @@
  * CompletedMoreInfo with the failure as its copy status. Ready drives go to the transfer engine.
  */
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
-import type { Logger } from "pino";
-import type { DriveLogStatus } from "../formats/status.js";
 import { KeyedLock } from "../jobs/keyed-lock.js";
-import type { Clock, JobService } from "../jobs/service.js";
-import type { NoticeLog } from "../jobs/store.js";
 import type { Job, JobKey } from "../lifecycle/model.js";
 import { jobLabel } from "../lifecycle/model.js";
-import { unlockBitLocker } from "./bitlocker.js";
-import type { Exec } from "./exec.js";
-import { dataVolume, identify } from "./identity.js";
+import type { DockDeps, DockedDrive } from "./dock-model.js";
+import { mountDataVolume } from "./dock-mount.js";
+import { identify } from "./identity.js";
 import { type MatchResult, matchDrive } from "./match.js";
-import type { AttachedDrive, IdentifiedDrive } from "./model.js";
-import { DriveError, isMounted, type MountMode, mountVolume, unmountVolume } from "./mount.js";
-import type { DriveWatcher } from "./watcher.js";
+import type { AttachedDrive } from "./model.js";
+import { type MountMode, unmountVolume } from "./mount.js";
 
-export type DockStatus =
-  | "identifying"
-  | "ready"
-  | "transferring"
-  | "paused"
-  | "pulled"
-  | "done"
-  | "held"
-  | "extra"
-  | "unknown"
-  | "failed"
-  | "processed"
-  | "error";
-
-export interface DockedDrive {
-  key: string;
-  kind: AttachedDrive["kind"];
-  device: string;
-  size: number;
-  serial?: string;
-  fsType?: string;
-  mountpoint?: string;
-  mode?: MountMode;
-  status: DockStatus;
-  /** The copy-log drive status of a failure (ManifestCorrupted, VolumeNotNtfs …). */
-  code?: DriveLogStatus;
-  message: string;
-  job?: JobKey;
-  driveId?: string;
-  jobType?: "Import" | "Export";
-  manifestPath?: string;
-  attachedAt: string;
-  /** While transferring: bytes, speed and ETA, updated a few times a second; once done: time taken. */
-  progress?: {
-    bytesSucceeded: number;
-    bytesTotal: number;
-    bytesPerSecond: number;
-    etaSeconds?: number;
-    seconds?: number;
-  };
-}
-
-export interface DockHooks {
-  /** A matched drive is mounted and its job may proceed: the transfer engine takes it. */
-  onReady?(drive: DockedDrive, match: Extract<MatchResult, { kind: "import" | "export" }>): void;
-  /** The drive was pulled (or the dock stops): abort whatever runs on it. */
-  onGone?(drive: DockedDrive): void;
-}
-
-export interface DockDeps {
-  watcher: DriveWatcher;
-  exec: Exec;
-  service: JobService;
-  notices: NoticeLog;
-  log: Logger;
-  clock: Clock;
-  mountRoot: string;
-  hooks?: DockHooks;
-  /** True while a read under this mountpoint is hung in the kernel: the dock then leaves it mounted. */
-  readsHungUnder?(mountpoint: string): boolean;
-}
+export type { DockDeps, DockedDrive, DockHooks, DockStatus } from "./dock-model.js";
 
 const ACCEPTING = new Set(["Shipping", "Received", "Transferring"]);
 const keyOf = (job: Job): JobKey => ({
@@ -91,7 +25,6 @@ const keyOf = (job: Job): JobKey => ({
   resourceGroup: job.resourceGroup,
   name: job.name,
 });
-const safeName = (key: string) => key.replace(/[^A-Za-z0-9_.-]+/g, "_").slice(-80);
 
 export class Dock {
   private readonly drives = new Map<string, DockedDrive>();
@@ -206,7 +139,7 @@ export class Dock {
         ? jobs.find((j) => j.type === "Export" && j.drives.some((x) => x.driveId === id.serial))
         : undefined;
       const mode: MountMode = exportEntry && ACCEPTING.has(exportEntry.state) ? "rw" : "ro"; // never write to a drive no export job owns
-      const mounted = await this.mountData(id, docked, mode, jobs);
+      const mounted = await mountDataVolume(this.deps.exec, this.deps.mountRoot, id, docked, mode, jobs);
       const match = await matchDrive(id.serial, mounted.root, jobs, mounted.failure);
       log.info(
         {
@@ -234,51 +167,6 @@ export class Dock {
       );
       delete docked.mountpoint;
       delete docked.mode;
-    }
-  }
-
-  private async mountData(
-    id: IdentifiedDrive,
-    docked: DockedDrive,
-    mode: MountMode,
-    jobs: Job[],
-  ): Promise<{ root?: string; failure?: { status: DriveLogStatus; message: string } }> {
-    if (id.kind === "mounted") {
-      docked.mountpoint = id.mountpoint!;
-      return { root: id.mountpoint! };
-    }
-    const volume = dataVolume(id);
-    if (!volume)
-      return {
-        failure: { status: "DiskOperationFailed", message: `${id.device} has no partition or filesystem.` },
-      };
-    if (volume.fsType) docked.fsType = volume.fsType;
-    const mountpoint = join(this.deps.mountRoot, safeName(id.key));
-    try {
-      let device = volume.device;
-      let fsType = volume.fsType;
-      if (fsType === "BitLocker") {
-        const key = jobs.flatMap((j) => j.drives).find((x) => x.driveId === id.serial)?.bitLockerKey;
-        if (!key)
-          throw new DriveError(
-            "BitLockerFailed",
-            `${volume.device} is BitLocker-encrypted and no job lists a key for drive ${id.serial ?? "(no serial)"}.`,
-          );
-        device = await unlockBitLocker(this.deps.exec, volume.device, key, `${mountpoint}.dislocker`, mode);
-        fsType = "ntfs";
-      }
-      // A mount left at our own mount point by an agent that crashed: clear it first.
-      if (await isMounted(mountpoint)) await unmountVolume(this.deps.exec, mountpoint, true);
-      await mountVolume(this.deps.exec, device, fsType, mountpoint, mode);
-      docked.mountpoint = mountpoint;
-      docked.mode = mode;
-      return { root: mountpoint };
-    } catch (e) {
-      if (e instanceof DriveError) {
-        docked.code = e.status;
-        return { failure: { status: e.status, message: e.message } };
-      }
-      throw e;
     }
   }
 

@@ -12,11 +12,7 @@ import type {
   StoredSelection,
 } from "../transfer/export/store.js";
 import type { PgConnection } from "./pg-connection.js";
-
-const reviveBlob = (b: SelectedBlob & { lastModified: string }): SelectedBlob => ({
-  ...b,
-  lastModified: new Date(b.lastModified),
-});
+import { reviveSelectedBlob } from "./store-rows.js";
 
 export class PgExportStore implements ExportStore {
   constructor(private readonly db: PgConnection) {}
@@ -31,7 +27,7 @@ export class PgExportStore implements ExportStore {
       "SELECT blob FROM export_selected WHERE job = $1 ORDER BY idx",
       [job],
     );
-    return { ...meta.rows[0].meta, blobs: blobs.rows.map((r) => reviveBlob(r.blob)) };
+    return { ...meta.rows[0].meta, blobs: blobs.rows.map((r) => reviveSelectedBlob(r.blob)) };
   }
 
   async saveSelection(job: string, s: StoredSelection): Promise<void> {

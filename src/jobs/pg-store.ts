@@ -5,7 +5,6 @@
  * on the version column.
  */
 import type { Logger } from "pino";
-import { StationError } from "../errors.js";
 import type { Job, JobKey, Notice } from "../lifecycle/model.js";
 import type { BlobCheckpoint, CheckpointStore } from "../transfer/checkpoints.js";
 import { PgConnection } from "./pg-connection.js";
@@ -21,6 +20,18 @@ import type {
   StoredJob,
   StoreHealth,
 } from "./store.js";
+import {
+  checkpointProgress,
+  doneCheckpoint,
+  jobKeyOf,
+  jobPage,
+  LIST_ORDER,
+  listFilter,
+  type NoticeRow,
+  noticeFromRow,
+  noticeValues,
+  versionConflict,
+} from "./store-rows.js";
 
 export interface PgStoreOptions {
   url: string;
@@ -28,33 +39,6 @@ export interface PgStoreOptions {
   connectTimeoutMs?: number;
   log: Logger;
 }
-
-interface Cursor {
-  c: string;
-  s: string;
-  r: string;
-  n: string;
-}
-
-const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify(c)).toString("base64url");
-
-function decodeCursor(token: string): Cursor {
-  try {
-    const c = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Cursor;
-    if ([c.c, c.s, c.r, c.n].every((v) => typeof v === "string")) return c;
-  } catch {
-    // fall through
-  }
-  throw new StationError("InvalidRequestContent", "The $skiptoken is not one this station issued.", {
-    target: "$skiptoken",
-  });
-}
-
-const conflict = (name: string) =>
-  new StationError("VersionConflict", `Job ${name} was changed by someone else; retry.`, {
-    retryable: true,
-    target: name,
-  });
 
 export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaims, StoreHealth {
   private constructor(private readonly db: PgConnection) {}
@@ -124,7 +108,7 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
              WHERE subscription_id = $4 AND resource_group = $5 AND name = $6 AND version = $7`,
             [job.state, deadline, doc, job.subscriptionId, job.resourceGroup, job.name, expectedVersion],
           );
-    if (r.rowCount !== 1) throw conflict(job.name);
+    if (r.rowCount !== 1) throw versionConflict(job.name);
     return { job, version: expectedVersion + 1 };
   }
 
@@ -139,41 +123,21 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
   }
 
   async list(scope: JobScope, top: number, skipToken?: string): Promise<JobPage> {
-    const where: string[] = [];
     const args: unknown[] = [];
     const arg = (v: unknown) => {
       args.push(v);
       return `$${args.length}`;
     };
-    if (scope.subscriptionId !== undefined) where.push(`subscription_id = ${arg(scope.subscriptionId)}`);
-    if (scope.resourceGroup !== undefined) where.push(`resource_group = ${arg(scope.resourceGroup)}`);
-    if (scope.resourceGroups !== undefined) {
-      // A customer granted some resource groups of the subscription (compared case-insensitively).
-      if (scope.resourceGroups.length === 0) return { jobs: [] };
-      where.push(`lower(resource_group) = ANY(${arg(scope.resourceGroups.map((g) => g.toLowerCase()))})`);
-    }
-    if (skipToken) {
-      const c = decodeCursor(skipToken);
-      where.push(
-        `(created_at, subscription_id, resource_group, name) > (${arg(c.c)}, ${arg(c.s)}, ${arg(c.r)}, ${arg(c.n)})`,
-      );
-    }
+    const where = listFilter(scope, skipToken, arg);
+    if (!where) return { jobs: [] };
     const r = await this.db.query<{ doc: Job }>(
-      `SELECT doc FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-       ORDER BY created_at, subscription_id, resource_group, name LIMIT ${arg(top + 1)}`,
+      `SELECT doc FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ${LIST_ORDER} LIMIT ${arg(top + 1)}`,
       args,
     );
-    const jobs = r.rows.slice(0, top).map((row) => row.doc);
-    const last = jobs[jobs.length - 1];
-    const page: JobPage = { jobs };
-    if (r.rows.length > top && last)
-      page.skipToken = encodeCursor({
-        c: last.timestamps.createdAt,
-        s: last.subscriptionId,
-        r: last.resourceGroup,
-        n: last.name,
-      });
-    return page;
+    return jobPage(
+      r.rows.map((row) => row.doc),
+      top,
+    );
   }
 
   async due(now: Date): Promise<JobKey[]> {
@@ -181,61 +145,26 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
       "SELECT subscription_id, resource_group, name FROM jobs WHERE next_deadline <= $1 ORDER BY next_deadline",
       [now],
     );
-    return r.rows.map((x) => ({
-      subscriptionId: x.subscription_id,
-      resourceGroup: x.resource_group,
-      name: x.name,
-    }));
+    return r.rows.map(jobKeyOf);
   }
 
   async add(notices: Notice[]): Promise<void> {
     if (!notices.length) return;
-    const cols = (f: (n: Notice) => string | null) => notices.map(f);
+    const rows = notices.map(noticeValues);
+    const column = (i: number) => rows.map((values) => values[i]);
     await this.db.query(
       `INSERT INTO notices (at, code, subscription_id, resource_group, job_name, drive_id, message)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
-      [
-        cols((n) => n.at),
-        cols((n) => n.code),
-        cols((n) => n.job?.subscriptionId ?? null),
-        cols((n) => n.job?.resourceGroup ?? null),
-        cols((n) => n.job?.name ?? null),
-        cols((n) => n.driveId ?? null),
-        cols((n) => n.message),
-      ],
+      [0, 1, 2, 3, 4, 5, 6].map(column),
     );
   }
 
   async recent(options: { since?: string; limit: number }): Promise<(Notice & { id: number })[]> {
-    const r = await this.db.query<{
-      id: string;
-      at: string;
-      code: Notice["code"];
-      subscription_id: string | null;
-      resource_group: string | null;
-      job_name: string | null;
-      drive_id: string | null;
-      message: string;
-    }>("SELECT * FROM notices WHERE at >= $1 ORDER BY id DESC LIMIT $2", [
-      options.since ?? "",
-      options.limit,
-    ]);
-    return r.rows.map((row) => {
-      const n: Notice & { id: number } = {
-        id: Number(row.id),
-        at: row.at,
-        code: row.code,
-        message: row.message,
-      };
-      if (row.subscription_id && row.resource_group && row.job_name)
-        n.job = {
-          subscriptionId: row.subscription_id,
-          resourceGroup: row.resource_group,
-          name: row.job_name,
-        };
-      if (row.drive_id) n.driveId = row.drive_id;
-      return n;
-    });
+    const r = await this.db.query<NoticeRow>(
+      "SELECT * FROM notices WHERE at >= $1 ORDER BY id DESC LIMIT $2",
+      [options.since ?? "", options.limit],
+    );
+    return r.rows.map(noticeFromRow);
   }
 
   async progress(
@@ -246,16 +175,7 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
       "SELECT blob_index, state, target, bytes FROM blob_checkpoints WHERE job = $1 AND drive_id = $2",
       [job, driveId],
     );
-    const done = new Set<number>();
-    const started = new Map<number, string>();
-    let bytesSucceeded = 0;
-    for (const row of r.rows) {
-      if (row.state === "done") {
-        done.add(row.blob_index);
-        bytesSucceeded += Number(row.bytes);
-      } else started.set(row.blob_index, row.target);
-    }
-    return { done, started, bytesSucceeded };
+    return checkpointProgress(r.rows);
   }
 
   async *entries(job: string, driveId: string): AsyncIterable<BlobCheckpoint> {
@@ -272,16 +192,7 @@ export class PgStore implements JobStore, NoticeLog, CheckpointStore, DriveClaim
         [job, driveId, after],
       );
       if (r.rows.length === 0) return;
-      for (const row of r.rows) {
-        const c: BlobCheckpoint = {
-          blobIndex: row.blob_index,
-          state: "done",
-          target: row.target,
-          bytesSucceeded: Number(row.bytes),
-        };
-        if (row.log) c.log = row.log;
-        yield c;
-      }
+      for (const row of r.rows) yield doneCheckpoint(row, row.log);
       after = r.rows[r.rows.length - 1]!.blob_index;
     }
   }

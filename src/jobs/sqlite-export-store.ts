@@ -3,7 +3,7 @@
  * (export.db, WAL), so its schema versions independently of the job store's.
  */
 import Database from "better-sqlite3";
-import type { DrivePlan, SelectedBlob } from "../transfer/export/planner.js";
+import type { DrivePlan } from "../transfer/export/planner.js";
 import type {
   BlockRecord,
   Confirmation,
@@ -11,6 +11,7 @@ import type {
   ExportStore,
   StoredSelection,
 } from "../transfer/export/store.js";
+import { reviveSelectedBlob } from "./store-rows.js";
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE selections (job TEXT PRIMARY KEY, meta TEXT NOT NULL);
@@ -24,11 +25,6 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE confirmations (job TEXT NOT NULL, drive_id TEXT NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL,
                                PRIMARY KEY (job, drive_id));`,
 ];
-
-const reviveBlob = (json: string): SelectedBlob => {
-  const b = JSON.parse(json) as SelectedBlob & { lastModified: string };
-  return { ...b, lastModified: new Date(b.lastModified) };
-};
 
 export class SqliteExportStore implements ExportStore {
   private readonly db: Database.Database;
@@ -62,7 +58,7 @@ export class SqliteExportStore implements ExportStore {
     const blobs = this.db
       .prepare<[string], { blob: string }>("SELECT blob FROM selected WHERE job = ? ORDER BY idx")
       .all(job)
-      .map((r) => reviveBlob(r.blob));
+      .map((r) => reviveSelectedBlob(JSON.parse(r.blob)));
     return { ...meta, blobs };
   }
 

@@ -17,6 +17,18 @@ import type {
   StoredJob,
   StoreHealth,
 } from "./store.js";
+import {
+  checkpointProgress,
+  doneCheckpoint,
+  jobKeyOf,
+  jobPage,
+  LIST_ORDER,
+  listFilter,
+  type NoticeRow,
+  noticeFromRow,
+  noticeValues,
+  versionConflict,
+} from "./store-rows.js";
 
 /** Append-only: each entry moves the schema from user_version i to i+1. */
 const MIGRATIONS: readonly string[] = [
@@ -67,27 +79,6 @@ const MIGRATIONS: readonly string[] = [
 interface JobRow {
   version: number;
   doc: string;
-}
-
-interface Cursor {
-  c: string;
-  s: string;
-  r: string;
-  n: string;
-}
-
-const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify(c)).toString("base64url");
-
-function decodeCursor(token: string): Cursor {
-  try {
-    const c = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Cursor;
-    if ([c.c, c.s, c.r, c.n].every((v) => typeof v === "string")) return c;
-  } catch {
-    // fall through
-  }
-  throw new StationError("InvalidRequestContent", "The $skiptoken is not one this station issued.", {
-    target: "$skiptoken",
-  });
 }
 
 export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveClaims, StoreHealth {
@@ -179,12 +170,7 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveC
           expectedVersion,
         ).changes;
     });
-    if (write() !== 1) {
-      throw new StationError("VersionConflict", `Job ${job.name} was changed by someone else; retry.`, {
-        retryable: true,
-        target: job.name,
-      });
-    }
+    if (write() !== 1) throw versionConflict(job.name);
     return { job, version };
   }
 
@@ -196,41 +182,18 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveC
   }
 
   async list(scope: JobScope, top: number, skipToken?: string): Promise<JobPage> {
-    const where: string[] = [];
     const args: (string | number)[] = [];
-    if (scope.subscriptionId !== undefined) {
-      where.push("subscription_id = ?");
-      args.push(scope.subscriptionId);
-    }
-    if (scope.resourceGroup !== undefined) {
-      where.push("resource_group = ?");
-      args.push(scope.resourceGroup);
-    }
-    if (scope.resourceGroups !== undefined) {
-      if (scope.resourceGroups.length === 0) return { jobs: [] };
-      where.push(`lower(resource_group) IN (${scope.resourceGroups.map(() => "?").join(", ")})`);
-      args.push(...scope.resourceGroups.map((g) => g.toLowerCase()));
-    }
-    if (skipToken) {
-      const c = decodeCursor(skipToken);
-      where.push("(created_at, subscription_id, resource_group, name) > (?, ?, ?, ?)");
-      args.push(c.c, c.s, c.r, c.n);
-    }
-    const sql = `SELECT version, doc FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-                 ORDER BY created_at, subscription_id, resource_group, name LIMIT ?`;
+    const where = listFilter(scope, skipToken, (v) => {
+      args.push(v);
+      return "?";
+    });
+    if (!where) return { jobs: [] };
+    const sql = `SELECT version, doc FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ${LIST_ORDER} LIMIT ?`;
     const rows = this.db.prepare<(string | number)[], JobRow>(sql).all(...args, top + 1);
-    const jobs = rows.slice(0, top).map((r) => JSON.parse(r.doc) as Job);
-    const last = jobs[jobs.length - 1];
-    const page: JobPage = { jobs };
-    if (rows.length > top && last) {
-      page.skipToken = encodeCursor({
-        c: last.timestamps.createdAt,
-        s: last.subscriptionId,
-        r: last.resourceGroup,
-        n: last.name,
-      });
-    }
-    return page;
+    return jobPage(
+      rows.map((r) => JSON.parse(r.doc) as Job),
+      top,
+    );
   }
 
   async due(now: Date): Promise<JobKey[]> {
@@ -239,7 +202,7 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveC
         "SELECT subscription_id, resource_group, name FROM jobs WHERE next_deadline IS NOT NULL AND next_deadline <= ? ORDER BY next_deadline",
       )
       .all(now.toISOString())
-      .map((r) => ({ subscriptionId: r.subscription_id, resourceGroup: r.resource_group, name: r.name }));
+      .map(jobKeyOf);
   }
 
   async progress(
@@ -251,16 +214,7 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveC
         "SELECT blob_index, state, target, bytes FROM blob_checkpoints WHERE job = ? AND drive_id = ?",
       )
       .all(job, driveId);
-    const done = new Set<number>();
-    const started = new Map<number, string>();
-    let bytesSucceeded = 0;
-    for (const r of rows) {
-      if (r.state === "done") {
-        done.add(r.blob_index);
-        bytesSucceeded += r.bytes;
-      } else started.set(r.blob_index, r.target);
-    }
-    return { done, started, bytesSucceeded };
+    return checkpointProgress(rows);
   }
 
   async *entries(job: string, driveId: string): AsyncIterable<BlobCheckpoint> {
@@ -270,20 +224,13 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveC
       const rows = this.db
         .prepare<
           [string, string, number],
-          { blob_index: number; target: string; bytes: number; log: string }
+          { blob_index: number; target: string; bytes: number; log: string | null }
         >(
           "SELECT blob_index, target, bytes, log FROM blob_checkpoints WHERE job = ? AND drive_id = ? AND state = 'done' AND blob_index > ? ORDER BY blob_index LIMIT 1000",
         )
         .all(job, driveId, after);
       if (rows.length === 0) return;
-      for (const r of rows)
-        yield {
-          blobIndex: r.blob_index,
-          state: "done",
-          target: r.target,
-          bytesSucceeded: r.bytes,
-          log: JSON.parse(r.log),
-        };
+      for (const r of rows) yield doneCheckpoint(r, r.log ? JSON.parse(r.log) : null);
       after = rows[rows.length - 1]!.blob_index;
     }
   }
@@ -315,41 +262,15 @@ export class SqliteStore implements JobStore, NoticeLog, CheckpointStore, DriveC
       "INSERT INTO notices (at, code, subscription_id, resource_group, job_name, drive_id, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.db.transaction(() => {
-      for (const n of notices) {
-        insert.run(
-          n.at,
-          n.code,
-          n.job?.subscriptionId ?? null,
-          n.job?.resourceGroup ?? null,
-          n.job?.name ?? null,
-          n.driveId ?? null,
-          n.message,
-        );
-      }
+      for (const n of notices) insert.run(...noticeValues(n));
     })();
   }
 
   async recent(options: { since?: string; limit: number }): Promise<(Notice & { id: number })[]> {
-    type Row = {
-      id: number;
-      at: string;
-      code: Notice["code"];
-      subscription_id: string | null;
-      resource_group: string | null;
-      job_name: string | null;
-      drive_id: string | null;
-      message: string;
-    };
     const rows = this.db
-      .prepare<[string, number], Row>("SELECT * FROM notices WHERE at >= ? ORDER BY id DESC LIMIT ?")
+      .prepare<[string, number], NoticeRow>("SELECT * FROM notices WHERE at >= ? ORDER BY id DESC LIMIT ?")
       .all(options.since ?? "", options.limit);
-    return rows.map((r) => {
-      const n: Notice & { id: number } = { id: r.id, at: r.at, code: r.code, message: r.message };
-      if (r.subscription_id && r.resource_group && r.job_name)
-        n.job = { subscriptionId: r.subscription_id, resourceGroup: r.resource_group, name: r.job_name };
-      if (r.drive_id) n.driveId = r.drive_id;
-      return n;
-    });
+    return rows.map(noticeFromRow);
   }
 
   // Drive claims: a single station always wins its own claims, but the code path is the fleet's.

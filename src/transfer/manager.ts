@@ -5,7 +5,6 @@
  * pulled or storage stays down (the next plug-in or the outage retry resumes from the checkpoints).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import PQueue from "p-queue";
 import type { DockHooks } from "../drives/door.js";
 import { StationError } from "../errors.js";
 import { DriveLease } from "../fleet/drive-lease.js";
@@ -14,8 +13,8 @@ import { type JobKey, jobLabel } from "../lifecycle/model.js";
 import { AzureBlobPort } from "../storage/azure-blob-port.js";
 import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
-import { BufferPool } from "./core/buffer-pool.js";
 import { ProgressMeter } from "./core/progress.js";
+import { type DriveLane, StationScheduler } from "./core/scheduler.js";
 import type { DriveEngine } from "./engine.js";
 import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
 import { importDrive } from "./import/engine.js";
@@ -26,11 +25,13 @@ import { heldElsewhere, type RunContext, runFailed, runFinished } from "./run-ou
 export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
 const VIEW_EVERY_MS = 200;
+
+const lanePipeline = (lane: DriveLane) => ({ queue: lane.queue, pool: lane.pool });
 const PERSIST_EVERY_MS = 2000;
 
 export class TransferManager {
-  private readonly queue: PQueue;
-  private readonly pool: BufferPool;
+  /** Request slots and block buffers, shared fairly by the drives running now. */
+  private readonly scheduler: StationScheduler;
   private readonly engines: Partial<Record<"Import" | "Export", DriveEngine>>;
   private readonly runs = new Map<
     string,
@@ -65,9 +66,9 @@ export class TransferManager {
       }
     }, 250);
     this.storeWatch.unref();
-    this.queue = new PQueue({ concurrency: deps.settings.concurrency });
     // Every request in flight has its block, plus half as many again being read and hashed.
-    this.pool = new BufferPool(4 * 1024 * 1024, Math.ceil(deps.settings.concurrency * 1.5));
+    const { concurrency } = deps.settings;
+    this.scheduler = new StationScheduler(concurrency, 4 * 1024 * 1024, Math.ceil(concurrency * 1.5));
     this.engines = { Import: importDrive, ...deps.engines };
   }
 
@@ -80,7 +81,7 @@ export class TransferManager {
 
   /** Storage requests of every drive: waiting for a slot, and in flight (metrics). */
   queueDepth(): { queued: number; inFlight: number } {
-    return { queued: this.queue.size, inFlight: this.queue.pending };
+    return this.scheduler.depth();
   }
 
   /** Resolves when no transfer is running (tests, shutdown). */
@@ -164,6 +165,8 @@ export class TransferManager {
   /** The export run (export/export-run.ts) with its own waiting and retry outcomes. */
   private startExport(drive: ReadyDrive, exports: NonNullable<TransferManagerDeps["exports"]>): void {
     const s = this.deps.settings;
+    const controller = new AbortController();
+    const lane = this.scheduler.lane(controller.signal);
     const deps: ExportRunDeps = {
       service: this.deps.service,
       notices: this.deps.notices,
@@ -172,13 +175,11 @@ export class TransferManager {
       store: exports.store,
       lock: exports.lock,
       sourceFor: exports.sourceFor,
-      queue: this.queue,
-      pool: this.pool,
+      ...lanePipeline(lane),
       blobConcurrency: s.blobConcurrency,
       retry: s.retry,
       outageRetryMs: s.outageRetryMs,
     };
-    const controller = new AbortController();
     const done = runExportDrive(deps, drive.docked, controller.signal)
       .then((end) => {
         if (end === "waiting") this.waiting.set(drive.key, drive);
@@ -187,7 +188,10 @@ export class TransferManager {
       .catch((e: unknown) =>
         this.deps.log.error({ drive: drive.key, err: e }, "run failed outside its handler"),
       )
-      .finally(() => this.runs.delete(drive.key));
+      .finally(() => {
+        lane.close();
+        this.runs.delete(drive.key);
+      });
     this.runs.set(drive.key, { controller, done });
   }
 
@@ -223,6 +227,7 @@ export class TransferManager {
       );
     });
     const lease = new DriveLease({ ...this.deps.fleet, clock }, { job: key, driveId });
+    const lane = this.scheduler.lane(controller.signal);
     try {
       // No new claim while the store is down; another station's live claim holds the drive here.
       await this.deps.fleet.health.whenHealthy(controller.signal);
@@ -257,7 +262,7 @@ export class TransferManager {
               ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
             }),
           ),
-        pipeline: { queue: this.queue, pool: this.pool },
+        pipeline: lanePipeline(lane),
         blobConcurrency: settings.blobConcurrency,
         checkpoints: this.checkpoints,
         signal: controller.signal,
@@ -276,6 +281,7 @@ export class TransferManager {
       if (end === "store-down") this.resumeWhenStoreAnswers(drive);
       if (end === "outage") this.retryLater(drive);
     } finally {
+      lane.close();
       await lease.release();
     }
   }

@@ -69,3 +69,25 @@ describe("opens on a stalled drive", () => {
     expect(closed).toBe(true); // a handle the caller had already asked for is not leaked
   });
 });
+
+describe("the station-wide bound", () => {
+  it("stops a drive that hangs once the station holds its bound of hung reads, and only such a drive", async () => {
+    const never: FileReader = () => new Promise<Buffer>(() => undefined);
+    const base = hungReadsInKernel();
+    const limits = { timeoutMs: 10, hungLimit: 5, stationHungLimit: base + 2 };
+    const first = new DriveReads({ ...limits, reader: never }, "/mnt/station-1");
+    const second = new DriveReads({ ...limits, reader: never }, "/mnt/station-2");
+    const healthy = new DriveReads({ ...limits, reader: async () => Buffer.from("fine") }, "/mnt/station-3");
+    await expect(first.read(fh, "\\x", 0, 1)).rejects.toThrow(/did not complete/);
+    expect(first.wedged).toBe(false); // 1 of its own 5, and the station below its bound
+    await expect(second.read(fh, "\\y", 0, 1)).rejects.toThrow(/did not complete/);
+    // The station now holds its bound: both hanging drives stop, the healthy one reads on.
+    expect(first.wedged).toBe(true);
+    expect(second.wedged).toBe(true);
+    expect(first.wedgedMessage).toMatch(
+      /1 read on this drive hung .*the station already holds \d+ hung reads/,
+    );
+    expect(healthy.wedged).toBe(false);
+    expect((await healthy.read(fh, "\\z", 0, 4)).toString()).toBe("fine");
+  });
+});

@@ -114,7 +114,8 @@ describe("import engine (in-memory storage)", () => {
     };
     const d = await drive(files);
     const port = new FakeBlobPort();
-    const readLimits = { timeoutMs: 50, hungLimit: 3, reader: hangingOn("hang.bin") };
+    // Long enough that no honest open or read of a loaded test machine hits it.
+    const readLimits = { timeoutMs: 1000, hungLimit: 3, reader: hangingOn("hang.bin") };
     const result = await importDrive(runOf(port, d, { readLimits }).run);
     expect(result.status).toBe("CompletedWithErrors");
     expect(port.data("data", "hang.bin")).toBeUndefined();
@@ -139,7 +140,7 @@ describe("import engine (in-memory storage)", () => {
       reads.push(filePath);
       return base(fh, offset, length, into, filePath);
     };
-    const run = runOf(port, d, { readLimits: { timeoutMs: 30, hungLimit: 2, reader } }).run;
+    const run = runOf(port, d, { readLimits: { timeoutMs: 300, hungLimit: 2, reader } }).run;
     run.blobConcurrency = 1;
     const result = await importDrive(run);
     expect(result.status).toBe("CompletedWithErrors");

@@ -3,21 +3,21 @@
  * against the expected hash before it goes anywhere, and a good one handed to `send` through the
  * station's request queue (with retries); the buffer goes back to the pool when the request is
  * done. The pool is the backpressure: the next chunk is read only when a buffer is free, so memory
- * is (pool size) x (block size) whatever the files. Used by import (file -> storage); export reuses
+ * is (pool size) x (block size) whatever the files. Each attempt of a send takes a request slot;
+ * the backoff between attempts holds none. Used by import (file -> storage); export reuses
  * it the other way (storage -> file).
  */
 import { createHash } from "node:crypto";
-import type PQueue from "p-queue";
-import type { BufferPool } from "./buffer-pool.js";
 import { ReadHung } from "./drive-reads.js";
 import { type Retrying, throwIfCancelled } from "./retry.js";
+import type { BlockPool, RequestQueue } from "./scheduler.js";
 
-/** Station-wide resources every transfer shares. */
+/** The station's resources as one drive sees them: its lane of the scheduler (scheduler.ts). */
 export interface BlockPipeline {
-  /** Its concurrency is the station's number of requests in flight. */
-  queue: PQueue;
-  /** Shared block buffers: what bounds the memory of every transfer on the station. */
-  pool: BufferPool;
+  /** Storage requests: each attempt takes a slot, so a retry's backoff holds none. */
+  queue: RequestQueue;
+  /** Block buffers: what bounds the memory of every transfer on the station. */
+  pool: BlockPool;
 }
 
 export interface PipelineChunk {
@@ -115,9 +115,9 @@ export async function pipeBlocks<C extends PipelineChunk>(
           continue;
         }
         lent = true;
-        const sent = p.queue.add(async () => {
+        const sent = (async () => {
           try {
-            await p.retrying(o.what(k), (s) => o.send(k, buf, md5, s));
+            await p.retrying(o.what(k), (s) => p.queue.add(() => o.send(k, buf, md5, s)));
           } catch (e) {
             sendFailed = true;
             throw e;
@@ -125,7 +125,7 @@ export async function pipeBlocks<C extends PipelineChunk>(
             p.pool.release(slab);
           }
           o.onChunk(k, "sent", c);
-        }) as Promise<void>;
+        })();
         // Read by allSettled; marked handled now so a rejection while the loop awaits a read is not "unhandled".
         sent.catch(() => undefined);
         sends.push(sent);

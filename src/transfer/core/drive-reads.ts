@@ -20,6 +20,11 @@ export interface ReadLimits {
   timeoutMs: number;
   /** Hung reads after which the drive gets no more reads. */
   hungLimit: number;
+  /**
+   * Hung reads the whole station can hold (each pins an I/O thread): once reached, a drive that has
+   * hung a read gets no more, whatever its own count. Unset: no station-wide bound.
+   */
+  stationHungLimit?: number;
   /** Tests inject a reader; the default is a plain positional read. */
   reader?: FileReader;
 }
@@ -59,11 +64,18 @@ export class DriveReads {
 
   /** The drive has hung too many reads: schedule none. */
   get wedged(): boolean {
-    return this.hung >= this.limits.hungLimit;
+    return this.hung >= this.limits.hungLimit || this.stationFull;
+  }
+
+  /** The station's I/O threads held by hung reads reached their bound, and this drive is one that hangs. */
+  private get stationFull(): boolean {
+    const limit = this.limits.stationHungLimit;
+    return this.hung > 0 && limit !== undefined && hungReadsInKernel() >= limit;
   }
 
   get wedgedMessage(): string {
-    return `not read: ${this.hung} reads on this drive hung for over ${this.limits.timeoutMs} ms; check the drive and plug it in again`;
+    const station = this.hung < this.limits.hungLimit && this.stationFull;
+    return `not read: ${this.hung} read${this.hung === 1 ? "" : "s"} on this drive hung for over ${this.limits.timeoutMs} ms${station ? `, and the station already holds ${hungReadsInKernel()} hung reads (its bound)` : ""}; check the drive and plug it in again`;
   }
 
   /** True when a read of this handle hung: closing it would wait for that read, so close it unawaited. */

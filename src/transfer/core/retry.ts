@@ -41,22 +41,37 @@ export const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   });
 
 /**
- * Runs one SDK call with a short-lived child of the drive's signal. The SDK hangs listeners on the
- * signal it is given; on the drive's long-lived signal they (and the 4 MiB bodies they reach)
- * would live as long as the drive.
+ * One 'abort' listener on a drive's long-lived signal, fanned out to short-lived children: one per
+ * SDK call or backoff sleep. The SDK hangs listeners on the signal it is given; on the drive's
+ * signal they (and the 4 MiB bodies they reach) would live as long as the drive, and a listener per
+ * request in flight on the drive's signal passes Node's limit of 10 on any busy import
+ * (MaxListenersExceededWarning).
  */
-export async function withChildSignal<T>(
-  parent: AbortSignal,
-  call: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
-  const child = new AbortController();
-  const onAbort = () => child.abort(parent.reason);
-  if (parent.aborted) child.abort(parent.reason);
-  else parent.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await call(child.signal);
-  } finally {
-    parent.removeEventListener("abort", onAbort);
+export class SignalFanout {
+  private readonly children = new Set<AbortController>();
+
+  constructor(readonly parent: AbortSignal) {
+    if (!parent.aborted)
+      parent.addEventListener(
+        "abort",
+        () => {
+          for (const c of this.children) c.abort(parent.reason);
+          this.children.clear();
+        },
+        { once: true },
+      );
+  }
+
+  /** Runs `call` with a child signal, aborted with the parent's reason; forgotten when it settles. */
+  async run<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const child = new AbortController();
+    if (this.parent.aborted) child.abort(this.parent.reason);
+    else this.children.add(child);
+    try {
+      return await call(child.signal);
+    } finally {
+      this.children.delete(child);
+    }
   }
 }
 
@@ -75,10 +90,11 @@ export function retrier(o: {
   onRetry?(reason: string): void;
 }): Retrying {
   const { signal, policy, log } = o;
+  const fanout = new SignalFanout(signal);
   return async (what, op) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await withChildSignal(signal, op);
+        return await fanout.run(op);
       } catch (e) {
         if (signal.aborted) throw signal.reason ?? e;
         if (classify(e) !== "retryable") throw e;
@@ -92,7 +108,7 @@ export function retrier(o: {
           { what, attempt, delayMs: Math.round(delay), status: (e as { statusCode?: number }).statusCode },
           "storage request failed; retrying",
         );
-        await sleep(delay, signal);
+        await fanout.run((s) => sleep(delay, s));
       }
     }
   };

@@ -19,8 +19,8 @@ import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
 import { type FileHasher, newStream } from "../core/file-hasher.js";
+import type { BlockPool } from "../core/scheduler.js";
 import type { Retrying } from "./retry.js";
 
 export interface Chunk {
@@ -89,7 +89,7 @@ export interface ChunkIo {
   length: number;
   chunks: Chunk[];
   file: FileHandle;
-  pool: BufferPool;
+  pool: BlockPool;
   /** Hashes what the file holds, off the event loop. */
   hasher: FileHasher;
   retrying: Retrying;

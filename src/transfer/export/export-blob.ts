@@ -11,7 +11,6 @@
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
-import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import { md5Hex, writeMetadataFile, writePropertiesFile } from "../../formats/blob-properties.js";
 import type { LogBlob, LogChunk } from "../../formats/drive-log.js";
@@ -20,8 +19,8 @@ import { indexBlockId, type ManifestBlobOut } from "../../formats/manifest-write
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
 import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import {
   BlobFailure,
   type Chunk,
@@ -58,8 +57,8 @@ export interface BlobEnv {
   driveId: string;
   source: ExportSource;
   store: ExportStore;
-  queue: PQueue;
-  pool: BufferPool;
+  queue: RequestQueue;
+  pool: BlockPool;
   retrying: Retrying;
   signal: AbortSignal;
   log: Logger;

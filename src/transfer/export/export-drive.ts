@@ -5,15 +5,14 @@
  * export store: finished blobs are skipped, written chunks are not downloaded again.
  */
 import { statfs } from "node:fs/promises";
-import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import { writeBlobList } from "../../formats/blob-list.js";
 import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../../formats/drive-log.js";
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
 import type { FileHasher } from "../core/file-hasher.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
 import { chunksOf, exportBlob } from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";
@@ -32,8 +31,8 @@ export interface ExportDriveContext {
   store: ExportStore;
   /** Plans of one job are made one at a time. */
   lock: KeyedLock;
-  queue: PQueue;
-  pool: BufferPool;
+  queue: RequestQueue;
+  pool: BlockPool;
   /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
   hasher?: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */

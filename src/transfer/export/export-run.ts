@@ -9,7 +9,6 @@
  * run), or the operator confirmed it (`station confirm-export-drive`). The station never formats.
  */
 import { readdir } from "node:fs/promises";
-import type PQueue from "p-queue";
 import type { Logger } from "pino";
 import type { DockedDrive } from "../../drives/door.js";
 import { ManifestError } from "../../formats/status.js";
@@ -18,7 +17,7 @@ import type { Clock, JobService } from "../../jobs/service.js";
 import type { NoticeLog } from "../../jobs/store.js";
 import { type Job, type JobKey, jobLabel } from "../../lifecycle/model.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import type { BufferPool } from "../core/buffer-pool.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { exportDrive } from "./export-drive.js";
 import { type RetryPolicy, StorageOutage } from "./retry.js";
 import type { ExportStore } from "./store.js";
@@ -39,8 +38,8 @@ export interface ExportRunDeps {
   lock: KeyedLock;
   /** The station's access to the job's storage account; throws when it holds no key for it. */
   sourceFor(storageAccountId: string): ExportSource;
-  queue: PQueue;
-  pool: BufferPool;
+  queue: RequestQueue;
+  pool: BlockPool;
   blobConcurrency: number;
   retry: RetryPolicy;
   outageRetryMs: number;

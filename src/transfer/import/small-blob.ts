@@ -49,8 +49,9 @@ export async function putSmallBlob(
       try {
         const ref = { container, name: d.target };
         const conditions = d.conditions;
-        await queue.add(() =>
-          s.retrying(`uploading ${blob.blobPath}`, (sig) =>
+        // Each attempt takes a request slot: a retry's backoff holds none.
+        await s.retrying(`uploading ${blob.blobPath}`, (sig) =>
+          queue.add(() =>
             s.port.putBlob(
               ref,
               data,
