@@ -276,7 +276,7 @@ async function main(): Promise<void> {
     ),
   );
   console.log(row("AzCopy BlobLocal", az, "whole-file MD5 check"));
-  console.log(row("rclone", rc, "whole-file MD5 check"));
+  console.log(row("rclone", rc, "rclone copy defaults"));
   console.log(row("raw SDK downloadToFile", raw, "no verification, one stream per file"));
   console.log("\ndrive-station speed as a multiple of each (higher is better for drive-station):");
   const ratio = (f: Figures) =>

@@ -8,9 +8,9 @@
  * mount). Never part of the tests.
  *   npm run bench:import [-- --large-mib 256 --large-files 4 --small-files 4000 --small-kib 4]
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,15 +20,20 @@ import PQueue from "p-queue";
 import { attach, detach, preparedDrive } from "../src/staging/images.js";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
 import {
+  BENCH_ACCOUNT as ACCOUNT,
   azcopyBinary,
   containerSasUrl,
+  cpuSeconds,
   freePort,
   ingestCeiling,
+  BENCH_KEY as KEY,
   MiB,
+  metered,
   rcloneAvailable,
   rssSampler,
   runAzcopy,
   runRclone,
+  startBenchAgent,
   timed,
 } from "./tools.js";
 
@@ -46,9 +51,6 @@ const largeFiles = Number(values["large-files"]);
 const smallFiles = Number(values["small-files"]);
 const smallKiB = Number(values["small-kib"]);
 const concurrency = Number(values.concurrency);
-const ACCOUNT = "benchacct";
-const KEY = Buffer.from("drive-station-benchmark-account-key-000000").toString("base64");
-const TOKEN = "bench-operator-token-0123456789";
 const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), "..", "agent", "main.js");
 
 const root = mkdtempSync(join(tmpdir(), "bench-import-"));
@@ -102,60 +104,11 @@ async function main(): Promise<void> {
   const service = new BlobServiceClient(endpoint, credential);
 
   // ---------------------------------------------------------------- drive-station
-  const apiPort = freePort();
-  const config = join(root, "agent.json");
-  writeFileSync(
-    config,
-    JSON.stringify({
-      dataDir: join(root, "data"),
-      log: { level: "info" },
-      api: { host: "127.0.0.1", port: apiPort, tokens: [{ name: "op", token: TOKEN, role: "operator" }] },
-      station: {
-        location: {
-          id: "bench",
-          name: "Bench",
-          recipientName: "b",
-          streetAddress1: "b",
-          city: "b",
-          postalCode: "1",
-          countryOrRegion: "US",
-          phone: "1",
-          supportedCarriers: ["FedEx"],
-        },
-      },
-      storage: { mode: "azure", endpointTemplate: `http://127.0.0.1:${azPort}/{account}` },
-      drives: {
-        physical: false,
-        pollIntervalMs: 200,
-        loopImageDirs: [join(root, "plugged")],
-        mountRoot: join(root, "mnt"),
-      },
-      transfer: { concurrency, blobConcurrency: 32 },
-    }),
-  );
-  let output = "";
-  const agent: ChildProcess = spawn(process.execPath, [agentMain, "--config", config], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  agent.stdout!.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  agent.stderr!.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  cleanups.push(() => agent.kill("SIGTERM"));
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`http://127.0.0.1:${apiPort}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-  for (let i = 0; ; i++) {
-    if ((await api("GET", "/station/v1/jobs").catch(() => undefined))?.ok) break;
-    if (i > 300) throw new Error(`agent did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const rss = rssSampler(agent.pid!);
+  const azPid = azurite.process.pid!;
+  const agent = await startBenchAgent({ agentMain, root, azPort, concurrency });
+  cleanups.push(() => void agent.stop());
+  const api = agent.api;
+  const rss = rssSampler(agent.pid);
 
   const dsRun = async (name: "large" | "small") => {
     const path = `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/${name}?api-version=2021-01-01`;
@@ -178,22 +131,19 @@ async function main(): Promise<void> {
     await api("PATCH", path, {
       properties: { state: "Shipping", deliveryPackage: { carrierName: "FedEx", trackingNumber: name } },
     });
-    const before = output.split('"drive import finished"').length;
+    const count = agent.output().split('"drive import finished"').length;
     const plugged = join(root, "plugged", `${name}.img`);
+    const [c0, a0] = [cpuSeconds(agent.pid), cpuSeconds(azPid)];
     renameSync(join(root, `${name}.img`), plugged);
     const dev = attach(plugged);
     cleanups.push(() => detach(dev));
-    for (;;) {
-      const lines = output.split("\n").filter((l) => l.includes('"drive import finished"'));
-      if (lines.length >= before)
-        return JSON.parse(lines[lines.length - 1]!) as {
-          seconds: number;
-          bytesUploaded: number;
-          status: string;
-          blobs: number;
-        };
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const line = await agent.logLine<{
+      seconds: number;
+      bytesUploaded: number;
+      status: string;
+      blobs: number;
+    }>("drive import finished", count);
+    return { ...line, cpu: cpuSeconds(agent.pid) - c0, azurite: cpuSeconds(azPid) - a0 };
   };
   console.log("drive-station: importing …");
   const dsLarge = await dsRun("large");
@@ -210,7 +160,13 @@ async function main(): Promise<void> {
 
   // ---------------------------------------------------------------- raw SDK reading the same drive
   console.log("raw @azure/storage-blob from the drive: uploading …");
-  const rawLarge = await timed(async () => {
+  const cpuLarge = new Map<string, { cpu: number; azurite: number }>();
+  const meter = async (label: string, fn: () => Promise<unknown> | unknown) => {
+    const m = await metered(azPid, fn);
+    cpuLarge.set(label, m);
+    return m.seconds;
+  };
+  const rawLarge = await meter("raw SDK from the drive", async () => {
     const c = service.getContainerClient("raw-large");
     await c.createIfNotExists();
     const q = new PQueue({ concurrency: largeFiles });
@@ -238,7 +194,9 @@ async function main(): Promise<void> {
     container: "ceil-large",
     blobs: Object.entries(large).map(([name, data]) => ({ name, data })),
     concurrencies: [8, 16, 32, 64],
+    azuritePid: azPid,
   });
+  cpuLarge.set(`ingest ceiling (c=${ceilLarge.concurrency})`, ceilLarge);
   const ceilSmall = await ingestCeiling({
     service,
     container: "ceil-small",
@@ -256,7 +214,7 @@ async function main(): Promise<void> {
     try {
       for (const c of ["azcopy-large", "azcopy-small"])
         await service.getContainerClient(c).createIfNotExists();
-      azLarge = await timed(() =>
+      azLarge = await meter("AzCopy", () =>
         runAzcopy({
           bin: azcopy,
           workDir: root,
@@ -289,7 +247,7 @@ async function main(): Promise<void> {
     try {
       for (const c of ["rclone-large", "rclone-small"])
         await service.getContainerClient(c).createIfNotExists();
-      rcLarge = await timed(() =>
+      rcLarge = await meter("rclone", () =>
         runRclone({
           from: largeDir,
           container: "rclone-large",
@@ -337,6 +295,12 @@ async function main(): Promise<void> {
   console.log(row("raw SDK from the drive", rawSmall, smallBytes, smallFiles));
   console.log(row("AzCopy --put-md5", azSmall, smallBytes, smallFiles, azNote));
   console.log(row("rclone", rcSmall, smallBytes, smallFiles, rcNote));
+  const gb = largeBytes / 1e9;
+  console.log("CPU seconds per GB, large files (the tool + Azurite serving it):");
+  for (const [name, m] of [["drive-station", dsLarge] as const, ...cpuLarge.entries()])
+    console.log(
+      `  ${name.padEnd(28)} ${(m.cpu / gb).toFixed(2).padStart(5)} + ${(m.azurite / gb).toFixed(2)}`,
+    );
   console.log("\ndrive-station speed as a multiple of each (higher is better for drive-station):");
   for (const [what, ds, ceil, raw, az, rc] of [
     ["large", dsLarge.seconds, ceilLarge.seconds, rawLarge, azLarge, rcLarge],

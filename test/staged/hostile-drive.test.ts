@@ -1,7 +1,8 @@
 /**
  * Staged: one drive cannot wedge the station. One import job, two drives plugged in together,
  * the agent as its own process with its embedded Azurite and its own drive detection:
- * - an ordinary drive, which must end `Completed`, byte-exact;
+ * - an ordinary drive, which must end `Completed`, byte-exact (and a third drive, plugged in
+ *   while the hostile drive's read is hung, too);
  * - a hostile drive whose manifest lists a FIFO, a character device node, a file whose reads
  *   hang in the kernel, and ordinary files. The hang is real: the drive's ext4 image is served
  *   through a FUSE file (test/support/hanging-image.py) that blocks every read overlapping that
@@ -77,6 +78,10 @@ const ordinaryFiles: Record<string, Buffer> = {
   "one.bin": randomBytes(24 * MiB + 5),
   "two.bin": randomBytes(24 * MiB),
   "sub/three.txt": randomBytes(3000),
+};
+const lateFiles: Record<string, Buffer> = {
+  "late-1.bin": randomBytes(4 * MiB + 3),
+  "late-2.bin": randomBytes(2 * MiB),
 };
 /** Named so that the manifest lists the ordinary files first, then the hanging file, then two more. */
 const hostileFiles: Record<string, Buffer> = {
@@ -180,6 +185,7 @@ function partitionStart(image: string): number {
 
 describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
   const ordinary = { driveId: "ORDINARY-01", image: "", entry: undefined as unknown };
+  const late = { driveId: "LATE-01", image: "", entry: undefined as unknown };
   const hostile = {
     driveId: "HOSTILE-01",
     image: "",
@@ -203,6 +209,17 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
       accountKey: ACCOUNT_KEY,
       workDir: root,
       sessions: [{ files: ordinaryFiles, dest: "ordinary/" }],
+    });
+
+    late.image = join(root, "shelf", "late.img");
+    late.entry = await preparedDrive({
+      image: late.image,
+      fs: "ext4",
+      sizeMiB: 48,
+      driveId: late.driveId,
+      accountKey: ACCOUNT_KEY,
+      workDir: root,
+      sessions: [{ files: lateFiles, dest: "late/" }],
     });
 
     hostile.image = join(root, "shelf", "hostile.img");
@@ -349,7 +366,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
         jobType: "Import",
         logLevel: "Verbose",
         returnAddress,
-        driveList: [ordinary.entry, hostile.entry],
+        driveList: [ordinary.entry, hostile.entry, late.entry],
       },
     });
     expect(put.status).toBe(201);
@@ -387,6 +404,16 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
       expect(Date.now() - asked, `${path} answered slowly`).toBeLessThan(2000);
     }
     expect(fuseOutput).not.toContain("released");
+    // A drive plugged in now is detected, mounted and imported while the read stays hung.
+    const latePlugged = join(root, "plugged", "late.img");
+    renameSync(late.image, latePlugged);
+    devices.push(attach(latePlugged));
+    const lateDone = await waitFor(
+      "the drive plugged in during the hang to complete",
+      async () => ((await driveOf(late.driveId))?.state === "Completed" ? Date.now() : undefined),
+      180_000,
+    );
+    expect(fuseOutput).not.toContain("released");
     // The ordinary drive keeps going (or has already finished) while the hostile read hangs.
     const ordinaryDone = await waitFor(
       "the ordinary drive to complete",
@@ -407,7 +434,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
     );
     const hostileSeconds = (Date.now() - t0) / 1000;
     console.info(
-      `hostile drive ended ${hostileEnd.state} ${hostileSeconds.toFixed(1)} s after the plug-in (hang began after ${((hungAt - t0) / 1000).toFixed(1)} s; ordinary drive completed after ${((ordinaryDone - t0) / 1000).toFixed(1)} s)`,
+      `hostile drive ended ${hostileEnd.state} ${hostileSeconds.toFixed(1)} s after the plug-in (hang began after ${((hungAt - t0) / 1000).toFixed(1)} s; ordinary drive completed after ${((ordinaryDone - t0) / 1000).toFixed(1)} s, the drive plugged in during the hang ${((lateDone - hungAt) / 1000).toFixed(1)} s after the hang began)`,
     );
     expect(hostileEnd.state).toBe("CompletedMoreInfo");
     // Bounded: the read timeout, not the hang, decides when the drive ends.
@@ -442,11 +469,15 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
     );
     expect(output).toContain(`not read: 2 reads on this drive hung for over ${READ_TIMEOUT_S * 1000} ms`);
 
-    // Byte-exact: every ordinary file, on both drives.
+    // Byte-exact: every ordinary file, on all three drives.
     const container = (name: string) => blobs().getContainerClient(name);
     for (const [file, data] of Object.entries(ordinaryFiles)) {
       const got = await container("ordinary").getBlobClient(file).downloadToBuffer();
       expect(got.equals(data), `ordinary/${file}`).toBe(true);
+    }
+    for (const [file, data] of Object.entries(lateFiles)) {
+      const got = await container("late").getBlobClient(file).downloadToBuffer();
+      expect(got.equals(data), `late/${file}`).toBe(true);
     }
     for (const file of ["a-plain.bin", "d-plain.txt"]) {
       const got = await container("hostile").getBlobClient(file).downloadToBuffer();
