@@ -99,11 +99,9 @@ const agent = new AgentProcess({
   mountRoot: join(root, "mnt"),
   secrets: [OPERATOR, CUSTOMER, ACCOUNT_KEY],
   // As systemd/drive-station.service runs it.
-  env: {
-    UV_THREADPOOL_SIZE: "32",
-    // e.g. "--cpu-prof --cpu-prof-dir=DIR" to see where a slow stop spends its time.
-    ...(process.env.SOAK_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SOAK_AGENT_NODE_OPTIONS } : {}),
-  },
+  env: { UV_THREADPOOL_SIZE: "32" },
+  // e.g. "--cpu-prof --cpu-prof-dir=DIR" to see where a slow stop spends its time.
+  nodeArgs: process.env.SOAK_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? [],
 });
 
 // Ctrl-C: leave no agent, mount, loop device or Azurite behind.

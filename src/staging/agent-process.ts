@@ -87,6 +87,8 @@ export interface AgentProcessOptions {
   secrets?: string[];
   /** Added to the agent's environment (e.g. the unit's UV_THREADPOOL_SIZE). */
   env?: Record<string, string>;
+  /** Node flags before the entry point (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export class AgentProcess {
@@ -103,10 +105,14 @@ export class AgentProcess {
   start(): void {
     if (this.running) throw new Error(`the agent is already running (pid ${this.child?.pid})`);
     this.out = "";
-    const child = spawn(process.execPath, [agentEntry(), "--config", this.o.config], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...this.o.env },
-    });
+    const child = spawn(
+      process.execPath,
+      [...(this.o.nodeArgs ?? []), agentEntry(), "--config", this.o.config],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...this.o.env },
+      },
+    );
     const keep = (d: Buffer) => {
       this.out += d.toString();
     };
