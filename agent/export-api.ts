@@ -6,8 +6,8 @@ import type { Dock } from "../src/drives/door.js";
 import { StationError } from "../src/errors.js";
 import type { JobService } from "../src/jobs/service.js";
 import { jobLabel } from "../src/lifecycle/model.js";
+import type { RetryPolicy } from "../src/transfer/core/retry.js";
 import { previewJob } from "../src/transfer/export/preview.js";
-import type { RetryPolicy } from "../src/transfer/export/retry.js";
 import type { TransferManager, TransferManagerDeps } from "../src/transfer/manager.js";
 
 export interface ExportApiDeps {

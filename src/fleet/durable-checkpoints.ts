@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { isStationError } from "../errors.js";
 import type { StoreHealth } from "../jobs/store.js";
 import type { CheckpointStore } from "../transfer/checkpoints.js";
+import { SignalFanout } from "../transfer/core/retry.js";
 
 export const isStoreDown = (e: unknown): boolean => isStationError(e) && e.code === "StoreUnavailable";
 
@@ -18,6 +19,8 @@ export function durableCheckpoints(
   stopping: AbortSignal,
   log: Logger,
 ): CheckpointStore {
+  // Every blob of every drive may wait here at once: one listener on `stopping`, fanned out.
+  const fanout = new SignalFanout(stopping);
   const retrying = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
     let delay = 200;
     for (let attempt = 1; ; attempt++) {
@@ -26,8 +29,8 @@ export function durableCheckpoints(
       } catch (e) {
         if (!isStoreDown(e) || stopping.aborted) throw e;
         if (attempt === 1) log.warn({ what }, "job store unreachable: checkpoint write waits for it");
-        await health.whenHealthy(stopping);
-        await sleep(delay, undefined, { signal: stopping });
+        await fanout.run((s) => health.whenHealthy(s));
+        await fanout.run((s) => sleep(delay, undefined, { signal: s }));
         delay = Math.min(5000, delay * 2);
       }
     }

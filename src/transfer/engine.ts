@@ -26,11 +26,13 @@ export interface DriveRun {
   root: string;
   /** Import: the matched drive manifest on the drive. */
   manifestPath?: string;
+  /** The data volume's file system (export plans its capacity by it). */
+  fsType?: string;
   /** The drive was Transferring before this run (a restart or a re-plug): blobs may be ours already. */
   resuming: boolean;
   /** The job's storage account seen through `credential` (the manifest's key or SAS). */
   portFor(credential: Credential): BlobPort;
-  /** Station-wide request queue and block buffers, shared by every drive. */
+  /** The drive's lane of the station's request slots and block buffers (core/scheduler.ts). */
   pipeline: BlockPipeline;
   /** Blobs of this drive worked on at once (many small files need this). */
   blobConcurrency: number;
@@ -62,7 +64,30 @@ export interface DriveRunResult {
   refusal?: CredentialRefusal;
   /** Why a copy log (or the manifest backup) could not be written to the customer's account. */
   logsNotWritten?: string;
+  /** Export: the export manifest written at the drive root, and its hash (Get Job's drive entry). */
+  manifestFile?: string;
+  manifestHash?: string;
+  /** Export: the blobs no drive of the job could hold, as a blob list. */
+  incompleteBlobListUri?: string;
+  /** Figures for the finished-run log line (export: its plan's ordinal and size, bytes written). */
+  details?: Record<string, number>;
 }
 
-/** An engine moves one drive's bytes. It throws `StorageOutage` to pause, the signal's reason when aborted. */
-export type DriveEngine = (run: DriveRun) => Promise<DriveRunResult>;
+/**
+ * Why an engine will not run a drive yet (decided before any state changes). `waits`: it starts
+ * when the operator confirms it (`confirmExportDrive`) or the station is configured for it; the
+ * notice, when given, tells the operator.
+ */
+export interface DriveHold {
+  message: string;
+  waits: boolean;
+  notice?: "ExportDriveNotEmpty";
+}
+
+/**
+ * An engine moves one drive's bytes. It throws `StorageOutage` to pause, the signal's reason when
+ * aborted. `admit`, when present, runs before the drive is marked Transferring and may hold it.
+ */
+export type DriveEngine = ((run: DriveRun) => Promise<DriveRunResult>) & {
+  admit?(job: Job, drive: { driveId: string; root: string }): Promise<DriveHold | undefined>;
+};

@@ -14,9 +14,9 @@ import { AzureBlobPort } from "../storage/azure-blob-port.js";
 import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { ProgressMeter } from "./core/progress.js";
-import { type DriveLane, StationScheduler } from "./core/scheduler.js";
-import type { DriveEngine } from "./engine.js";
-import { type ExportRunDeps, exportJobKey, runExportDrive } from "./export/export-run.js";
+import { StationScheduler } from "./core/scheduler.js";
+import type { DriveEngine, DriveHold } from "./engine.js";
+import { exportEngine, exportJobKey } from "./export/export-engine.js";
 import { importDrive } from "./import/engine.js";
 import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
 import { type ReadyDrive, readyDrive } from "./ready-drive.js";
@@ -25,8 +25,6 @@ import { heldElsewhere, type RunContext, runFailed, runFinished } from "./run-ou
 export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
 const VIEW_EVERY_MS = 200;
-
-const lanePipeline = (lane: DriveLane) => ({ queue: lane.queue, pool: lane.pool });
 const PERSIST_EVERY_MS = 2000;
 
 export class TransferManager {
@@ -38,12 +36,12 @@ export class TransferManager {
     {
       controller: AbortController;
       done: Promise<void>;
-      /** Engine runs: paused on a store outage. */
-      drive?: ReadyDrive;
+      /** Paused on a store outage. */
+      drive: ReadyDrive;
     }
   >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
-  /** Export drives that hold data, waiting for the operator's confirmation. */
+  /** Drives an engine holds (an export drive holding data): the operator's confirmation starts them. */
   private readonly waiting = new Map<string, ReadyDrive>();
   /** Paused runs waiting for the job store to answer again. */
   private readonly storeWaits = new Map<string, AbortController>();
@@ -69,7 +67,11 @@ export class TransferManager {
     // Every request in flight has its block, plus half as many again being read and hashed.
     const { concurrency } = deps.settings;
     this.scheduler = new StationScheduler(concurrency, 4 * 1024 * 1024, Math.ceil(concurrency * 1.5));
-    this.engines = { Import: importDrive, ...deps.engines };
+    this.engines = {
+      Import: importDrive,
+      ...(deps.exports ? { Export: exportEngine(deps.exports) } : {}),
+      ...deps.engines,
+    };
   }
 
   hooks(): DockHooks {
@@ -139,10 +141,6 @@ export class TransferManager {
 
   start(drive: ReadyDrive): void {
     if (this.stopped || this.runs.has(drive.key)) return;
-    if (drive.jobType === "Export" && this.deps.exports) {
-      this.startExport(drive, this.deps.exports);
-      return;
-    }
     const engine = this.engines[drive.jobType];
     if (!engine) {
       drive.view.message = `${drive.view.message} This station has no export engine configured: the drive waits.`;
@@ -160,39 +158,6 @@ export class TransferManager {
       )
       .finally(() => this.runs.delete(drive.key));
     this.runs.set(drive.key, { controller, done, drive });
-  }
-
-  /** The export run (export/export-run.ts) with its own waiting and retry outcomes. */
-  private startExport(drive: ReadyDrive, exports: NonNullable<TransferManagerDeps["exports"]>): void {
-    const s = this.deps.settings;
-    const controller = new AbortController();
-    const lane = this.scheduler.lane(controller.signal);
-    const deps: ExportRunDeps = {
-      service: this.deps.service,
-      notices: this.deps.notices,
-      log: this.deps.log,
-      clock: this.deps.clock,
-      store: exports.store,
-      lock: exports.lock,
-      sourceFor: exports.sourceFor,
-      ...lanePipeline(lane),
-      blobConcurrency: s.blobConcurrency,
-      retry: s.retry,
-      outageRetryMs: s.outageRetryMs,
-    };
-    const done = runExportDrive(deps, drive.docked, controller.signal)
-      .then((end) => {
-        if (end === "waiting") this.waiting.set(drive.key, drive);
-        if (end === "retry") this.retryLater(drive);
-      })
-      .catch((e: unknown) =>
-        this.deps.log.error({ drive: drive.key, err: e }, "run failed outside its handler"),
-      )
-      .finally(() => {
-        lane.close();
-        this.runs.delete(drive.key);
-      });
-    this.runs.set(drive.key, { controller, done });
   }
 
   private async run(drive: ReadyDrive, engine: DriveEngine, controller: AbortController): Promise<void> {
@@ -242,6 +207,11 @@ export class TransferManager {
       const job = await service.get(key);
       const entry = job.drives.find((d) => d.driveId === driveId);
       const resuming = entry?.state === "Transferring";
+      const hold = await engine.admit?.(job, { driveId, root: drive.root });
+      if (hold) {
+        await this.held(c, hold);
+        return;
+      }
       if (!resuming) await service.station(key, { type: "TransferStarted", driveId });
       view.status = "transferring";
       view.message = `${resuming ? "Resuming" : direction === "import" ? "Importing" : "Exporting"} ${c.label}.`;
@@ -252,6 +222,7 @@ export class TransferManager {
         driveId,
         root: drive.root,
         ...(drive.manifestPath ? { manifestPath: drive.manifestPath } : {}),
+        ...(drive.fsType ? { fsType: drive.fsType } : {}),
         resuming,
         portFor: (credential) =>
           new AzureBlobPort(
@@ -262,7 +233,7 @@ export class TransferManager {
               ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
             }),
           ),
-        pipeline: lanePipeline(lane),
+        pipeline: { queue: lane.queue, pool: lane.pool },
         blobConcurrency: settings.blobConcurrency,
         checkpoints: this.checkpoints,
         signal: controller.signal,
@@ -284,6 +255,19 @@ export class TransferManager {
       lane.close();
       await lease.release();
     }
+  }
+
+  /** The engine holds the drive before it starts: shown held, and kept for the operator's confirmation when it waits. */
+  private async held(c: RunContext, hold: DriveHold): Promise<void> {
+    const { view, driveId, job } = c.drive;
+    view.status = "held";
+    view.message = hold.message;
+    this.deps.log.warn({ job: jobLabel(job), driveId }, hold.message);
+    if (hold.waits) this.waiting.set(c.drive.key, c.drive);
+    if (hold.notice)
+      await this.deps.notices.add([
+        { code: hold.notice, at: this.deps.clock.now().toISOString(), job, driveId, message: hold.message },
+      ]);
   }
 
   /** Starts the drive again after the outage delay (storage stayed down). */

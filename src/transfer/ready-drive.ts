@@ -32,9 +32,9 @@ export interface ReadyDrive {
   root: string;
   /** Import: the matched drive manifest. */
   manifestPath?: string;
+  /** The data volume's file system (export plans capacity by it). */
+  fsType?: string;
   view: TransferView;
-  /** The dock's record of the drive (the export run still takes it whole). */
-  docked: DockedDrive;
 }
 
 /** The dock's ready drive as the manager's plain value (the view is the dock's own record). */
@@ -49,7 +49,7 @@ export function readyDrive(
     jobType: match.kind === "import" ? "Import" : "Export",
     root: drive.mountpoint!,
     ...(match.kind === "import" ? { manifestPath: match.manifestPath } : {}),
+    ...(drive.fsType ? { fsType: drive.fsType } : {}),
     view: drive,
-    docked: drive,
   };
 }

@@ -53,6 +53,9 @@ export async function runFinished(c: RunContext, result: DriveRunResult): Promis
     ...(result.errorLogUri ? { errorLogUri: result.errorLogUri } : {}),
     ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
     ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
+    ...(result.manifestFile ? { manifestFile: result.manifestFile } : {}),
+    ...(result.manifestHash ? { manifestHash: result.manifestHash } : {}),
+    ...(result.incompleteBlobListUri ? { incompleteBlobListUri: result.incompleteBlobListUri } : {}),
   });
   await c.checkpoints.clear(key.name, driveId);
   const seconds = (clock.now().getTime() - c.started) / 1000;
@@ -65,7 +68,7 @@ export async function runFinished(c: RunContext, result: DriveRunResult): Promis
     bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
     seconds: Math.round(seconds * 10) / 10,
   };
-  view.message = `${c.label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}`;
+  view.message = `${c.label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes${result.manifestFile ? `; manifest ${result.manifestFile}` : ""}.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}${result.incompleteBlobListUri ? ` Blobs that did not fit: ${result.incompleteBlobListUri}` : ""}`;
   if (result.refusal || result.logsNotWritten) await storageRefused(c, result);
   log.info(
     {
@@ -77,6 +80,7 @@ export async function runFinished(c: RunContext, result: DriveRunResult): Promis
       [c.direction === "import" ? "bytesUploaded" : "bytesDownloaded"]: result.bytesTransferred,
       seconds,
       mbPerSecond: Number((result.bytesTransferred / 1e6 / Math.max(seconds, 0.001)).toFixed(1)),
+      ...result.details,
     },
     `drive ${c.direction} finished`,
   );

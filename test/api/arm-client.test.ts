@@ -3,11 +3,9 @@
  * customer's tooling would: create, get, list with paging, update, cancel, delete, keys.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { Agent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type JobResponse, StorageImportExport } from "@azure/arm-storageimportexport";
-import type { AccessToken, TokenCredential } from "@azure/core-auth";
+import type { JobResponse, StorageImportExport } from "@azure/arm-storageimportexport";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CUSTOMER_TOKEN,
@@ -17,6 +15,7 @@ import {
   stationLocation,
   type TestAgent,
 } from "../support/agent.js";
+import { armClient } from "../support/arm.js";
 
 const SUB = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 const RG = "rg-import";
@@ -26,27 +25,8 @@ let station: TestAgent;
 let ca: Buffer;
 
 function client(token: string, subscriptionId = SUB): StorageImportExport {
-  const credential: TokenCredential = {
-    getToken: async (): Promise<AccessToken> => ({ token, expiresOnTimestamp: Date.now() + 3_600_000 }),
-  };
-  const agent = new Agent({ ca, keepAlive: false });
-  return new StorageImportExport(credential, subscriptionId, {
-    endpoint: station.agent.url,
-    // The station's self-signed certificate is trusted through a per-request agent.
-    additionalPolicies: [
-      {
-        policy: {
-          name: "testCa",
-          sendRequest: (req, next) => {
-            req.agent = agent;
-            return next(req);
-          },
-        },
-        position: "perCall",
-      },
-    ],
-    retryOptions: { maxRetries: 0 },
-  });
+  // The station's self-signed certificate is trusted through a per-request agent.
+  return armClient(station.agent.url, ca, token, subscriptionId);
 }
 
 const storageAccountId = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Storage/storageAccounts/custacct`;

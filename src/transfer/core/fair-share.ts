@@ -4,8 +4,10 @@
  * their peer share: a drive reading its next block holds a buffer and will want a slot). A free
  * unit goes to the waiting lane that holds the fewest, ties taken round-robin; a lane at its share
  * takes no more while another active lane is below its own. A lane alone, or beside idle ones,
- * takes every unit but the reserve (work-conserving). Nothing is taken back: a lane over its share gives units up
- * as its work finishes, and they go to the lanes below it.
+ * takes every unit but the reserve (work-conserving). Nothing is taken back: a lane over its share
+ * gives units up as its work finishes, and they go to the lanes below it. The price: a drive that
+ * holds a buffer without asking for slots (an export reading back a file) still caps the others'
+ * slots at their share meanwhile.
  */
 
 interface Waiter {
@@ -16,8 +18,9 @@ interface Waiter {
 export class ShareLane {
   held = 0;
   readonly waiting: Waiter[] = [];
-  closed: unknown;
+  /** Set by `close`: later takes are rejected with `closedBy`. */
   isClosed = false;
+  closedBy: unknown;
   /** The same drive's lane in the other share (slots for buffers, buffers for slots). */
   peer: ShareLane | undefined;
 
@@ -55,14 +58,14 @@ export class FairShare {
   /** No more takes: the lane's waiters are rejected with `reason`; it leaves once it holds nothing. */
   close(lane: ShareLane, reason: unknown): void {
     lane.isClosed = true;
-    lane.closed = reason;
+    lane.closedBy = reason;
     for (const w of lane.waiting.splice(0)) w.reject(reason);
     this.leaveIfIdle(lane);
   }
 
   /** Resolves once the lane holds one more unit. */
   take(lane: ShareLane): Promise<void> {
-    if (lane.isClosed) return Promise.reject(lane.closed);
+    if (lane.isClosed) return Promise.reject(lane.closedBy);
     return new Promise<void>((resolve, reject) => {
       lane.waiting.push({ resolve, reject });
       this.pump();

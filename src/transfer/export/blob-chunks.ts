@@ -20,8 +20,8 @@ import type { FileHandle } from "node:fs/promises";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
 import { type FileHasher, newStream } from "../core/file-hasher.js";
+import type { Retrying } from "../core/retry.js";
 import type { BlockPool } from "../core/scheduler.js";
-import type { Retrying } from "./retry.js";
 
 export interface Chunk {
   offset: number;

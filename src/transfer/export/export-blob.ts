@@ -20,6 +20,7 @@ import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
+import { type Retrying, StorageOutage } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import {
   BlobFailure,
@@ -34,7 +35,6 @@ import {
 } from "./blob-chunks.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
 import { blobPathOf, type PlannedBlob, type SelectedBlob } from "./planner.js";
-import { type Retrying, StorageOutage } from "./retry.js";
 import type { DoneBlob, ExportStore } from "./store.js";
 
 export type { Chunk } from "./blob-chunks.js";

@@ -12,13 +12,13 @@ import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import type { FileHasher } from "../core/file-hasher.js";
+import { type RetryPolicy, retrier } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
 import { chunksOf, exportBlob } from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";
 import { type ExportJob, ensureSelection, planForDrive } from "./export-plan.js";
 import { blobPathOf, type DrivePlan, type SelectedBlob } from "./planner.js";
-import { type RetryPolicy, retrier } from "./retry.js";
 import type { ExportStore } from "./store.js";
 
 export interface ExportDriveContext {
@@ -42,6 +42,8 @@ export interface ExportDriveContext {
   log: Logger;
   now(): Date;
   retry: RetryPolicy;
+  /** Told of every storage retry (the metric). */
+  onRetry?(reason: string): void;
   /** The volume's geometry; default: statfs of `root` (tests give a small drive). */
   geometry?(): Promise<VolumeGeometry>;
   onPlanned?(plan: DrivePlan): void;
@@ -77,7 +79,12 @@ export function incompleteListLocation(jobName: string, diagnosticsPath: string,
 export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveResult> {
   const { log, signal, store } = ctx;
   const key = ctx.job.key;
-  const retrying = retrier(signal, ctx.retry, log);
+  const retrying = retrier({
+    signal,
+    policy: ctx.retry,
+    log,
+    ...(ctx.onRetry ? { onRetry: ctx.onRetry } : {}),
+  });
   const selection = await ctx.lock.run(`export-selection:${key}`, () =>
     ensureSelection(ctx.job, ctx.source, store, retrying, signal),
   );
@@ -127,14 +134,10 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
     }
   }
   const counters = { bytesWritten: 0, chunksRewritten: 0 };
-  let lastProgress = 0;
+  // Every change is reported; the run's progress meter throttles (once, on the injected clock).
   const progress = (n: number) => {
     bytesSucceeded += n;
-    const now = Date.now();
-    if (now - lastProgress > 200) {
-      lastProgress = now;
-      ctx.onProgress(bytesSucceeded, bytesTotal);
-    }
+    ctx.onProgress(bytesSucceeded, bytesTotal);
   };
   ctx.onProgress(bytesSucceeded, bytesTotal);
 

@@ -11,9 +11,9 @@ import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSelection } from "../../lifecycle/model.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportBlobInfo, ExportSource } from "../../storage/export-source.js";
+import type { Retrying } from "../core/retry.js";
 import type { VolumeGeometry } from "./capacity.js";
 import { type DrivePlan, planDrive, type SelectedBlob } from "./planner.js";
-import type { Retrying } from "./retry.js";
 import { inlineSelectors, type Missing, type Selector, selectBlobs } from "./selection.js";
 import type { ExportStore, StoredSelection } from "./store.js";
 

@@ -10,11 +10,11 @@ import type { Logger } from "pino";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { Job } from "../../lifecycle/model.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import { type RetryPolicy, retrier } from "../core/retry.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
+import { exportJobKey } from "./export-engine.js";
 import { ensureSelection } from "./export-plan.js";
-import { exportJobKey } from "./export-run.js";
 import { type PreviewReport, previewExport } from "./planner.js";
-import { type RetryPolicy, retrier } from "./retry.js";
 import type { ExportStore } from "./store.js";
 
 /** `500GB`, `2TB`, `1.5TB`, `123456789`: decimal units as PreviewExport's /DriveSize (1 GB = 10^9 bytes). */
@@ -43,7 +43,7 @@ export async function previewJob(
 ): Promise<PreviewReport> {
   const key = exportJobKey(job);
   const source = deps.sourceFor(job.storageAccountId);
-  const retrying = retrier(signal, deps.retry, deps.log);
+  const retrying = retrier({ signal, policy: deps.retry, log: deps.log });
   const selection = await deps.lock.run(`export-selection:${key}`, () =>
     ensureSelection(
       { key, name: job.name, selection: job.export ?? {}, driveIds: job.drives.map((d) => d.driveId) },
