@@ -5,6 +5,7 @@ import { Writable } from "node:stream";
 import { type AgentOptions, type RunningAgent, startAgent } from "../../agent/agent.js";
 import { parseConfig } from "../../agent/config.js";
 import type { Clock } from "../../src/jobs/service.js";
+import { stationLocation } from "../../src/staging/agent-process.js";
 
 export const OPERATOR_TOKEN = "operator-token-0123456789abcdef";
 export const CUSTOMER_TOKEN = "customer-token-0123456789abcdef";
@@ -27,18 +28,7 @@ export const defaultTokens = () => [
   },
 ];
 
-export const stationLocation = {
-  id: "westus",
-  name: "West US",
-  recipientName: "Station dock",
-  streetAddress1: "1 Dock Road",
-  city: "Quincy",
-  stateOrProvince: "WA",
-  postalCode: "98848",
-  countryOrRegion: "USA",
-  phone: "5555550100",
-  supportedCarriers: ["FedEx", "DHL"],
-};
+export { stationLocation };
 
 /** A self-signed certificate for 127.0.0.1, made with openssl (Debian's, always on these machines). */
 export function makeCert(dir: string): { certFile: string; keyFile: string } {
