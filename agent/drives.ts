@@ -89,6 +89,7 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
     clock,
     mountRoot: abs(config.drives.mountRoot),
     ...(t.enabled ? { hooks: transfers.hooks() } : {}),
+    readLimits: readLimitsOf(t, ioThreadsOf(process.env)),
     readsHungUnder: (mountpoint) =>
       rootsWithHungReads().some((r) => r === mountpoint || r.startsWith(`${mountpoint}/`)),
   });

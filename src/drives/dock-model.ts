@@ -4,6 +4,7 @@ import type { DriveLogStatus } from "../formats/status.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
 import type { JobKey } from "../lifecycle/model.js";
+import type { ReadLimits } from "../transfer/core/drive-reads.js";
 import type { Exec } from "./exec.js";
 import type { MatchResult } from "./match.js";
 import type { AttachedDrive } from "./model.js";
@@ -70,4 +71,6 @@ export interface DockDeps {
   hooks?: DockHooks;
   /** True while a read under this mountpoint is hung in the kernel: the dock then leaves it mounted. */
   readsHungUnder?(mountpoint: string): boolean;
+  /** Bounds the manifest reads of matching (a drive whose reads hang must not hold its slot for good). */
+  readLimits?: ReadLimits;
 }

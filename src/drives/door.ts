@@ -140,7 +140,7 @@ export class Dock {
         : undefined;
       const mode: MountMode = exportEntry && ACCEPTING.has(exportEntry.state) ? "rw" : "ro"; // never write to a drive no export job owns
       const mounted = await mountDataVolume(this.deps.exec, this.deps.mountRoot, id, docked, mode, jobs);
-      const match = await matchDrive(id.serial, mounted.root, jobs, mounted.failure);
+      const match = await matchDrive(id.serial, mounted.root, jobs, mounted.failure, this.deps.readLimits);
       log.info(
         {
           drive: d.key,

@@ -8,13 +8,14 @@
  * drive status of the copy log (ManifestNotFound, ManifestCorrupted, ManifestDriveIdMismatch …).
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { join, sep } from "node:path";
 import { type ManifestHeader, readManifest } from "../formats/manifest.js";
 import { checkFilePath } from "../formats/names.js";
 import { type DriveLogStatus, ManifestError } from "../formats/status.js";
 import type { Drive, Job } from "../lifecycle/model.js";
+import { readFileStream } from "../transfer/core/drive-files.js";
+import { DEFAULT_READ_LIMITS, DriveReads, ReadHung, type ReadLimits } from "../transfer/core/drive-reads.js";
 
 export type MatchResult =
   | {
@@ -33,8 +34,15 @@ export type MatchResult =
 
 export class ManifestAccess {
   private readonly hashes = new Map<string, string>();
+  /** Every manifest read is bounded: a drive whose reads hang ends ReadManifestFailed, not stuck. */
+  private readonly reads: DriveReads;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    limits: ReadLimits = DEFAULT_READ_LIMITS,
+  ) {
+    this.reads = new DriveReads(limits, root);
+  }
 
   /** Resolves a manifestFile (`\DriveManifest.xml`) inside the volume; symlinks may not leave it. */
   async resolve(
@@ -78,17 +86,21 @@ export class ManifestAccess {
     const cached = this.hashes.get(key);
     if (cached) return cached;
     const h = createHash(algorithm);
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+    for await (const chunk of readFileStream(path, this.reads)) h.update(chunk);
     const hex = h.digest("hex").toUpperCase();
     this.hashes.set(key, hex);
     return hex;
   }
 
   async header(path: string): Promise<ManifestHeader> {
-    for await (const item of readManifest(createReadStream(path, { highWaterMark: 64 * 1024 }), {
-      kind: "import",
-    })) {
-      if (item.type === "header") return item.header;
+    try {
+      for await (const item of readManifest(readFileStream(path, this.reads), { kind: "import" })) {
+        if (item.type === "header") return item.header;
+      }
+    } catch (e) {
+      if (e instanceof ReadHung)
+        throw new ManifestError("ReadManifestFailed", `Reading the manifest failed: ${e.message}.`);
+      throw e;
     }
     throw new ManifestError("ManifestFormatInvalid", "The manifest has no BlobList.");
   }
@@ -156,9 +168,10 @@ export async function matchDrive(
   root: string | undefined,
   jobs: Job[],
   mountFailure?: { status: DriveLogStatus; message: string },
+  readLimits?: ReadLimits,
 ): Promise<MatchResult> {
   const sorted = [...jobs].sort(ACTIVE_FIRST);
-  const access = root ? new ManifestAccess(root) : undefined;
+  const access = root ? new ManifestAccess(root, readLimits) : undefined;
 
   if (serial) {
     for (const job of sorted) {

@@ -106,6 +106,19 @@ describe("import engine (in-memory storage)", () => {
         ? new Promise<Buffer>(() => {})
         : readAt(fh, offset, length, into);
 
+  it("a manifest whose reads hang ends the drive ReadManifestFailed, before any request", async () => {
+    const d = await drive({ "a.bin": randomBytes(1000) });
+    const port = new FakeBlobPort();
+    const manifestName = d.manifestPath.split("/").pop()!;
+    const readLimits = { timeoutMs: 200, hungLimit: 3, reader: hangingOn(manifestName) };
+    const failure = await importDrive(runOf(port, d, { readLimits }).run).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ name: "ManifestError", status: "ReadManifestFailed" });
+    expect((failure as Error).message).toMatch(
+      /DRIVE-1 .*reading the manifest failed .*did not complete within 200 ms/,
+    );
+    expect(port.requests).toEqual([]);
+  });
+
   it("a read that hangs ends that blob IOFailed, uncommitted; the others complete", async () => {
     const files = {
       "a.bin": randomBytes(1000),
@@ -144,7 +157,8 @@ describe("import engine (in-memory storage)", () => {
     run.blobConcurrency = 1;
     const result = await importDrive(run);
     expect(result.status).toBe("CompletedWithErrors");
-    expect(reads).toHaveLength(2); // no read scheduled after the second hang
+    // No blob read scheduled after the second hang (the manifest is read through the same bound).
+    expect(reads.filter((f) => f.endsWith(".bin"))).toHaveLength(2);
     const entries = await logEntries(d);
     expect(entries).toHaveLength(6);
     expect(entries.every((e) => e.status === "IOFailed")).toBe(true);

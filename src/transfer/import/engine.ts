@@ -5,13 +5,13 @@
  * computed from the same read. A blob with any bad block is never committed. Blobs start in
  * manifest order, `blobConcurrency` at a time; memory is bounded by the shared buffer pool.
  */
-import { readFile } from "node:fs/promises";
 import { type ManifestHeader, readManifest } from "../../formats/manifest.js";
+import { ManifestError } from "../../formats/status.js";
 import { credentialRefusal } from "../../storage/blob-access.js";
 import { CheckpointBatcher } from "../core/checkpoint-batch.js";
 import { writeCopyLogs } from "../core/copy-log.js";
 import { readFileStream } from "../core/drive-files.js";
-import { DriveReads } from "../core/drive-reads.js";
+import { DriveReads, ReadHung } from "../core/drive-reads.js";
 import { retrier, throwIfCancelled } from "../core/retry.js";
 import type { DriveEngine, DriveRunResult } from "../engine.js";
 import { importBlob } from "./blob-task.js";
@@ -19,16 +19,28 @@ import type { ImportSession } from "./session.js";
 
 export const importDrive: DriveEngine = async (run) => {
   const { signal, job, driveId } = run;
-  const manifestPath = run.manifestPath;
+  const manifestPath: string | undefined = run.manifestPath;
   if (!manifestPath) throw new Error(`drive ${driveId} of job ${job.name}: no matched manifest to import`);
-  const manifestItems = () =>
-    readManifest(readFileStream(manifestPath), { kind: "import", expectedDriveId: driveId });
+  const reads = new DriveReads(run.readLimits, run.root);
+  // The manifest's reads are bounded like the blobs': a manifest that hangs ends the drive
+  // CompletedMoreInfo (ReadManifestFailed) rather than holding it, and the stop, for good.
+  const manifestItems = async function* (path: string) {
+    try {
+      yield* readManifest(readFileStream(path, reads), { kind: "import", expectedDriveId: driveId });
+    } catch (e) {
+      if (!(e instanceof ReadHung)) throw e;
+      throw new ManifestError(
+        "ReadManifestFailed",
+        `drive ${driveId} of job ${job.name}: reading the manifest failed (${e.message}).`,
+      );
+    }
+  };
 
   // Pass 1: the header (credential) and the drive's total bytes, for percent complete.
   let header: ManifestHeader | undefined;
   let bytesTotal = 0;
   let blobCount = 0;
-  for await (const item of manifestItems()) {
+  for await (const item of manifestItems(manifestPath)) {
     if (item.type === "header") header = item.header;
     else if (item.type === "blob") {
       bytesTotal += item.blob.length;
@@ -61,7 +73,7 @@ export const importDrive: DriveEngine = async (run) => {
       return p;
     },
     batch: new CheckpointBatcher(run.checkpoints, job.name, driveId, run.log),
-    reads: new DriveReads(run.readLimits, run.root),
+    reads,
     resume,
     sent: (bytes) => {
       bytesTransferred += bytes;
@@ -84,7 +96,7 @@ export const importDrive: DriveEngine = async (run) => {
   let firstError: unknown;
   let index = -1;
   try {
-    for await (const item of manifestItems()) {
+    for await (const item of manifestItems(manifestPath)) {
       if (item.type !== "blob") continue;
       index++;
       if (resume.done.has(index)) continue;
@@ -114,7 +126,9 @@ export const importDrive: DriveEngine = async (run) => {
     driveId,
     diagnosticsPath: job.diagnosticsPath,
     logLevel: job.logLevel,
-    ...(job.backupDriveManifest ? { manifestBackup: () => readFile(manifestPath) } : {}),
+    ...(job.backupDriveManifest
+      ? { manifestBackup: () => readWhole(readFileStream(manifestPath, reads)) }
+      : {}),
     at: run.clock.now(),
     ...(session.refusal ? { status: "BlobRequestForbidden" as const } : {}),
     refusedBy: (e) => credentialRefusal(e, port.sasContainer !== undefined)?.cause,
@@ -129,3 +143,9 @@ export const importDrive: DriveEngine = async (run) => {
   };
   return result;
 };
+
+async function readWhole(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of chunks) parts.push(c);
+  return Buffer.concat(parts);
+}
