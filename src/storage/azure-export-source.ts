@@ -135,23 +135,21 @@ export class AzureExportSource implements ExportSource {
     into: Buffer,
     signal: AbortSignal,
   ): Promise<RangeRead> {
-    const res = await this.blob(ref).download(offset, length, {
-      conditions: { ifMatch: etag },
-      rangeGetContentMD5: length <= 4 * 1024 * 1024,
-      maxRetryRequests: 0,
-      abortSignal: signal,
-    });
-    const body = res.readableStreamBody;
-    if (!body) throw new Error(`no body reading ${ref.container}/${ref.name} at ${offset}`);
+    const { md5, chunks } = await this.rangeBody(
+      ref,
+      offset,
+      length,
+      etag,
+      signal,
+      length <= 4 * 1024 * 1024,
+    );
     let got = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (got + chunk.length > length)
-        throw new Error(`the service sent more than ${length} bytes at ${offset}`);
+    for await (const chunk of chunks) {
       chunk.copy(into, got);
       got += chunk.length;
     }
     const data = into.subarray(0, got);
-    return res.contentMD5?.length ? { data, md5: Buffer.from(res.contentMD5) } : { data };
+    return md5?.length ? { data, md5: Buffer.from(md5) } : { data };
   }
 
   async *streamRange(
@@ -161,19 +159,35 @@ export class AzureExportSource implements ExportSource {
     etag: string,
     signal: AbortSignal,
   ): AsyncIterable<Buffer> {
+    yield* (await this.rangeBody(ref, offset, length, etag, signal, false)).chunks;
+  }
+
+  /** One ranged GET, only if the blob is still `etag`; its body never runs past `length`. */
+  private async rangeBody(
+    ref: ExportBlobRef,
+    offset: number,
+    length: number,
+    etag: string,
+    signal: AbortSignal,
+    rangeMd5: boolean,
+  ): Promise<{ md5?: Uint8Array; chunks: AsyncIterable<Buffer> }> {
     const res = await this.blob(ref).download(offset, length, {
       conditions: { ifMatch: etag },
+      ...(rangeMd5 ? { rangeGetContentMD5: true } : {}),
       maxRetryRequests: 0,
       abortSignal: signal,
     });
     const body = res.readableStreamBody;
     if (!body) throw new Error(`no body reading ${ref.container}/${ref.name} at ${offset}`);
-    let got = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      got += chunk.length;
-      if (got > length) throw new Error(`the service sent more than ${length} bytes at ${offset}`);
-      yield chunk;
+    async function* bounded(): AsyncIterable<Buffer> {
+      let got = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        got += chunk.length;
+        if (got > length) throw new Error(`the service sent more than ${length} bytes at ${offset}`);
+        yield chunk;
+      }
     }
+    return { ...(res.contentMD5 ? { md5: res.contentMD5 } : {}), chunks: bounded() };
   }
 
   async snapshot(ref: ExportBlobRef, signal: AbortSignal): Promise<string> {
