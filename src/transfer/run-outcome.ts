@@ -178,12 +178,12 @@ async function storageRefused(c: RunContext, result: DriveRunResult): Promise<vo
 /** Another station's claim is live: the drive waits here, and the operator is told why. */
 export async function heldElsewhere(c: RunContext, holder: Lease): Promise<void> {
   const { view } = c.drive;
-  view.status = "held";
-  view.message = `${c.label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
+  const message = `${c.label} is being transferred by station ${holder.stationId} (its claim runs until ${holder.expiresAt.toISOString()}). This station holds the drive and takes over if ${holder.stationId} does not renew its claim by then; pull the drive from ${holder.stationId} first to move it now.`;
   c.deps.log.warn(
     { job: jobLabel(c.drive.job), driveId: c.drive.driveId, holder: holder.stationId },
-    view.message,
+    message,
   );
+  // The notice first: whoever sees the drive held on the dock finds the notice in the store.
   await c.deps.notices
     .add([
       {
@@ -191,8 +191,10 @@ export async function heldElsewhere(c: RunContext, holder: Lease): Promise<void>
         at: c.deps.clock.now().toISOString(),
         job: c.drive.job,
         driveId: c.drive.driveId,
-        message: view.message,
+        message,
       },
     ])
     .catch((e) => c.deps.log.warn({ err: e }, "notice not saved"));
+  view.status = "held";
+  view.message = message;
 }
