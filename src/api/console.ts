@@ -20,6 +20,10 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   "/console": { file: "index.html", type: "text/html; charset=utf-8" },
   "/console/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/console/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/console/actions.js": { file: "actions.js", type: "text/javascript; charset=utf-8" },
+  "/console/dom.js": { file: "dom.js", type: "text/javascript; charset=utf-8" },
+  "/console/notices.js": { file: "notices.js", type: "text/javascript; charset=utf-8" },
+  "/console/session.js": { file: "session.js", type: "text/javascript; charset=utf-8" },
   "/console/console.css": { file: "console.css", type: "text/css; charset=utf-8" },
 };
 

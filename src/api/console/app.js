@@ -2,105 +2,12 @@
 // The operator token lives in sessionStorage and goes out only as an Authorization header; the
 // push stream is read with fetch() (EventSource cannot send headers), so no token is in any URL.
 
-const TOKEN_KEY = "drive-station.operatorToken";
-const $ = (id) => document.getElementById(id);
-const state = { drives: [], jobs: [], notices: [] };
-let token = sessionStorage.getItem(TOKEN_KEY);
+import { ACTION_LABEL, actionsFor, openAction } from "./actions.js";
+import { $, ago, bar, bytes, duration, h, pill } from "./dom.js";
+import { renderNotices } from "./notices.js";
+import { session, state } from "./session.js";
+
 let streamAbort;
-
-// ------------------------------------------------------------------ DOM and formatting helpers
-
-/** Builds an element; children are nodes or text (always set as text: nothing is parsed as HTML). */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === false || v === null) continue;
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-function bytes(n) {
-  if (!Number.isFinite(n)) return "—";
-  let i = 0;
-  while (n >= 1024 && i < UNITS.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n >= 100 || i === 0 ? Math.round(n) : n.toFixed(1)} ${UNITS[i]}`;
-}
-
-function duration(s) {
-  if (!Number.isFinite(s) || s < 0) return "—";
-  s = Math.round(s);
-  const hh = Math.floor(s / 3600);
-  const mm = Math.floor((s % 3600) / 60);
-  const ss = s % 60;
-  if (hh) return `${hh} h ${String(mm).padStart(2, "0")} m ${String(ss).padStart(2, "0")} s`;
-  if (mm) return `${mm} m ${String(ss).padStart(2, "0")} s`;
-  return `${ss} s`;
-}
-
-function ago(iso) {
-  const s = (Date.now() - Date.parse(iso)) / 1000;
-  if (!Number.isFinite(s)) return "";
-  if (s < 60) return "just now";
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return new Date(iso).toLocaleDateString();
-}
-
-const pill = (text, kind = text) => h("span", { class: `pill pill-${String(kind).toLowerCase()}` }, text);
-
-function bar(percent, kind) {
-  const p = Math.max(0, Math.min(100, Math.floor(percent)));
-  const fill = h("div", { class: "bar-fill" });
-  fill.style.width = `${p}%`; // through the CSSOM: the page's CSP allows no inline style attributes
-  return h(
-    "div",
-    {
-      class: `bar ${kind ?? ""}`,
-      role: "progressbar",
-      "aria-valuemin": 0,
-      "aria-valuemax": 100,
-      "aria-valuenow": p,
-    },
-    fill,
-  );
-}
-
-function toast(text, kind = "ok") {
-  const t = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
-  $("toasts").append(t);
-  setTimeout(() => t.remove(), kind === "error" ? 9000 : 4000);
-}
-
-// ------------------------------------------------------------------ API
-
-async function api(path, body) {
-  const res = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (res.status === 401) signOut("The token was refused: sign in again.");
-  if (!res.ok) throw new Error(data?.error?.message ?? `${res.status} ${res.statusText}`);
-  return data;
-}
-
-const jobPath = (j) =>
-  `/station/v1/subscriptions/${encodeURIComponent(j.subscriptionId)}/resourceGroups/${encodeURIComponent(j.resourceGroup)}/jobs/${encodeURIComponent(j.name)}`;
 
 // ------------------------------------------------------------------ push stream (fetch + SSE framing)
 
@@ -112,7 +19,7 @@ async function stream() {
   while (!abort.signal.aborted) {
     try {
       const res = await fetch("/station/v1/events", {
-        headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
+        headers: { authorization: `Bearer ${session.token}`, accept: "text/event-stream" },
         signal: abort.signal,
         cache: "no-store",
       });
@@ -260,32 +167,6 @@ const DRIVE_STATE_KIND = {
   ShippedBack: "ok",
   Faulted: "error",
 };
-const ACCEPTING = ["Shipping", "Received", "Transferring"];
-
-/** The operator actions a job's state allows (the server checks again). */
-function actionsFor(j) {
-  const ended = j.state === "Completed" || j.state === "Closed";
-  const faulted = j.state === "Faulted" || j.drives.some((d) => d.state === "Faulted");
-  return [
-    !ended && j.state !== "Packaging" && j.state !== "Faulted" && "checkIn",
-    ACCEPTING.includes(j.state) &&
-      j.drives.some((d) => d.state === "Specified" || d.state === "NeverReceived") &&
-      "arrived",
-    [...ACCEPTING, "Packaging"].includes(j.state) && "fault", // the states a fault may leave
-    faulted && "resolve",
-    j.state === "Packaging" && "shipBack",
-    j.closable && "close",
-  ].filter(Boolean);
-}
-
-const ACTION_LABEL = {
-  checkIn: "Check in",
-  arrived: "Arrived",
-  fault: "Fault",
-  resolve: "Resolve",
-  shipBack: "Ship back",
-  close: "Close",
-};
 
 /** A transferring drive's percentage from the dock (live), not the store (saved every few seconds). */
 function livePercent(j, d) {
@@ -409,242 +290,11 @@ function renderJobs() {
   $("jobs-count").textContent = cards.length ? String(cards.length) : "";
 }
 
-// ------------------------------------------------------------------ notices
-
-/** A notice whose cause is gone (the job moved on, the drive left) needs nobody any more. */
-function handled(n) {
-  if (n.next.info) return true;
-  const j =
-    n.job && state.jobs.find((x) => x.name === n.job.name && x.subscriptionId === n.job.subscriptionId);
-  switch (n.code) {
-    case "PackageHeld":
-      return !j || ACCEPTING.includes(j.state) || j.state === "Packaging";
-    case "Faulted":
-    case "FaultUnresolved":
-      return (
-        !j ||
-        (n.driveId
-          ? j.drives.find((d) => d.driveId === n.driveId)?.state !== "Faulted"
-          : j.state !== "Faulted")
-      );
-    case "JobClosable":
-    case "PackageOverdue":
-      return j?.state !== "Shipping";
-    case "UnknownDrive":
-      return !state.drives.some((d) => d.status === "unknown" && (!n.driveId || d.serial === n.driveId));
-    case "TransferPaused":
-      return !state.drives.some((d) => d.status === "paused" && d.driveId === n.driveId);
-    default:
-      return !j || j.state === "Completed" || j.state === "Closed";
-  }
-}
-
-let noticesShown = "";
-function renderNotices(force = false) {
-  const open = [];
-  const done = [];
-  for (const n of state.notices) (handled(n) ? done : open).push(n);
-  // Drives push several times a second; rebuild only when what is shown would change.
-  const shown = JSON.stringify([
-    open.map((n) => n.id),
-    done.map((n) => n.id),
-    state.jobs.map((j) => [j.name, j.state]),
-  ]);
-  if (!force && shown === noticesShown) return;
-  noticesShown = shown;
-  const card = (n) => {
-    const j =
-      n.job && state.jobs.find((x) => x.name === n.job.name && x.subscriptionId === n.job.subscriptionId);
-    const act = n.next.action && j && actionsFor(j).includes(n.next.action);
-    return h(
-      "article",
-      { class: `notice ${handled(n) ? "is-handled" : ""}`, "data-code": n.code },
-      h(
-        "div",
-        { class: "notice-head" },
-        pill(n.code, n.next.info ? "pending" : "warn"),
-        h(
-          "span",
-          { class: "sub muted" },
-          `${n.job ? n.job.name : ""}${n.driveId ? ` · drive ${n.driveId}` : ""} · ${ago(n.at)}`,
-        ),
-      ),
-      h("p", { class: "notice-message" }, n.message),
-      h("p", { class: "notice-next" }, h("strong", {}, "Next step: "), n.next.step),
-      act
-        ? h(
-            "button",
-            {
-              class: "btn small primary",
-              type: "button",
-              "data-action": n.next.action,
-              onclick: () => openAction(n.next.action, j, n),
-            },
-            ACTION_LABEL[n.next.action],
-          )
-        : null,
-    );
-  };
-  $("notices").replaceChildren(
-    ...(open.length
-      ? open.map(card)
-      : [h("p", { class: "empty muted" }, "Nothing needs a person right now.")]),
-  );
-  $("attention-count").textContent = open.length ? String(open.length) : "";
-  $("handled").hidden = done.length === 0;
-  $("handled-count").textContent = String(done.length);
-  $("handled-list").replaceChildren(...done.map(card));
-}
-
-// ------------------------------------------------------------------ actions
-
-function field(name, label, attrs = {}) {
-  return h(
-    "label",
-    { class: "field" },
-    h("span", {}, label),
-    h("input", { name, autocomplete: "off", ...attrs }),
-  );
-}
-
-function driveSelect(name, label, drives, { optional } = {}) {
-  return h(
-    "label",
-    { class: "field" },
-    h("span", {}, label),
-    h(
-      "select",
-      { name },
-      optional ? h("option", { value: "" }, "The whole job") : null,
-      drives.map((d) => h("option", { value: d.driveId }, `${d.driveId} (${d.state})`)),
-    ),
-  );
-}
-
-/** Each action: its dialog (title, help, fields) and the request it sends. */
-const ACTIONS = {
-  checkIn: (j, n) => {
-    const heldIds = j.heldPackages.flatMap((p) => p.driveIds);
-    const ids = n?.driveId
-      ? [n.driveId]
-      : heldIds.length
-        ? heldIds
-        : j.drives.filter((d) => d.state === "Specified").map((d) => d.driveId);
-    return {
-      title: `Check in a package for ${j.name}`,
-      help: "Record the package at the dock: listed drives become Received; drives the job does not list are extra drives.",
-      fields: [
-        field("trackingNumber", "Tracking number", {
-          required: true,
-          value: j.deliveryPackage?.trackingNumber ?? "",
-        }),
-        field("driveIds", "Drive IDs in the package (comma-separated)", {
-          required: true,
-          value: ids.join(", "),
-        }),
-      ],
-      send: (f) =>
-        api(`${jobPath(j)}/packages`, {
-          trackingNumber: f.trackingNumber,
-          driveIds: f.driveIds.split(/[\s,]+/).filter(Boolean),
-        }),
-    };
-  },
-  arrived: (j, n) => {
-    const waiting = j.drives.filter((d) => d.state === "Specified" || d.state === "NeverReceived");
-    return {
-      title: `A drive of ${j.name} arrived`,
-      help: "A drive that came on its own, or was marked NeverReceived, moves to Received.",
-      fields: [
-        driveSelect(
-          "driveId",
-          "Drive",
-          n?.driveId ? waiting.filter((d) => d.driveId === n.driveId) : waiting,
-        ),
-        field("trackingNumber", "Tracking number (optional)"),
-      ],
-      send: (f) =>
-        api(
-          `${jobPath(j)}/drives/${encodeURIComponent(f.driveId)}/arrived`,
-          f.trackingNumber ? { trackingNumber: f.trackingNumber } : {},
-        ),
-    };
-  },
-  fault: (j) => ({
-    title: `Fault ${j.name}`,
-    help: "The job (or one drive) stops where it is until resolved; contact the customer.",
-    fields: [
-      field("reason", "Reason", { required: true, maxlength: 512 }),
-      driveSelect(
-        "driveId",
-        "Drive",
-        j.drives.filter((d) => d.state !== "Faulted" && d.state !== "ShippedBack"),
-        { optional: true },
-      ),
-    ],
-    send: (f) =>
-      api(`${jobPath(j)}/fault`, f.driveId ? { reason: f.reason, driveId: f.driveId } : { reason: f.reason }),
-  }),
-  resolve: (j) => {
-    const faulted = j.drives.filter((d) => d.state === "Faulted");
-    return {
-      title: `Resolve ${j.name}`,
-      help: `Returns it to the state it left${j.faulted ? ` (${j.faulted.from})` : ""}.`,
-      fields: j.state === "Faulted" ? [] : [driveSelect("driveId", "Drive", faulted)],
-      send: (f) => api(`${jobPath(j)}/resolve`, f.driveId ? { driveId: f.driveId } : {}),
-    };
-  },
-  shipBack: (j) => ({
-    title: `Ship back the drives of ${j.name}`,
-    help: "Every drive (and extra drive) goes to the return address; the job ends Completed, or Closed if a drive had errors.",
-    fields: [
-      field("carrierName", "Carrier", { required: true }),
-      field("trackingNumber", "Tracking number", { required: true }),
-    ],
-    send: (f) =>
-      api(`${jobPath(j)}/shipBack`, { carrierName: f.carrierName, trackingNumber: f.trackingNumber }),
-  }),
-  close: (j) => ({
-    title: `Close ${j.name}`,
-    help: "The package is overdue and the customer has not answered for 30 days: the job ends Closed.",
-    fields: [],
-    send: () => api(`${jobPath(j)}/close`, {}),
-  }),
-};
-
-function openAction(action, job, notice) {
-  const spec = ACTIONS[action](job, notice);
-  const dialog = $("action-dialog");
-  dialog.dataset.action = action;
-  $("action-title").textContent = spec.title;
-  $("action-help").textContent = spec.help;
-  $("action-fields").replaceChildren(...spec.fields);
-  $("action-error").textContent = "";
-  $("action-submit").textContent = ACTION_LABEL[action];
-  $("action-submit").disabled = false;
-  $("action-form").onsubmit = async (e) => {
-    e.preventDefault();
-    const values = Object.fromEntries(new FormData($("action-form")).entries());
-    $("action-submit").disabled = true;
-    try {
-      const updated = await spec.send(values);
-      dialog.close();
-      toast(`${ACTION_LABEL[action]}: ${job.name} is now ${updated?.properties?.state ?? "updated"}.`);
-    } catch (err) {
-      $("action-error").textContent = err.message;
-      $("action-submit").disabled = false;
-    }
-  };
-  dialog.showModal();
-  dialog.querySelector("input, select")?.focus();
-}
-
 // ------------------------------------------------------------------ sign in / out
 
 function signOut(message) {
   streamAbort?.abort();
-  token = null;
-  sessionStorage.removeItem(TOKEN_KEY);
+  session.keep(null);
   $("app").hidden = true;
   $("signout").hidden = true;
   $("live").hidden = true;
@@ -676,8 +326,7 @@ async function signIn(e) {
     $("login-error").textContent = data?.error?.message ?? `Sign-in failed (${res.status}).`;
     return;
   }
-  token = candidate;
-  sessionStorage.setItem(TOKEN_KEY, token);
+  session.keep(candidate);
   $("token").value = "";
   signedIn();
 }
@@ -686,5 +335,6 @@ $("login-form").addEventListener("submit", signIn);
 $("signout").addEventListener("click", () => signOut());
 $("action-cancel").addEventListener("click", () => $("action-dialog").close());
 setInterval(() => renderNotices(true), 60_000); // keeps the "… ago" figures honest
-if (token) signedIn();
+session.refused = signOut;
+if (session.token) signedIn();
 else signOut();
