@@ -6,6 +6,8 @@ export const MAX_CHUNK = 4 * 1024 * 1024;
 export const MAX_BLOCKS = 50_000;
 export const MAX_BLOCK_BLOB = MAX_BLOCKS * MAX_CHUNK;
 export const MAX_PAGE_BLOB = 1024 ** 4;
+/** Page ranges one blob may list: one per 4 MiB of the largest page blob. Bounds a blob's memory. */
+export const MAX_PAGE_RANGES = MAX_PAGE_BLOB / MAX_CHUNK;
 export const PAGE = 512;
 
 export type Credential =

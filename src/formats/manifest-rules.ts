@@ -29,6 +29,8 @@ export interface RawBlob {
   metadata?: { path: string; hash?: string };
   properties?: { path: string; hash?: string };
   duplicate?: string;
+  /** The block or page-range list ran past its limit: the entries after it were not kept. */
+  tooMany?: string;
   line: number;
 }
 
@@ -77,6 +79,7 @@ export function checkBlob(
   });
 
   if (raw.duplicate) return fail("Failed", `element ${raw.duplicate} appears twice`);
+  if (raw.tooMany) return fail("Failed", raw.tooMany);
   if (!raw.blobPath) return fail("Failed", "BlobPath is missing");
   if (raw.filePath === undefined) return fail("FileNameInvalid", "FilePath is missing");
   const path = checkFilePath(blob.filePath);

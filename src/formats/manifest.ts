@@ -8,6 +8,8 @@ import {
   type BlobListDefaults,
   type Credential,
   MANIFEST_VERSIONS,
+  MAX_BLOCKS,
+  MAX_PAGE_RANGES,
   type ManifestHeader,
   type ManifestItem,
   type ReadManifestOptions,
@@ -108,9 +110,9 @@ export async function* readManifest(
             if (blob[key]) blob.duplicate = e.name;
             blob[key] = [];
           } else if (blob && parent === "BlockList" && e.name === "Block") {
-            blob.blockList?.push(e.attrs);
+            keep(blob, blob.blockList, e.attrs, MAX_BLOCKS, "blocks");
           } else if (blob && parent === "PageRangeList" && e.name === "PageRange") {
-            blob.pageRangeList?.push(e.attrs);
+            keep(blob, blob.pageRangeList, e.attrs, MAX_PAGE_RANGES, "page ranges");
           } else if (e.name === "MetadataPath" || e.name === "PropertiesPath") {
             hashAttr = e.attrs.Hash;
           }
@@ -214,4 +216,20 @@ export async function* readManifest(
   if (drives === 0) throw formatError("the manifest has no Drive element", "Drive");
   if (lists === 0) throw formatError("the manifest has no BlobList", "BlobList");
   yield { type: "end", blobCount: blobs, blobLists: lists };
+}
+
+/**
+ * Keeps one block or page range of a blob, up to the limit: a hostile manifest listing millions
+ * for one blob costs no memory past it, and the blob fails on its own.
+ */
+function keep(
+  blob: RawBlob,
+  list: Record<string, string>[] | undefined,
+  entry: Record<string, string>,
+  limit: number,
+  what: string,
+): void {
+  if (!list) return;
+  if (list.length < limit) list.push(entry);
+  else blob.tooMany ??= `more than ${limit} ${what}: the limit for one blob`;
 }

@@ -23,10 +23,19 @@ export type XmlEvent =
   | { t: "text"; text: string }
   | { t: "close"; name: string };
 
+/**
+ * What one document may cost in memory, whatever its size: the parser holds a whole text node,
+ * tag or attribute in memory until it ends, and one entry per open element.
+ */
+export const MAX_TOKEN_CHARS = 1024 * 1024;
+export const MAX_DEPTH = 256;
+
 export async function* xmlEvents(
   source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
 ): AsyncGenerator<XmlEvent[]> {
   const parser = new SaxesParser({ position: true });
+  let depth = 0;
+  let run = 0; // characters since the last '<' or '>': the token being read
   let batch: XmlEvent[] = [];
   let failure: XmlSyntaxError | undefined;
   const fail = (message: string) => {
@@ -38,10 +47,15 @@ export async function* xmlEvents(
     const attrs: Record<string, string> = {};
     for (const [k, v] of Object.entries(tag.attributes)) attrs[k] = typeof v === "string" ? v : v.value;
     batch.push({ t: "open", name: tag.name, attrs, line: parser.line });
+    if (++depth > MAX_DEPTH) fail(`elements nest deeper than ${MAX_DEPTH} levels`);
+    if (tag.isSelfClosing) depth--;
   });
   parser.on("text", (text) => batch.push({ t: "text", text }));
   parser.on("cdata", (text) => batch.push({ t: "text", text }));
-  parser.on("closetag", (tag) => batch.push({ t: "close", name: tag.name }));
+  parser.on("closetag", (tag) => {
+    batch.push({ t: "close", name: tag.name });
+    if (!tag.isSelfClosing) depth--;
+  });
 
   const decoder = new StringDecoder("utf8");
   let first = true;
@@ -59,6 +73,7 @@ export async function* xmlEvents(
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // UTF-8 BOM
       first = false;
     }
+    run = tokenRun(text, run, fail);
     feed(text);
     if (failure) throw failure;
     if (batch.length) {
@@ -77,6 +92,33 @@ export async function* xmlEvents(
   }
   if (failure) throw failure;
   if (batch.length) yield batch;
+}
+
+const DELIMITER = /[<>]/g;
+
+/**
+ * The run of characters without '<' or '>' at the end of `text`, given the run carried in: fails
+ * when any run passes MAX_TOKEN_CHARS. Scans only when the chunk could hold such a run.
+ */
+function tokenRun(text: string, carried: number, fail: (message: string) => void): number {
+  const last = Math.max(text.lastIndexOf("<"), text.lastIndexOf(">"));
+  if (carried + text.length > MAX_TOKEN_CHARS) {
+    DELIMITER.lastIndex = 0;
+    let run = carried;
+    let prev = -1;
+    for (let m = DELIMITER.exec(text); m; m = DELIMITER.exec(text)) {
+      run += m.index - prev - 1;
+      if (run > MAX_TOKEN_CHARS) break;
+      run = 0;
+      prev = m.index;
+    }
+    if (
+      run > MAX_TOKEN_CHARS ||
+      (last < 0 ? carried + text.length : text.length - 1 - last) > MAX_TOKEN_CHARS
+    )
+      fail(`a text, tag or attribute runs over ${MAX_TOKEN_CHARS} characters`);
+  }
+  return last < 0 ? carried + text.length : text.length - 1 - last;
 }
 
 const ESCAPES: Record<string, string> = {

@@ -241,6 +241,6 @@ describe("hostile manifests: one blob fails, the others go on", () => {
         ),
       ),
     );
-    expect(blobs[0]!.problem!.message).toMatch(/50001 blocks exceed the limit of 50000/);
+    expect(blobs[0]!.problem!.message).toMatch(/more than 50000 blocks: the limit for one blob/);
   });
 });
