@@ -10,12 +10,17 @@
 import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { join, sep } from "node:path";
-import { type ManifestHeader, readManifest } from "../formats/manifest.js";
+import type { ManifestHeader } from "../formats/manifest.js";
 import { checkFilePath } from "../formats/names.js";
 import { type DriveLogStatus, ManifestError } from "../formats/status.js";
 import type { Drive, Job } from "../lifecycle/model.js";
-import { readFileStream } from "../transfer/core/drive-files.js";
-import { DEFAULT_READ_LIMITS, DriveReads, ReadHung, type ReadLimits } from "../transfer/core/drive-reads.js";
+import {
+  DEFAULT_READ_LIMITS,
+  DriveReads,
+  type ReadLimits,
+  readDriveManifest,
+  readFileStream,
+} from "../transfer/core/drive-reads.js";
 
 export type MatchResult =
   | {
@@ -93,14 +98,8 @@ export class ManifestAccess {
   }
 
   async header(path: string): Promise<ManifestHeader> {
-    try {
-      for await (const item of readManifest(readFileStream(path, this.reads), { kind: "import" })) {
-        if (item.type === "header") return item.header;
-      }
-    } catch (e) {
-      if (e instanceof ReadHung)
-        throw new ManifestError("ReadManifestFailed", `Reading the manifest failed: ${e.message}.`);
-      throw e;
+    for await (const item of readDriveManifest(path, this.reads, { kind: "import" }, "The drive")) {
+      if (item.type === "header") return item.header;
     }
     throw new ManifestError("ManifestFormatInvalid", "The manifest has no BlobList.");
   }

@@ -102,23 +102,17 @@ const DELIMITER = /[<>]/g;
  */
 function tokenRun(text: string, carried: number, fail: (message: string) => void): number {
   const last = Math.max(text.lastIndexOf("<"), text.lastIndexOf(">"));
-  if (carried + text.length > MAX_TOKEN_CHARS) {
-    DELIMITER.lastIndex = 0;
-    let run = carried;
-    let prev = -1;
-    for (let m = DELIMITER.exec(text); m; m = DELIMITER.exec(text)) {
-      run += m.index - prev - 1;
-      if (run > MAX_TOKEN_CHARS) break;
-      run = 0;
-      prev = m.index;
-    }
-    if (
-      run > MAX_TOKEN_CHARS ||
-      (last < 0 ? carried + text.length : text.length - 1 - last) > MAX_TOKEN_CHARS
-    )
-      fail(`a text, tag or attribute runs over ${MAX_TOKEN_CHARS} characters`);
+  const tail = last < 0 ? carried + text.length : text.length - 1 - last;
+  if (carried + text.length <= MAX_TOKEN_CHARS) return tail;
+  let longest = tail;
+  let prev = -1;
+  DELIMITER.lastIndex = 0;
+  for (let m = DELIMITER.exec(text); m; m = DELIMITER.exec(text)) {
+    longest = Math.max(longest, (prev < 0 ? carried : 0) + m.index - prev - 1);
+    prev = m.index;
   }
-  return last < 0 ? carried + text.length : text.length - 1 - last;
+  if (longest > MAX_TOKEN_CHARS) fail(`a text, tag or attribute runs over ${MAX_TOKEN_CHARS} characters`);
+  return tail;
 }
 
 const ESCAPES: Record<string, string> = {

@@ -8,8 +8,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ManifestAccess } from "../../src/drives/match.js";
-import { readAt, readFileStream } from "../../src/transfer/core/drive-files.js";
-import { DriveReads, type FileReader, ReadHung } from "../../src/transfer/core/drive-reads.js";
+import { readAt } from "../../src/transfer/core/drive-files.js";
+import {
+  DriveReads,
+  type FileReader,
+  ReadHung,
+  readFileStream,
+} from "../../src/transfer/core/drive-reads.js";
 import { useTempDir } from "../support/tmp.js";
 
 const tmp = useTempDir();

@@ -5,7 +5,7 @@
 import { ACTION_LABEL, actionsFor, openAction } from "./actions.js";
 import { $, ago, bar, bytes, duration, h, pill } from "./dom.js";
 import { renderNotices } from "./notices.js";
-import { session, state } from "./session.js";
+import { jobOf, session, state } from "./session.js";
 
 let streamAbort;
 
@@ -91,10 +91,6 @@ const DRIVE_STATUS_KIND = {
   done: "ok",
   processed: "ok",
 };
-
-function jobOf(key) {
-  return key && state.jobs.find((j) => j.name === key.name && j.subscriptionId === key.subscriptionId);
-}
 
 function renderDrives() {
   const rows = state.drives.map((d) => {

@@ -18,7 +18,7 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-export const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 export function bytes(n) {
   if (!Number.isFinite(n)) return "—";
   let i = 0;

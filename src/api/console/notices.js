@@ -1,13 +1,12 @@
 // The notices panel: what needs the operator, with its next step; handled ones fold away.
 import { ACCEPTING, ACTION_LABEL, actionsFor, openAction } from "./actions.js";
 import { $, ago, h, pill } from "./dom.js";
-import { state } from "./session.js";
+import { jobOf, state } from "./session.js";
 
 /** A notice whose cause is gone (the job moved on, the drive left) needs nobody any more. */
-export function handled(n) {
+function handled(n) {
   if (n.next.info) return true;
-  const j =
-    n.job && state.jobs.find((x) => x.name === n.job.name && x.subscriptionId === n.job.subscriptionId);
+  const j = jobOf(n.job);
   switch (n.code) {
     case "PackageHeld":
       return !j || ACCEPTING.includes(j.state) || j.state === "Packaging";
@@ -45,8 +44,7 @@ export function renderNotices(force = false) {
   if (!force && shown === noticesShown) return;
   noticesShown = shown;
   const card = (n) => {
-    const j =
-      n.job && state.jobs.find((x) => x.name === n.job.name && x.subscriptionId === n.job.subscriptionId);
+    const j = jobOf(n.job);
     const act = n.next.action && j && actionsFor(j).includes(n.next.action);
     return h(
       "article",

@@ -31,5 +31,9 @@ export async function api(path, body) {
   return data;
 }
 
+/** The job a notice or a drive names, as the stream last sent it. */
+export const jobOf = (key) =>
+  key && state.jobs.find((j) => j.name === key.name && j.subscriptionId === key.subscriptionId);
+
 export const jobPath = (j) =>
   `/station/v1/subscriptions/${encodeURIComponent(j.subscriptionId)}/resourceGroups/${encodeURIComponent(j.resourceGroup)}/jobs/${encodeURIComponent(j.name)}`;

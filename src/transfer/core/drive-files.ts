@@ -85,36 +85,3 @@ export async function readAt(fh: FileHandle, offset: number, length: number, int
   }
   return got === length ? buf : buf.subarray(0, got);
 }
-
-/** How a stream reads a drive file: bounded by the drive's read timeout (`DriveReads`). */
-export interface BoundedReads {
-  open(filePath: string, opening: Promise<FileHandle>): Promise<FileHandle>;
-  read(fh: FileHandle, filePath: string, offset: number, length: number, into?: Buffer): Promise<Buffer>;
-  hasHung(fh: FileHandle): boolean;
-}
-
-/**
- * A file as a stream of 64 KiB chunks (the manifest: a million blobs never sit in memory). With
- * `reads`, the open and every read are bounded by the drive's read timeout: a manifest whose reads
- * hang ends in `ReadHung` instead of holding the drive (and the stop) for good.
- */
-export async function* readFileStream(path: string, reads?: BoundedReads): AsyncIterable<Buffer> {
-  const opening = open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  const fh = reads ? await reads.open(path, opening) : await opening;
-  try {
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    for (let at = 0; ; ) {
-      const got = reads
-        ? await reads.read(fh, path, at, buf.length, buf)
-        : await readAt(fh, at, buf.length, buf);
-      if (got.length === 0) return;
-      at += got.length;
-      yield Buffer.from(got);
-      if (got.length < buf.length) return;
-    }
-  } finally {
-    // Closing a handle with a read still in the kernel would wait for that read.
-    if (reads?.hasHung(fh)) void fh.close().catch(() => undefined);
-    else await fh.close();
-  }
-}

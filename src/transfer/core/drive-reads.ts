@@ -4,7 +4,10 @@
  * kernel answers), so a drive that has hung `hungLimit` reads gets no more reads: its remaining
  * blobs end `IOFailed` too and the drive ends `CompletedMoreInfo`, without wedging the station.
  */
-import type { FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import { type ManifestItem, type ReadManifestOptions, readManifest } from "../../formats/manifest.js";
+import { ManifestError } from "../../formats/status.js";
 import { FileFailure, readAt } from "./drive-files.js";
 
 /** Reads `length` bytes at `offset` of an open drive file (into `into` when given). */
@@ -168,5 +171,44 @@ export class DriveReads {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+/**
+ * A drive file as a stream of 64 KiB chunks (the manifest: a million blobs never sit in memory),
+ * the open and every read bounded by the drive's read timeout: a file whose reads hang ends in
+ * `ReadHung` instead of holding the drive (and the stop) for good.
+ */
+export async function* readFileStream(path: string, reads: DriveReads): AsyncIterable<Buffer> {
+  const fh = await reads.open(path, open(path, constants.O_RDONLY | constants.O_NONBLOCK));
+  try {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (let at = 0; ; ) {
+      const got = await reads.read(fh, path, at, buf.length, buf);
+      if (got.length === 0) return;
+      at += got.length;
+      yield Buffer.from(got);
+      if (got.length < buf.length) return;
+    }
+  } finally {
+    // Closing a handle with a read still in the kernel would wait for that read.
+    if (reads.hasHung(fh)) void fh.close().catch(() => undefined);
+    else await fh.close();
+  }
+}
+
+/** The drive's manifest read through its bounded reads: a read that hangs is `ReadManifestFailed`. */
+export async function* readDriveManifest(
+  path: string,
+  reads: DriveReads,
+  options: ReadManifestOptions,
+  /** Whose manifest, for the message: "drive X of job Y". */
+  whose: string,
+): AsyncGenerator<ManifestItem> {
+  try {
+    yield* readManifest(readFileStream(path, reads), options);
+  } catch (e) {
+    if (!(e instanceof ReadHung)) throw e;
+    throw new ManifestError("ReadManifestFailed", `${whose}: reading the manifest failed (${e.message}).`);
   }
 }

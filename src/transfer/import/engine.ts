@@ -5,13 +5,11 @@
  * computed from the same read. A blob with any bad block is never committed. Blobs start in
  * manifest order, `blobConcurrency` at a time; memory is bounded by the shared buffer pool.
  */
-import { type ManifestHeader, readManifest } from "../../formats/manifest.js";
-import { ManifestError } from "../../formats/status.js";
+import type { ManifestHeader } from "../../formats/manifest.js";
 import { credentialRefusal } from "../../storage/blob-access.js";
 import { CheckpointBatcher } from "../core/checkpoint-batch.js";
 import { writeCopyLogs } from "../core/copy-log.js";
-import { readFileStream } from "../core/drive-files.js";
-import { DriveReads, ReadHung } from "../core/drive-reads.js";
+import { DriveReads, readDriveManifest, readFileStream } from "../core/drive-reads.js";
 import { retrier, throwIfCancelled } from "../core/retry.js";
 import type { DriveEngine, DriveRunResult } from "../engine.js";
 import { importBlob } from "./blob-task.js";
@@ -19,28 +17,24 @@ import type { ImportSession } from "./session.js";
 
 export const importDrive: DriveEngine = async (run) => {
   const { signal, job, driveId } = run;
-  const manifestPath: string | undefined = run.manifestPath;
+  const manifestPath = run.manifestPath;
   if (!manifestPath) throw new Error(`drive ${driveId} of job ${job.name}: no matched manifest to import`);
   const reads = new DriveReads(run.readLimits, run.root);
   // The manifest's reads are bounded like the blobs': a manifest that hangs ends the drive
   // CompletedMoreInfo (ReadManifestFailed) rather than holding it, and the stop, for good.
-  const manifestItems = async function* (path: string) {
-    try {
-      yield* readManifest(readFileStream(path, reads), { kind: "import", expectedDriveId: driveId });
-    } catch (e) {
-      if (!(e instanceof ReadHung)) throw e;
-      throw new ManifestError(
-        "ReadManifestFailed",
-        `drive ${driveId} of job ${job.name}: reading the manifest failed (${e.message}).`,
-      );
-    }
-  };
+  const manifestItems = () =>
+    readDriveManifest(
+      manifestPath,
+      reads,
+      { kind: "import", expectedDriveId: driveId },
+      `drive ${driveId} of job ${job.name}`,
+    );
 
   // Pass 1: the header (credential) and the drive's total bytes, for percent complete.
   let header: ManifestHeader | undefined;
   let bytesTotal = 0;
   let blobCount = 0;
-  for await (const item of manifestItems(manifestPath)) {
+  for await (const item of manifestItems()) {
     if (item.type === "header") header = item.header;
     else if (item.type === "blob") {
       bytesTotal += item.blob.length;
@@ -96,7 +90,7 @@ export const importDrive: DriveEngine = async (run) => {
   let firstError: unknown;
   let index = -1;
   try {
-    for await (const item of manifestItems(manifestPath)) {
+    for await (const item of manifestItems()) {
       if (item.type !== "blob") continue;
       index++;
       if (resume.done.has(index)) continue;
