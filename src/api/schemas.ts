@@ -1,6 +1,9 @@
 /**
  * Request bodies of the ARM-shaped API (reference §4) and the operator routes, as zod schemas.
- * Unknown properties are dropped (ARM tolerates read-only fields sent back by clients).
+ * Unknown properties are dropped (ARM tolerates read-only fields sent back by clients), and so are
+ * the JobDetails fields the service owns (state, cancelRequested, percentComplete, drive state ...)
+ * on PUT: SDKs send their spec defaults (`state: "Creating"`, `cancelRequested: false`, drive
+ * `state: "Specified"`) on every create. An optional field given as null or "" is not given.
  */
 import { z } from "zod";
 import { StationError } from "../errors.js";
@@ -20,12 +23,23 @@ const STORAGE_ACCOUNT_ID =
 
 const text = (max = 256) => z.string().trim().min(1).max(max);
 
+/** Optional, where null and "" mean "not given" (SDKs and hand-written clients send each). */
+const opt = <S extends z.ZodType>(schema: S) =>
+  z.preprocess((v) => (v === null || v === "" ? undefined : v), schema.optional());
+
+/** A spec string with known values, matched without regard to case and given back in its canonical spelling. */
+const known = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? (values.find((k) => k.toLowerCase() === v.toLowerCase()) ?? v) : v),
+    z.enum(values),
+  );
+
 const returnAddress = z.object({
   recipientName: text(),
   streetAddress1: text(),
-  streetAddress2: z.string().max(256).optional(),
+  streetAddress2: opt(z.string().max(256)),
   city: text(),
-  stateOrProvince: z.string().max(256).optional(),
+  stateOrProvince: opt(z.string().max(256)),
   postalCode: text(32),
   countryOrRegion: text(64),
   phone: text(64),
@@ -37,8 +51,8 @@ const returnShipping = z.object({ carrierName: text(), carrierAccountNumber: tex
 const deliveryPackage = z.object({
   carrierName: text(),
   trackingNumber: text(),
-  driveCount: z.number().int().min(0).max(10).optional(),
-  shipDate: z.string().max(64).optional(),
+  driveCount: opt(z.number().int().min(0).max(10)),
+  shipDate: opt(z.string().max(64)),
 });
 
 const manifestFile = z
@@ -54,87 +68,91 @@ const driveSpec = z.object({
   driveId: z
     .string()
     .regex(DRIVE_ID, "must be the drive's serial number without spaces (letters, digits, . _ -)"),
-  bitLockerKey: z
-    .string()
-    .regex(BITLOCKER_PASSWORD, "must be a 48-digit BitLocker recovery password, 8 groups of 6 digits")
-    .optional(),
-  manifestFile: manifestFile.optional(),
-  manifestHash: z.string().regex(MANIFEST_HASH, "must be the hex MD5 of the manifest file").optional(),
-  driveHeaderHash: z.string().max(4096).optional(),
+  bitLockerKey: opt(
+    z
+      .string()
+      .regex(BITLOCKER_PASSWORD, "must be a 48-digit BitLocker recovery password, 8 groups of 6 digits"),
+  ),
+  manifestFile: opt(manifestFile),
+  manifestHash: opt(z.string().regex(MANIFEST_HASH, "must be the hex MD5 of the manifest file")),
+  driveHeaderHash: opt(z.string().max(4096)),
 });
 
 const exportSelection = z
   .object({
-    blobList: z
-      .object({
-        blobPath: z.array(z.string().min(1).max(1024)).max(10_000).optional(),
-        blobPathPrefix: z
-          .array(
-            z
-              .string()
-              .min(1)
-              .max(1024)
-              .refine((p) => p.startsWith("/"), "a prefix starts with '/'"),
-          )
-          .max(10_000)
-          .optional(),
-      })
-      .optional(),
-    blobListBlobPath: z.string().min(1).max(1024).optional(),
+    blobList: opt(
+      z.object({
+        blobPath: opt(z.array(z.string().min(1).max(1024)).max(10_000)),
+        blobPathPrefix: opt(
+          z
+            .array(
+              z
+                .string()
+                .min(1)
+                .max(1024)
+                .refine((p) => p.startsWith("/"), "a prefix starts with '/'"),
+            )
+            .max(10_000),
+        ),
+      }),
+    ),
+    blobListBlobPath: opt(z.string().max(1024)),
     // early 2016-11-01 clients spell it with a lower-case b (reference §4.5)
-    blobListblobPath: z.string().min(1).max(1024).optional(),
+    blobListblobPath: opt(z.string().max(1024)),
   })
   .transform(({ blobListblobPath, ...rest }) => {
     const path = rest.blobListBlobPath ?? blobListblobPath;
     return path === undefined ? rest : { ...rest, blobListBlobPath: path };
   });
 
-const logLevel = z.enum(["Error", "Verbose"]);
+const logLevel = known(["Error", "Verbose"]);
 const tags = z.record(z.string().max(512), z.string().max(256));
 
 export const putJobBody = z.object({
-  location: z.string().min(1).max(64).optional(),
-  tags: tags.optional(),
+  location: opt(z.string().max(64)),
+  tags: opt(tags),
   properties: z.object({
     storageAccountId: z
       .string()
       .regex(STORAGE_ACCOUNT_ID, "must be the ARM resource ID of a storage account"),
-    jobType: z.enum(["Import", "Export"]),
-    returnAddress: returnAddress.optional(),
-    returnShipping: returnShipping.optional(),
-    deliveryPackage: deliveryPackage.optional(),
-    diagnosticsPath: z
-      .string()
-      .regex(/^[a-z0-9](?:[a-z0-9-/]{1,61}[a-z0-9])?$/, "must be a container name or virtual directory")
-      .optional(),
-    logLevel: logLevel.optional(),
-    backupDriveManifest: z.boolean().optional(),
-    driveList: z.array(driveSpec).max(10).optional(),
-    export: exportSelection.optional(),
-    encryptionKey: z
-      .object({
-        kekType: z.enum(["MicrosoftManaged", "CustomerManaged"]).optional(),
-        kekUrl: z.string().max(2048).optional(),
-        kekVaultResourceID: z.string().max(2048).optional(),
-      })
-      .optional(),
+    jobType: known(["Import", "Export"]),
+    returnAddress: opt(returnAddress),
+    returnShipping: opt(returnShipping),
+    deliveryPackage: opt(deliveryPackage),
+    diagnosticsPath: opt(
+      z
+        .string()
+        .regex(/^[a-z0-9](?:[a-z0-9-/]{1,61}[a-z0-9])?$/, "must be a container name or virtual directory"),
+    ),
+    logLevel: opt(logLevel),
+    backupDriveManifest: opt(z.boolean()),
+    driveList: opt(z.array(driveSpec).max(10)),
+    export: opt(exportSelection),
+    encryptionKey: opt(
+      z.object({
+        kekType: opt(known(["MicrosoftManaged", "CustomerManaged"])),
+        kekUrl: opt(z.string().max(2048)),
+        kekVaultResourceID: opt(z.string().max(2048)),
+      }),
+    ),
   }),
 });
 
 export const updateJobBody = z.object({
-  tags: tags.optional(),
-  properties: z
-    .object({
-      cancelRequested: z.boolean().optional(),
-      state: z.string().max(32).optional(),
-      returnAddress: returnAddress.optional(),
-      returnShipping: returnShipping.optional(),
-      deliveryPackage: deliveryPackage.optional(),
-      logLevel: logLevel.optional(),
-      backupDriveManifest: z.boolean().optional(),
-      driveList: z.array(driveSpec).max(10).optional(),
-    })
-    .optional(),
+  tags: opt(tags),
+  properties: opt(
+    z.object({
+      // false is the spec's default, sent by SDKs on every update: it asks for nothing.
+      cancelRequested: opt(z.boolean()),
+      state: opt(z.string().max(32)),
+      returnAddress: opt(returnAddress),
+      returnShipping: opt(returnShipping),
+      deliveryPackage: opt(deliveryPackage),
+      logLevel: opt(logLevel),
+      backupDriveManifest: opt(z.boolean()),
+      driveList: opt(z.array(driveSpec).max(10)),
+    }),
+  ),
 });
 
 // ---- operator routes
@@ -156,7 +174,7 @@ export const shipBackBody = z.object({
 /** Parses or throws InvalidRequestContent naming the first offending field. */
 export function parse<S extends z.ZodType>(schema: S, body: unknown, where = "body"): z.output<S> {
   const r = schema.safeParse(body ?? {});
-  if (r.success) return r.data;
+  if (r.success) return withoutUndefined(r.data) as z.output<S>;
   const details = r.error.issues.slice(0, 10).map((i) => ({
     code: "InvalidField",
     target: i.path.map(String).join(".") || where,
@@ -167,6 +185,17 @@ export function parse<S extends z.ZodType>(schema: S, body: unknown, where = "bo
     target: first.target,
     details,
   });
+}
+
+/** Drops the keys a null or "" turned into undefined, so no default is overwritten by them. */
+function withoutUndefined(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutUndefined);
+  if (v === null || typeof v !== "object") return v;
+  return Object.fromEntries(
+    Object.entries(v)
+      .filter(([, x]) => x !== undefined)
+      .map(([k, x]) => [k, withoutUndefined(x)]),
+  );
 }
 
 export function toJobSpec(body: z.output<typeof putJobBody>, defaultLocation: string): JobSpec {

@@ -96,24 +96,40 @@ export function operatorView(job: Job) {
   };
 }
 
+/** The operations list as Azure answers it (the spec's ListOperations example, all three versions). */
 export const OPERATIONS = [
-  ["locations/read", "Locations", "Get locations", "Gets the locations available for Import/Export jobs."],
-  ["jobs/write", "Jobs", "Create or update job", "Creates or updates an Import/Export job."],
-  ["jobs/read", "Jobs", "Get jobs", "Gets the properties of an Import/Export job."],
+  [
+    "locations/read",
+    "Locations",
+    "Get or List Locations",
+    "Gets the properties for the specified location or returns the list of locations.",
+  ],
+  [
+    "jobs/write",
+    "Jobs",
+    "Create or Update Job",
+    "Creates a job with the specified parameters or update the properties or tags for the specified job.",
+  ],
+  [
+    "jobs/read",
+    "Jobs",
+    "Get or List Jobs",
+    "Gets the properties for the specified job or returns the list of jobs.",
+  ],
   [
     "jobs/listBitLockerKeys/action",
     "Jobs",
-    "List BitLocker keys",
-    "Gets the BitLocker keys of the drives of a job.",
+    "List BitLocker Keys",
+    "Gets the BitLocker keys for the specified job.",
   ],
-  ["jobs/delete", "Jobs", "Delete job", "Deletes an Import/Export job."],
+  ["jobs/delete", "Jobs", "Delete Job", "Deletes an existing job."],
   [
     "register/action",
-    "Subscription",
-    "Register",
-    "Registers the subscription with the Import/Export resource provider.",
+    "Import/Export Resource Provider",
+    "Registers the Import/Export Resource Provider",
+    "Registers the subscription for the import/export resource provider and enables the creation of import/export jobs.",
   ],
 ].map(([name, resource, operation, description]) => ({
   name: `${PROVIDER}/${name}`,
-  display: { provider: PROVIDER, resource, operation, description },
+  display: { provider: "Microsoft Import/Export", resource, operation, description },
 }));

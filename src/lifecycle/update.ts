@@ -1,4 +1,5 @@
 /** Update Job Properties (PATCH): which property may change in which state (§5.3). */
+import { isDeepStrictEqual } from "node:util";
 import { StationError } from "../errors.js";
 import { checkSpec, type DriveSpec, newDrive } from "./create.js";
 import {
@@ -16,6 +17,7 @@ import { moveJob, type Outcome, settleIfDone } from "./moves.js";
 
 export interface JobPatch {
   tags?: Record<string, string>;
+  /** false (the spec's default, sent by SDKs on every update) asks for nothing. */
   cancelRequested?: boolean;
   /** "" means no state change (the official examples send it). */
   state?: string;
@@ -42,9 +44,33 @@ function refuse(job: Job, property: string, when: string): never {
   );
 }
 
+const plain = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+
+/**
+ * The patch without what it does not change: `cancelRequested: false`, `state: ""` and values
+ * equal to the job's own. SDKs send spec defaults (`backupDriveManifest: false`) on every update
+ * and read-modify-write clients send back what they read: neither is refused for the job's state.
+ */
+function changesOf(job: Job, patch: JobPatch): JobPatch {
+  const p: JobPatch = { ...patch };
+  if (p.cancelRequested === false) delete p.cancelRequested;
+  if (p.state === "") delete p.state;
+  for (const k of [
+    "returnAddress",
+    "returnShipping",
+    "deliveryPackage",
+    "logLevel",
+    "backupDriveManifest",
+  ] as const) {
+    if (p[k] !== undefined && isDeepStrictEqual(plain(p[k]), plain(job[k]))) delete p[k];
+  }
+  return p;
+}
+
 /** Update Job Properties: which property may change in which state is the classic table (§5.3). */
-export function updateJob(current: Job, patch: JobPatch, now: Date, actor: Actor): Outcome {
+export function updateJob(current: Job, given: JobPatch, now: Date, actor: Actor): Outcome {
   const job = structuredClone(current);
+  const patch = changesOf(job, given);
   const state = effectiveState(job);
   const notices: Notice[] = [];
 
@@ -69,16 +95,11 @@ export function updateJob(current: Job, patch: JobPatch, now: Date, actor: Actor
     refuse(job, "deliveryPackage", "until the drives have arrived (Creating or Shipping)");
   }
   if (patch.driveList && state !== "Creating") refuse(job, "driveList", "while the job is Creating");
-  if (patch.cancelRequested !== undefined) {
-    if (patch.cancelRequested !== true) {
-      throw new StationError("InvalidRequestContent", "cancelRequested can only be set to true.", {
-        target: "properties.cancelRequested",
-      });
-    }
+  if (patch.cancelRequested) {
     if (!CANCELLABLE.includes(job.state))
       refuse(job, "cancelRequested", "while Creating, Shipping or Transferring");
   }
-  const toShipping = patch.state !== undefined && patch.state !== "";
+  const toShipping = patch.state !== undefined;
   if (toShipping && patch.state !== "Shipping") {
     throw new StationError(
       "InvalidRequestContent",

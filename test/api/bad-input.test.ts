@@ -271,7 +271,7 @@ describe("bad input is refused cleanly and writes nothing", () => {
     for (const body of [
       { properties: { state: "Shipping" } },
       { properties: { state: "Packaging" } },
-      { properties: { cancelRequested: false } },
+      { properties: { cancelRequested: "yes" } },
       "{broken",
     ]) {
       const res = await call("PATCH", `${base}/j1?${V}`, { body });

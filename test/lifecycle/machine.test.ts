@@ -102,11 +102,36 @@ describe("customer updates (PATCH), legal and illegal", () => {
       patch: { cancelRequested: true },
       expect: { error: "InvalidJobState" },
     },
+    // The spec's defaults, sent by SDKs on every update (issue 21): they ask for nothing.
     {
-      name: "cancel false refused",
+      name: "cancel false asks nothing",
       from: "Creating",
       patch: { cancelRequested: false },
-      expect: { error: "InvalidRequestContent" },
+      expect: "Creating",
+    },
+    {
+      name: "cancel false after Packaging",
+      from: "Packaging",
+      patch: { cancelRequested: false },
+      expect: "Packaging",
+    },
+    {
+      name: "SDK defaults with tags in Completed",
+      from: "Completed",
+      patch: { tags: { x: "y" }, cancelRequested: false, backupDriveManifest: false, logLevel: "Error" },
+      expect: "Completed",
+    },
+    {
+      name: "returnAddress sent back unchanged in Packaging",
+      from: "Packaging",
+      patch: { returnAddress: { ...returnAddress } },
+      expect: "Packaging",
+    },
+    {
+      name: "backupDriveManifest changed in Packaging refused",
+      from: "Packaging",
+      patch: { backupDriveManifest: true },
+      expect: { error: "InvalidJobState" },
     },
     {
       name: "returnAddress until Packaging",
@@ -117,7 +142,7 @@ describe("customer updates (PATCH), legal and illegal", () => {
     {
       name: "returnAddress in Packaging refused",
       from: "Packaging",
-      patch: { returnAddress },
+      patch: { returnAddress: { ...returnAddress, city: "Seattle" } },
       expect: { error: "InvalidJobState" },
     },
     {
@@ -129,7 +154,7 @@ describe("customer updates (PATCH), legal and illegal", () => {
     {
       name: "deliveryPackage after arrival refused",
       from: "Received",
-      patch: { deliveryPackage },
+      patch: { deliveryPackage: { ...deliveryPackage, trackingNumber: "TRK-2" } },
       expect: { error: "InvalidJobState" },
     },
     {
