@@ -6,12 +6,14 @@
  *   POST …/jobs/:jobName/drives/:driveId/confirmExport     write an export drive that holds data
  */
 import type { FastifyInstance } from "fastify";
+import { z } from "zod";
 import { StationError } from "../errors.js";
 import type { JobService } from "../jobs/service.js";
 import type { JobKey } from "../lifecycle/model.js";
 import type { PreviewReport } from "../transfer/export/planner.js";
 import { parseDriveSize } from "../transfer/export/preview.js";
-import { JOB_NAME } from "./schemas.js";
+import { declaredBody, operatorRoute } from "./request.js";
+import { JOB_NAME, noBody } from "./schemas.js";
 
 export interface ExportRouteDeps {
   service: JobService;
@@ -20,7 +22,9 @@ export interface ExportRouteDeps {
 }
 
 type Params = { subscriptionId: string; resourceGroupName: string; jobName: string; driveId?: string };
-const operator = { config: { access: "operator" } } as const;
+const previewBody = z.object({
+  driveSize: z.union([z.string().max(32), z.number().nonnegative()]).nullish(),
+});
 const base = "/station/v1/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/jobs/:jobName";
 
 function keyOf(p: Params): JobKey {
@@ -42,13 +46,15 @@ async function exportJob(service: JobService, key: JobKey) {
 
 export function exportRoutes(deps: ExportRouteDeps): (app: FastifyInstance) => void {
   return (app) => {
-    app.post<{ Params: Params; Body: { driveSize?: unknown } | null }>(
+    app.post<{ Params: Params }>(
       `${base}/exportPreview`,
-      operator,
+      operatorRoute("PreviewExport: the drives the selection needs (the first preview fixes the selection)", {
+        body: previewBody,
+      }),
       async (req) => {
         const key = keyOf(req.params);
+        const given = declaredBody(req, previewBody).driveSize;
         await exportJob(deps.service, key);
-        const given = req.body?.driveSize;
         const raw = given === undefined || given === null ? undefined : String(given);
         const size = raw === undefined ? undefined : parseDriveSize(raw);
         if (raw !== undefined && size === undefined)
@@ -60,8 +66,10 @@ export function exportRoutes(deps: ExportRouteDeps): (app: FastifyInstance) => v
         return deps.preview(key, size);
       },
     );
-    app.post<{ Params: Params }>(`${base}/drives/:driveId/confirmExport`, operator, async (req) => {
+    const confirm = operatorRoute("Write an export drive that already holds data", { body: noBody });
+    app.post<{ Params: Params }>(`${base}/drives/:driveId/confirmExport`, confirm, async (req) => {
       const key = keyOf(req.params);
+      declaredBody(req, noBody);
       const job = await exportJob(deps.service, key);
       const driveId = req.params.driveId!;
       if (!job.drives.some((d) => d.driveId === driveId))

@@ -10,6 +10,7 @@
  * that matches no route is still authenticated before it gets its 404.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodType } from "zod";
 import { StationError } from "../errors.js";
 import type { Authenticator, Principal } from "./auth.js";
 import { type ArmAction, type ArmScope, authorize } from "./scope.js";
@@ -27,6 +28,11 @@ declare module "fastify" {
      * handler runs (and before the body is read). Also makes `api-version` required.
      */
     armAction?: ArmAction;
+    /** Operator routes: the schemas the handler validates with (request.ts `declaredBody`), and the
+     * one-line summary; /station/v1/openapi.json is generated from them (openapi.ts). */
+    body?: ZodType;
+    querystring?: ZodType;
+    summary?: string;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -38,6 +44,9 @@ export interface DeclaredRoute {
   url: string;
   access: Access;
   armAction?: ArmAction;
+  body?: ZodType;
+  querystring?: ZodType;
+  summary?: string;
 }
 
 const tables = new WeakMap<FastifyInstance, DeclaredRoute[]>();
@@ -94,8 +103,17 @@ export function installGate(
         { target: where },
       );
     }
+    const { body, querystring, summary } = route.config ?? {};
     for (const method of methods) {
-      table.push({ method, url: route.url, access: access as Access, ...(armAction ? { armAction } : {}) });
+      table.push({
+        method,
+        url: route.url,
+        access: access as Access,
+        ...(armAction ? { armAction } : {}),
+        ...(body ? { body } : {}),
+        ...(querystring ? { querystring } : {}),
+        ...(summary ? { summary } : {}),
+      });
     }
   });
 

@@ -1,9 +1,10 @@
 /** What every route does with its request: api-version, $top and job name checks, the caller, route access options. */
 import type { FastifyRequest } from "fastify";
+import type { z } from "zod";
 import { isStationError, StationError } from "../errors.js";
 import type { Actor, JobKey } from "../lifecycle/model.js";
 import type { Principal } from "./auth.js";
-import { API_VERSIONS, JOB_NAME } from "./schemas.js";
+import { API_VERSIONS, JOB_NAME, parse } from "./schemas.js";
 import type { ArmAction } from "./scope.js";
 
 export const MAX_TOP = 100;
@@ -64,6 +65,7 @@ export function jobKey(p: JobParams): JobKey {
 
 /** Route options: who may call. See gate.ts. */
 export const operator = { config: { access: "operator" } } as const;
+
 export const arm = (armAction: ArmAction) => ({ config: { access: "customer", armAction } }) as const;
 
 export function principalOf(req: FastifyRequest): Principal {
@@ -72,6 +74,34 @@ export function principalOf(req: FastifyRequest): Principal {
 }
 
 export const actorOf = (req: FastifyRequest): Actor => ({ name: principalOf(req).name, type: "User" });
+
+/**
+ * An operator route's options: its summary and the schemas its handler validates with
+ * (`declaredBody`, `declaredQuery`); /station/v1/openapi.json is generated from them.
+ */
+export const operatorRoute = (summary: string, schemas: { body?: z.ZodType; querystring?: z.ZodType } = {}) =>
+  ({ config: { access: "operator", summary, ...schemas } }) as const;
+
+/**
+ * The request body, parsed with `schema`, which must be the one the matched route declared: the
+ * handler and the generated document cannot disagree.
+ */
+export const declaredBody = <S extends z.ZodType>(req: FastifyRequest, schema: S): z.output<S> =>
+  parse(declared(req, "body", schema), req.body);
+
+/** The query string, parsed with the schema the matched route declared. */
+export const declaredQuery = <S extends z.ZodType>(req: FastifyRequest, schema: S): z.output<S> =>
+  parse(declared(req, "querystring", schema), req.query, "query");
+
+function declared<S extends z.ZodType>(req: FastifyRequest, part: "body" | "querystring", schema: S): S {
+  if (req.routeOptions.config[part] !== schema) {
+    throw new StationError(
+      "InternalError",
+      `Route ${req.routeOptions.url} parses its ${part} with a schema it does not declare.`,
+    );
+  }
+  return schema;
+}
 
 /** Fastify's own errors (bad JSON, too large, wrong media type) become StationErrors. */
 export function toStationError(err: unknown): StationError {

@@ -171,6 +171,16 @@ export const shipBackBody = z.object({
   shipDate: z.string().max(64).optional(),
 });
 
+/** A POST that takes no fields: any object, its properties ignored. */
+export const noBody = z.object({});
+const digits = z.string().regex(/^\d{1,6}$/, "must be a whole number");
+export const jobsQuery = z.object({
+  $top: digits.optional(),
+  $skiptoken: z.string().max(1024).optional(),
+  name: z.string().max(64).optional(),
+});
+export const noticesQuery = z.object({ limit: digits.optional() });
+
 /** Parses or throws InvalidRequestContent naming the first offending field. */
 export function parse<S extends z.ZodType>(schema: S, body: unknown, where = "body"): z.output<S> {
   const r = schema.safeParse(body ?? {});
