@@ -26,7 +26,7 @@ const strings = { type: "array", items: str };
 /** Integer widths: the only differences between the three versions' definitions. */
 const WIDTHS: Record<SpecVersion, { jobPercent: Schema; drivePercent: Schema; returnDriveCount: Schema }> = {
   "2016-11-01": { jobPercent: INT32, drivePercent: INT64, returnDriveCount: INT32 },
-  "2020-08-01": { jobPercent: INT32, drivePercent: INT64, returnDriveCount: INT64 },
+  "2020-08-01": { jobPercent: INT32, drivePercent: INT32, returnDriveCount: INT64 },
   "2021-01-01": { jobPercent: INT64, drivePercent: INT64, returnDriveCount: INT64 },
 };
 
