@@ -44,7 +44,7 @@ export function jobNameFromLogName(name: string, driveId: string): string | unde
  */
 export async function planRepair(
   xml: string | Buffer,
-  o: { jobName?: string } = {},
+  o: { jobName?: string; logName?: string } = {},
 ): Promise<{ log: ParsedDriveLog; items: RepairItem[]; refused: { blobPath: string; reason: string }[] }> {
   let log: ParsedDriveLog;
   try {
@@ -53,6 +53,7 @@ export async function planRepair(
     throw new RepairInputError(`the copy log is not a DriveLog: ${(e as Error).message}`);
   }
   if (!log.driveId) throw new RepairInputError("the copy log names no DriveId");
+  const jobName = o.jobName ?? (o.logName ? jobNameFromLogName(o.logName, log.driveId) : undefined);
   const items: RepairItem[] = [];
   const refused: { blobPath: string; reason: string }[] = [];
   for (const b of log.blobs) {
@@ -86,7 +87,7 @@ export async function planRepair(
       continue;
     }
     const seed = createHash("md5")
-      .update(`${o.jobName ?? ""}\0${log.driveId}\0${b.blobPath}\0${b.length}`)
+      .update(`${jobName ?? ""}\0${log.driveId}\0${b.blobPath}\0${b.length}`)
       .digest();
     items.push({
       blobPath: b.blobPath,

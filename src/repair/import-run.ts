@@ -51,7 +51,10 @@ const isFile = async (p: string) => (await stat(p).catch(() => undefined))?.isFi
 export async function repairImport(o: RepairImportOptions): Promise<RepairSummary> {
   const signal = o.signal ?? new AbortController().signal;
   const logId = createHash("md5").update(o.log).digest("hex");
-  const plan = await planRepair(o.log, { ...(o.jobName ? { jobName: o.jobName } : {}) });
+  const plan = await planRepair(o.log, {
+    ...(o.jobName ? { jobName: o.jobName } : {}),
+    ...(o.logName ? { logName: o.logName } : {}),
+  });
   const progress = RepairProgress.open(o.progressFile, logId);
   const pathMap = existsSync(o.pathMapFile)
     ? parsePathMap(readFileSync(o.pathMapFile, "utf8"), o.pathMapFile)
