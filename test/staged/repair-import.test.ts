@@ -284,8 +284,8 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     const sent = proxy.blocks.map((b) => `${b.blob.split("/").pop()}:${b.bytes}`).sort();
     expect(sent).toEqual([
       `one.bin:${4 * MiB}`,
-      `three.bin:${4 * MiB}`,
       `three.bin:${MiB}`,
+      `three.bin:${4 * MiB}`,
       `two.bin:${4 * MiB}`,
     ]);
     expect(new Set(proxy.blocks.map((b) => `${b.blob}|${b.id}`)).size).toBe(proxy.blocks.length);
