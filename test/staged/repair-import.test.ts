@@ -235,6 +235,9 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     expect(drive!.errorLogUri).toMatch(/_error\.xml$/);
     expect(drive!.bytesSucceeded).toBe(files["ok.txt"].length);
     errorLogUri = drive!.errorLogUri as string;
+    // The station points the way: the drive's message names the log and the repair command.
+    const docked = station.agent.dock!.list().find((x) => x.key.endsWith("/damaged.img"));
+    expect(docked?.message).toContain(`station repair-import --log-url ${errorLogUri} --source`);
   }, 240_000);
 
   let errorLogUri = "";
