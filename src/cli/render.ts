@@ -1,4 +1,5 @@
 /** Text views of jobs, drives and attached drives. Pure: strings in, strings out. */
+import { repairImportHint } from "../repair/hint.js";
 import type { Attached, AttachedProgress, Job } from "./views.js";
 
 export function table(rows: string[][]): string {
@@ -118,6 +119,10 @@ export function jobView(job: Job): string {
         }),
       ]),
     );
+    if (p.jobType === "Import")
+      for (const d of p.driveList)
+        if (d.state === "CompletedMoreInfo" && d.errorLogUri)
+          lines.push(`  ${d.driveId}: ${repairImportHint(d.errorLogUri)}`);
   } else lines.push("  no drives yet");
   for (const e of job.station.extraDrives)
     lines.push(

@@ -9,6 +9,7 @@ import { isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
 import type { Lease } from "../jobs/store.js";
 import { jobLabel } from "../lifecycle/model.js";
+import { repairImportHint } from "../repair/hint.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { StorageOutage } from "./core/retry.js";
 import type { DriveRunResult } from "./engine.js";
@@ -68,7 +69,7 @@ export async function runFinished(c: RunContext, result: DriveRunResult): Promis
     bytesPerSecond: Math.round(result.bytesSucceeded / Math.max(seconds, 0.001)),
     seconds: Math.round(seconds * 10) / 10,
   };
-  view.message = `${c.label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes${result.manifestFile ? `; manifest ${result.manifestFile}` : ""}.${result.errorLogUri ? ` Error log: ${result.errorLogUri}` : ""}${result.incompleteBlobListUri ? ` Blobs that did not fit: ${result.incompleteBlobListUri}` : ""}`;
+  view.message = `${c.label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes${result.manifestFile ? `; manifest ${result.manifestFile}` : ""}.${result.errorLogUri ? ` Error log: ${result.errorLogUri}${c.direction === "import" ? `. ${repairImportHint(result.errorLogUri)}` : ""}` : ""}${result.incompleteBlobListUri ? ` Blobs that did not fit: ${result.incompleteBlobListUri}` : ""}`;
   if (result.refusal || result.logsNotWritten) await storageRefused(c, result);
   log.info(
     {

@@ -12,6 +12,7 @@ import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACTION_COMMANDS } from "../../src/cli/commands/actions.js";
 import { READ_COMMANDS } from "../../src/cli/commands/read.js";
+import { REPORT_COMMANDS } from "../../src/cli/commands/repair.js";
 import { allCommands, buildProgram, commandPath } from "../../src/cli/program.js";
 import { OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { built, ROOT } from "../support/built.js";
@@ -90,9 +91,9 @@ describe("every command", () => {
     }
   });
 
-  it("every command with --json is a read command or an action", () => {
+  it("every command with --json is a read command, an action or a customer tool's report", () => {
     const withJson = commands.filter((c) => c.options.some((o) => o.long === "--json")).map((c) => c.name());
-    expect(withJson.sort()).toEqual([...READ_COMMANDS, ...ACTION_COMMANDS].sort());
+    expect(withJson.sort()).toEqual([...READ_COMMANDS, ...ACTION_COMMANDS, ...REPORT_COMMANDS].sort());
   });
 });
 

@@ -4,7 +4,7 @@
  * a real Azurite.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { describe, expect, it } from "vitest";
@@ -205,6 +205,42 @@ describe("import engine (in-memory storage)", () => {
     expect(entry!.chunks!.map((c) => c.status)).toEqual(["Uncommitted", "Corrupted", "Uncommitted"]);
     expect(port.staged.get("data/big.bin")?.size).toBe(2);
     expect(result.errorLogUri).toMatch(/^http:\/\/fake\.invalid\//);
+  });
+
+  it("bytesSucceeded counts only committed blobs; each failed blob is one warning with its corrupted blocks", async () => {
+    const good = randomBytes(3 * MiB);
+    const d = await drive({
+      "big.bin": randomBytes(10 * MiB),
+      "good.bin": good,
+      "gone.bin": randomBytes(5 * MiB),
+    });
+    const path = join(d.root, "session1", "big.bin");
+    const onDrive = readFileSync(path);
+    onDrive[5 * MiB] = onDrive[5 * MiB]! ^ 0xff; // the second of three blocks
+    writeFileSync(path, onDrive);
+    truncateSync(join(d.root, "session1", "gone.bin"), 1 * MiB); // ends inside its first block
+    const port = new FakeBlobPort();
+    const { run, log, progress } = runOf(port, d);
+    const result = await importDrive(run);
+    expect(result.status).toBe("CompletedWithErrors");
+    // Two good blocks of big.bin were staged, but storage holds only good.bin committed.
+    expect(port.staged.get("data/big.bin")?.size).toBe(2);
+    expect(result.bytesSucceeded).toBe(good.length);
+    expect(progress.snapshot().bytesSucceeded).toBe(good.length);
+    const warnings = log.lines().filter((l) => l.level === 40);
+    expect(warnings.map((w) => [w.blob, w.status, w.corruptedBlocks])).toEqual(
+      expect.arrayContaining([
+        ["data/big.bin", "CompletedWithErrors", 1],
+        ["data/gone.bin", "CompletedWithErrors", 0],
+      ]),
+    );
+    expect(warnings.filter((w) => w.blob === "data/big.bin")).toHaveLength(1);
+    expect(warnings.filter((w) => w.blob === "data/gone.bin")).toHaveLength(1);
+    // The log names every block's ID, so a repair can stage the missing ones under it.
+    const entries = await logEntries(d);
+    const big = entries.find((e) => e.blobPath === "data/big.bin")!;
+    expect(big.chunks!.every((c) => typeof c.id === "string" && c.id.length > 0)).toBe(true);
+    expect(new Set(big.chunks!.map((c) => c.id)).size).toBe(3);
   });
 
   it("a resumed blob skips the blocks already staged and sends only the rest", async () => {

@@ -26,6 +26,8 @@ export async function uploadBlockBlob(t: BlobTask, ref: BlobRef, write: BlobWrit
     .update(`${run.job.name}\0${run.driveId}\0${blob.blobPath}\0${blob.length}`)
     .digest();
   const ids = blob.chunks.map((c, k) => c.id ?? derivedBlockId(seed, k));
+  // The copy log names every block's ID: `station repair-import` stages the missing ones under it.
+  for (const [k, id] of ids.entries()) t.chunkLog[k]!.id = id;
   // On resume, the service says what landed: staged blocks (uncommitted list) and, if the run
   // that crashed got as far as committing, the committed list.
   const staged = new Map<string, number>();

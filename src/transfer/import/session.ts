@@ -14,6 +14,20 @@ import type { DriveReads } from "../core/drive-reads.js";
 import type { Retrying } from "../core/retry.js";
 import type { DriveRun } from "../engine.js";
 
+/** Chunk states that are not a failure of their own (a blob-level failure cancels them). */
+const SETTLED: readonly ChunkStatus[] = ["Completed", "Uncommitted", "Committed", "Cancelled"];
+
+/**
+ * Whether storage holds this blob committed: every chunk Completed (a block blob is committed
+ * only whole, a page blob copied into place only whole). A blob without chunks (skipped by its
+ * disposition) landed nothing.
+ */
+export function heldCommitted(entry: LogBlob): boolean {
+  // A blob-level failure after its chunks landed (a failed commit or copy) holds nothing either.
+  if (entry.status !== "Completed" && entry.status !== "CompletedWithErrors") return false;
+  return entry.chunks !== undefined && entry.chunks.every((c) => c.status === "Completed");
+}
+
 export interface ImportSession {
   run: DriveRun;
   port: BlobPort;
@@ -94,11 +108,25 @@ export class BlobTask {
   }
 
   /** The blob is finished (whatever its status): its log entry goes to the next checkpoint batch. */
-  finish(target: string, entry: LogBlob = this.entry): void {
+  finish(target: string, entry: LogBlob = this.entry, why?: string): void {
     // A pulled drive's files vanish before the abort lands (lazy unmount): never record that as the
     // blob's end, or the station it is plugged into next would skip it (fleet move test find).
     const { signal } = this.session.run;
     if (signal.aborted) throw signal.reason;
+    if (!heldCommitted(entry) && this.bytes > 0) {
+      // Staged blocks or written ranges of a blob storage does not hold committed are not bytes
+      // succeeded: taken back from the drive's figures (issue 20 item 6).
+      this.session.run.progress.add(-this.bytes);
+      this.bytes = 0;
+    }
+    if (entry.status !== "Completed") {
+      const bad = (entry.chunks ?? []).filter((c) => !SETTLED.includes(c.status));
+      const corrupted = bad.filter((c) => c.status === "Corrupted").length;
+      this.session.run.log.warn(
+        { blob: entry.blobPath, file: entry.filePath, status: entry.status, corruptedBlocks: corrupted },
+        `${entry.blobPath} failed (${entry.status}, ${corrupted} corrupted ${corrupted === 1 ? "block" : "blocks"}${bad.length > corrupted ? `, ${bad.length - corrupted} other bad` : ""})${why ? `: ${why}` : ""}`,
+      );
+    }
     this.session.batch.add({
       blobIndex: this.index,
       state: "done",
@@ -111,8 +139,7 @@ export class BlobTask {
   fail(status: BlobStatus, message: string, target = this.blob.blobPath): void {
     // A cancellation (pull, stop) is never recorded as this blob's failure.
     if (this.session.run.signal.aborted) throw this.session.run.signal.reason;
-    this.session.run.log.warn({ blob: this.blob.blobPath, file: this.blob.filePath, status }, message);
-    this.finish(target, cancelBlob(this.entry, status));
+    this.finish(target, cancelBlob(this.entry, status), message);
   }
 
   /**
