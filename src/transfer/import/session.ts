@@ -25,7 +25,7 @@ const SETTLED: readonly ChunkStatus[] = ["Completed", "Uncommitted", "Committed"
 export function heldCommitted(entry: LogBlob): boolean {
   // A blob-level failure after its chunks landed (a failed commit or copy) holds nothing either.
   if (entry.status !== "Completed" && entry.status !== "CompletedWithErrors") return false;
-  return entry.chunks !== undefined && entry.chunks.every((c) => c.status === "Completed");
+  return entry.chunks?.every((c) => c.status === "Completed") ?? false;
 }
 
 export interface ImportSession {
