@@ -36,11 +36,9 @@ export function isConnectionError(e: unknown): boolean {
   return true; // no SQLSTATE: a socket error, a timeout, "Connection terminated"
 }
 
-const MIGRATIONS_DIRS = [
-  join(import.meta.dirname, "pg-migrations"),
-  // Compiled into dist/src/jobs: the SQL files stay in the source tree next to it.
-  join(import.meta.dirname, "..", "..", "..", "src", "jobs", "pg-migrations"),
-];
+// Next to this module: src/jobs from the source tree, dist/src/jobs once built (the build copies
+// the SQL files there, so an install without src/ migrates too).
+const MIGRATIONS_DIR = join(import.meta.dirname, "pg-migrations");
 // Serialises migrations of stations starting together (node-pg-migrate's own lock fails instead of waiting).
 const MIGRATION_LOCK = 4_815_162_342;
 
@@ -68,11 +66,11 @@ export class PgConnection implements StoreHealth {
 
   /** Connects and brings the schema up to date; several stations may start at once. */
   async migrate(): Promise<void> {
-    const dir = MIGRATIONS_DIRS.find((d) => existsSync(d));
-    if (!dir)
+    const dir = MIGRATIONS_DIR;
+    if (!existsSync(dir))
       throw new StationError(
         "InternalError",
-        `PostgreSQL migrations not found (looked in ${MIGRATIONS_DIRS.join(", ")}).`,
+        `PostgreSQL migrations not found in ${dir}: the install is incomplete; rebuild with \`npm run build\` and copy dist/ again.`,
       );
     const client = await this.connect();
     try {
