@@ -64,8 +64,11 @@ export class PgConnection implements StoreHealth {
     this.pool.on("error", (e) => this.failed(e));
   }
 
-  /** Connects and brings the schema up to date; several stations may start at once. */
-  async migrate(): Promise<void> {
+  /**
+   * Connects and brings the schema up to date; several stations may start at once. Returns (and
+   * logs) the names of the migrations this call applied: none when another station already had.
+   */
+  async migrate(): Promise<string[]> {
     const dir = MIGRATIONS_DIR;
     if (!existsSync(dir))
       throw new StationError(
@@ -76,7 +79,7 @@ export class PgConnection implements StoreHealth {
     try {
       await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
       const log = this.options.log;
-      await runner({
+      const applied = await runner({
         dbClient: client,
         dir,
         direction: "up",
@@ -90,6 +93,9 @@ export class PgConnection implements StoreHealth {
           error: (m: string) => log.error(m),
         },
       });
+      const names = applied.map((m) => m.name);
+      log.info({ applied: names }, `PostgreSQL schema up to date (${names.length} migrations applied now)`);
+      return names;
     } catch (e) {
       throw this.translate(e, "migrating the schema");
     } finally {
