@@ -11,9 +11,10 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/azurite.js";
 import { built, ROOT } from "../support/built.js";
-import { stagedGate } from "./loop-images.js";
+import { stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("demo");
+stagedDeadlines();
 const run = promisify(execFile);
 
 let root: string;
@@ -61,7 +62,7 @@ describe.skipIf(!RUN)("staged: station demo", () => {
         throw new Error(`the agent did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-  }, 90_000);
+  });
 
   afterAll(async () => {
     if (agent && agent.exitCode === null) {
@@ -113,5 +114,5 @@ describe.skipIf(!RUN)("staged: station demo", () => {
     // unplugged and cleaned up afterwards
     expect(readdirSync(join(root, "data", "demo-drives"))).toEqual([]);
     console.log(`station demo: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  }, 320_000);
+  });
 });

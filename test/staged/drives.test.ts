@@ -14,9 +14,18 @@ import type { Actor, JobKey } from "../../src/lifecycle/model.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, type Fs, loopDrives, makeDriveImage, stagedGate } from "./loop-images.js";
+import {
+  attach,
+  detach,
+  type Fs,
+  loopDrives,
+  makeDriveImage,
+  stagedDeadlines,
+  stagedGate,
+} from "./loop-images.js";
 
 const RUN = stagedGate("drives");
+stagedDeadlines();
 const KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const actor: Actor = { name: "test", type: "User" };
 const SUB = "sub-staged";
@@ -182,7 +191,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
       trackingNumber: "TRK-late",
       driveIds: ["OTHER-0001", "EXTRA-0001"],
     });
-  }, 180_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();

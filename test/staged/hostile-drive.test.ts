@@ -24,7 +24,7 @@ import { ACCOUNT, ACCOUNT_KEY, freePort } from "../support/azurite.js";
 import { built } from "../support/built.js";
 import { readDriveManifest } from "../support/drive-check.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, preparedDrive, stagedUnavailable } from "./loop-images.js";
+import { attach, detach, preparedDrive, stagedDeadlines, stagedUnavailable } from "./loop-images.js";
 
 const MiB = 1024 * 1024;
 const SUB = "sub-hostile";
@@ -61,6 +61,7 @@ function gate(): boolean {
   return false;
 }
 const RUN = gate();
+stagedDeadlines();
 
 let root = "";
 let url = "";
@@ -332,7 +333,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
       async () => ((await api("GET", "/station/v1/jobs", OPERATOR_TOKEN)).status === 200 ? true : undefined),
       60_000,
     );
-  }, 300_000);
+  });
 
   afterAll(async () => {
     // Let every hung read go first (they fail with EIO), so nothing stays blocked in the kernel.
@@ -356,7 +357,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
       await gone;
     }
     if (root) rmSync(root, { recursive: true, force: true });
-  }, 60_000);
+  });
 
   it("the ordinary drive completes byte-exact while the hostile one hangs; the hostile one ends CompletedMoreInfo with each file's status; the agent still stops", async () => {
     const put = await api("PUT", jobPath, CUSTOMER_TOKEN, {
@@ -517,7 +518,7 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
     expect(left[0]).toContain("hostile.img");
     expect(output).toContain(`left mounted at ${left[0]}: a read of this drive is still hung in the kernel`);
     expect(fuseOutput).not.toContain("released");
-  }, 400_000);
+  });
 });
 
 function spawnSyncQuiet(cmd: string, args: string[]): void {

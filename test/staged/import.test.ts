@@ -17,9 +17,10 @@ import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, loopDrives, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("import");
+stagedDeadlines();
 const SUB = "sub-import";
 const RG = "rg";
 const key = (name: string): JobKey => ({ subscriptionId: SUB, resourceGroup: RG, name });
@@ -222,7 +223,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
         outageRetrySeconds: 2,
       },
     });
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();

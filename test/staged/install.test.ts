@@ -26,8 +26,10 @@ import { OPERATOR_TOKEN } from "../support/agent.js";
 import { freePort } from "../support/azurite.js";
 import { built, ROOT } from "../support/built.js";
 import { postgresGate, startTestPostgres, type TestPostgres } from "../support/postgres.js";
+import { stagedDeadlines } from "./loop-images.js";
 
 const RUN_PG = postgresGate("install (PostgreSQL)");
+stagedDeadlines();
 
 let root: string;
 let opt: string;
@@ -101,7 +103,7 @@ describe("installed as README.md says: no src/, the agent starts from /opt/drive
     execFileSync("install", ["-d", opt]);
     execFileSync("cp", ["-r", "dist", "node_modules", "package.json", "config", `${opt}/`], { cwd: ROOT });
     if (RUN_PG) postgres = await startTestPostgres();
-  }, 180_000);
+  });
 
   afterAll(async () => {
     for (const a of agents) await a.cleanup().catch(() => undefined);
@@ -121,7 +123,7 @@ describe("installed as README.md says: no src/, the agent starts from /opt/drive
     expect((await agent.api("GET", "/station/v1/jobs")).status).toBe(200);
     expect(existsSync(join(root, "sqlite", "var-lib", "jobs.db"))).toBe(true);
     expect(await agent.signal("SIGTERM")).toMatchObject({ code: 0 });
-  }, 180_000);
+  });
 
   it.skipIf(!RUN_PG)(
     "starts with PostgreSQL, migrates the schema from dist/ and is ready; SIGTERM stops it cleanly",
@@ -147,6 +149,5 @@ describe("installed as README.md says: no src/, the agent starts from /opt/drive
       }
       expect(await agent.signal("SIGTERM")).toMatchObject({ code: 0 });
     },
-    180_000,
   );
 });

@@ -13,9 +13,10 @@ import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-bl
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCOUNT, ACCOUNT_KEY, freePort } from "../support/azurite.js";
 import { type ChildStation, childrenOf, childStation } from "./child-agent.js";
-import { attach, detach, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("service");
+stagedDeadlines();
 const MiB = 1024 * 1024;
 
 let station: ChildStation;
@@ -80,7 +81,7 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
       };
     station.agent.start();
     await station.agent.ready(60_000);
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.cleanup();
@@ -125,7 +126,7 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     // Every transfer promise has an owner: the process net (agent/process-net.ts) catches nothing.
     const netCatches = agent.output.split("\n").filter((l) => l.includes("unhandled promise rejection"));
     expect(netCatches, "rejections the process net caught during the pull").toEqual([]);
-  }, 400_000);
+  });
 
   it("SIGTERM mid-transfer exits 0 within 10 s leaving nothing behind; the restart completes the drive Completed", async () => {
     const agent = station.agent;
@@ -148,7 +149,7 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     expect(finished.bytesUploaded).toBeLessThan(120 * MiB); // it resumed; it did not start over
     expect(await driveState("termjob")).toMatchObject({ state: "Completed", percentComplete: 100 });
     await byteExact("termjob");
-  }, 400_000);
+  });
 
   it("after kill -9 the embedded Azurite leaves by itself and the next start runs its own", async () => {
     const agent = station.agent;
@@ -164,5 +165,5 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     const next = childrenOf(agent.pid);
     expect(next.length).toBeGreaterThan(0);
     expect(next.some((c) => children.includes(c))).toBe(false);
-  }, 120_000);
+  });
 });
