@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/azurite.js";
 import { built, ROOT } from "../support/built.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("demo");
@@ -56,7 +57,7 @@ describe.skipIf(!RUN)("staged: station demo", () => {
     agent.stderr!.on("data", (d: Buffer) => {
       output += d.toString();
     });
-    const until = Date.now() + 60_000;
+    const until = Date.now() + UNTIL_HANG.timeout;
     while (!output.includes("drive-station listening on")) {
       if (Date.now() > until || agent.exitCode !== null)
         throw new Error(`the agent did not start:\n${output}`);

@@ -13,6 +13,7 @@ import type { JobSpec } from "../../src/lifecycle/machine.js";
 import type { Actor, JobKey } from "../../src/lifecycle/model.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { returnAddress } from "../support/jobs.js";
 import {
   attach,
@@ -332,7 +333,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
     expect(mounts()).toContain(mp);
     const plugged = join(images, "ext4.img");
     renameSync(plugged, join(root, "shelf", "ext4-pulled.img")); // out of the staging dir: the drive is gone
-    const until = Date.now() + 10_000;
+    const until = Date.now() + UNTIL_HANG.timeout;
     while (station.agent.dock!.get(d.key)?.status !== "pulled" && Date.now() < until)
       await new Promise((r) => setTimeout(r, 100));
     await station.agent.dock!.settled();
