@@ -1,11 +1,10 @@
 /**
- * The soak script's instruments: a seeded PRNG, a source tree of large and small files, a
- * counting proxy in front of the storage (the bytes every agent run really sent, killed runs
- * included), and the final audit of the container against the source files.
+ * The soak script's instruments: a seeded PRNG, a source tree of large and small files, and the
+ * final audit of the container against the source files. The counting proxy in front of the
+ * storage lives in src/staging/counting-proxy.ts (the staged crash suites use it too).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { createServer, Agent as HttpAgent, request, type Server } from "node:http";
 import { join } from "node:path";
 import type { ContainerClient } from "@azure/storage-blob";
 
@@ -55,62 +54,6 @@ export async function writeSource(
   for (let i = 0; i < o.small; i++)
     await write(`small/d${i % 16}/f-${i}.bin`, 1 + Math.floor(o.rand() * 2 * o.smallKiB * 1024));
   return files;
-}
-
-/**
- * A reverse proxy to the storage that counts the body bytes of every data write (Put Blob, Put
- * Block, Put Page) into `container`: what the agent sent, whether or not the run lived to log it.
- */
-export async function countingProxy(
-  target: number,
-  account: string,
-  container: string,
-): Promise<{ port: number; sent(): number; close(): Promise<void> }> {
-  let sent = 0;
-  const upstream = new HttpAgent({ keepAlive: true, maxSockets: 256 });
-  const prefix = `/${account}/${container}/`;
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    const comp = url.searchParams.get("comp");
-    const counts =
-      req.method === "PUT" &&
-      url.pathname.startsWith(prefix) &&
-      (comp === null || comp === "block" || comp === "page");
-    const out = request(
-      {
-        host: "127.0.0.1",
-        port: target,
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
-        agent: upstream,
-      },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    out.on("error", () => res.destroy());
-    req.on("data", (d: Buffer) => {
-      if (counts) sent += d.length;
-    });
-    req.on("error", () => out.destroy());
-    res.on("close", () => {
-      if (!res.writableFinished) out.destroy();
-    });
-    req.pipe(out);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as { port: number }).port,
-    sent: () => sent,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-        upstream.destroy();
-      }),
-  };
 }
 
 export interface Audit {

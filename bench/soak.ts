@@ -24,9 +24,10 @@ import {
   stationLocation,
   writeAgentConfig,
 } from "../src/staging/agent-process.js";
+import { countingProxy } from "../src/staging/counting-proxy.js";
 import { attach, detach, makeDriveImage } from "../src/staging/images.js";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
-import { audit, countingProxy, prng, threadStates, writeSource } from "./soak-support.js";
+import { audit, prng, threadStates, writeSource } from "./soak-support.js";
 import { freePort, MiB } from "./tools.js";
 
 const { values } = parseArgs({

@@ -36,11 +36,9 @@ export function isConnectionError(e: unknown): boolean {
   return true; // no SQLSTATE: a socket error, a timeout, "Connection terminated"
 }
 
-const MIGRATIONS_DIRS = [
-  join(import.meta.dirname, "pg-migrations"),
-  // Compiled into dist/src/jobs: the SQL files stay in the source tree next to it.
-  join(import.meta.dirname, "..", "..", "..", "src", "jobs", "pg-migrations"),
-];
+// Next to this module: src/jobs from the source tree, dist/src/jobs once built (the build copies
+// the SQL files there, so an install without src/ migrates too).
+const MIGRATIONS_DIR = join(import.meta.dirname, "pg-migrations");
 // Serialises migrations of stations starting together (node-pg-migrate's own lock fails instead of waiting).
 const MIGRATION_LOCK = 4_815_162_342;
 
@@ -66,19 +64,22 @@ export class PgConnection implements StoreHealth {
     this.pool.on("error", (e) => this.failed(e));
   }
 
-  /** Connects and brings the schema up to date; several stations may start at once. */
-  async migrate(): Promise<void> {
-    const dir = MIGRATIONS_DIRS.find((d) => existsSync(d));
-    if (!dir)
+  /**
+   * Connects and brings the schema up to date; several stations may start at once. Returns (and
+   * logs) the names of the migrations this call applied: none when another station already had.
+   */
+  async migrate(): Promise<string[]> {
+    const dir = MIGRATIONS_DIR;
+    if (!existsSync(dir))
       throw new StationError(
         "InternalError",
-        `PostgreSQL migrations not found (looked in ${MIGRATIONS_DIRS.join(", ")}).`,
+        `PostgreSQL migrations not found in ${dir}: the install is incomplete; rebuild with \`npm run build\` and copy dist/ again.`,
       );
     const client = await this.connect();
     try {
       await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
       const log = this.options.log;
-      await runner({
+      const applied = await runner({
         dbClient: client,
         dir,
         direction: "up",
@@ -92,6 +93,9 @@ export class PgConnection implements StoreHealth {
           error: (m: string) => log.error(m),
         },
       });
+      const names = applied.map((m) => m.name);
+      log.info({ applied: names }, `PostgreSQL schema up to date (${names.length} migrations applied now)`);
+      return names;
     } catch (e) {
       throw this.translate(e, "migrating the schema");
     } finally {

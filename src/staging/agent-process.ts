@@ -12,11 +12,11 @@ import { detach } from "./images.js";
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-/** The compiled agent entry point; from a source checkout (vitest) it builds once if missing. */
+/** The compiled agent entry point; from a source checkout (vitest) it builds (npm run build) once if missing. */
 export function agentEntry(): string {
   const root = basename(packageRoot) === "dist" ? resolve(packageRoot, "..") : packageRoot;
   const file = join(root, "dist", "agent", "main.js");
-  if (!existsSync(file)) execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "inherit" });
+  if (!existsSync(file)) execFileSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
   return file;
 }
 
@@ -89,6 +89,10 @@ export interface AgentProcessOptions {
   env?: Record<string, string>;
   /** Node flags before the entry point (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** The agent's main.js; default this checkout's dist/agent/main.js (an install's, for the install test). */
+  entry?: string;
+  /** The agent's working directory (the unit's WorkingDirectory); default the caller's. */
+  cwd?: string;
 }
 
 export class AgentProcess {
@@ -107,9 +111,10 @@ export class AgentProcess {
     this.out = "";
     const child = spawn(
       process.execPath,
-      [...(this.o.nodeArgs ?? []), agentEntry(), "--config", this.o.config],
+      [...(this.o.nodeArgs ?? []), this.o.entry ?? agentEntry(), "--config", this.o.config],
       {
         stdio: ["ignore", "pipe", "pipe"],
+        ...(this.o.cwd ? { cwd: this.o.cwd } : {}),
         env: { ...process.env, ...this.o.env },
       },
     );

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { chooseLogFormat, createLogger, type LogFormat, syslogPriority } from "../../agent/logging.js";
 import { stationLocation } from "../support/agent.js";
 import { built } from "../support/built.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ds-log-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,7 +100,7 @@ describe("log format", () => {
       env: { ...process.env, JOURNAL_STREAM: `${dev}:${ino}` },
     });
     closeSync(fd);
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + UNTIL_HANG.timeout;
     while (!readFileSync(out, "utf8").includes("drive-station agent ready") && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGTERM");

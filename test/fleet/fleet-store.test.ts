@@ -6,13 +6,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../agent/config.js";
 import { DriveLease } from "../../src/fleet/drive-lease.js";
 import { durableCheckpoints } from "../../src/fleet/durable-checkpoints.js";
 import type { Clock } from "../../src/jobs/service.js";
-import type { Lease } from "../../src/jobs/store.js";
+import type { DriveClaims, Lease } from "../../src/jobs/store.js";
 import { OPERATOR_TOKEN, startTestAgent, stationLocation, type TestAgent } from "../support/agent.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { actor, at, deliveryPackage, importSpec } from "../support/jobs.js";
 import { captureLog } from "../support/log.js";
 import { PG_PASSWORD, postgresGate, startTestPostgres, type TestPostgres } from "../support/postgres.js";
@@ -39,7 +40,7 @@ async function api(station: TestAgent, method: string, path: string, body?: unkn
 async function until(
   what: string,
   check: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
+  timeoutMs = UNTIL_HANG.timeout,
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -230,17 +231,30 @@ describe.skipIf(!RUN)("fleet: stations on one PostgreSQL", () => {
     const clock: Clock = { now: () => new Date() };
     const drive = { job: { subscriptionId: SUB, resourceGroup: RG, name: "moving" }, driveId: "MOVE-1" };
     try {
-      // station-a holds the drive and then dies (no heartbeat, no release).
-      expect((await store.claim(drive, "station-a", new Date(), 1500)).granted).toBe(true);
+      // station-a holds the drive and then dies (no heartbeat, no release): its lease ends at
+      // claimedAt + 1500 ms, however long the claim's round trip took.
+      const claimedAt = new Date();
+      expect((await store.claim(drive, "station-a", claimedAt, 1500)).granted).toBe(true);
       const held: Lease[] = [];
-      const b = new DriveLease({ claims: store, stationId: "station-b", leaseMs: 1500, clock }, drive);
-      const t0 = Date.now();
-      await b.acquire(AbortSignal.timeout(10_000), (h) => {
+      // station-b's renewals, counted: its heartbeat is what keeps the drive.
+      let renewed = 0;
+      const claims: DriveClaims = {
+        claim: (...a) => store.claim(...a),
+        release: (...a) => store.release(...a),
+        renew: async (...a) => {
+          const ok = await store.renew(...a);
+          if (ok) renewed++;
+          return ok;
+        },
+      };
+      const b = new DriveLease({ claims, stationId: "station-b", leaseMs: 3000, clock }, drive);
+      await b.acquire(AbortSignal.timeout(UNTIL_HANG.timeout), (h) => {
         held.push(h);
       });
+      const acquiredAt = Date.now();
       expect(held.map((h) => h.stationId)).toEqual(["station-a"]);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
-      // Now station-b's: its heartbeat keeps it, station-a cannot take it back.
+      expect(acquiredAt).toBeGreaterThanOrEqual(claimedAt.getTime() + 1500);
+      // Now station-b's: its heartbeat keeps it past its first lease, station-a cannot take it back.
       let lost = false;
       b.keepAlive(
         () => {
@@ -248,7 +262,10 @@ describe.skipIf(!RUN)("fleet: stations on one PostgreSQL", () => {
         },
         () => undefined,
       );
-      await new Promise((r) => setTimeout(r, 2000));
+      await vi.waitFor(() => {
+        expect(renewed).toBeGreaterThanOrEqual(2);
+        expect(Date.now()).toBeGreaterThan(acquiredAt + 3000);
+      }, UNTIL_HANG);
       expect(lost).toBe(false);
       expect((await store.claim(drive, "station-a", new Date(), 1500)).granted).toBe(false);
       await b.release();

@@ -2,9 +2,10 @@
  * The store contract on both adapters: SQLite (a temp file; a peer is a second connection to
  * it) and a real PostgreSQL started for this file (a fresh database per test).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PgStore } from "../../src/jobs/pg-store.js";
 import { SqliteStore } from "../../src/jobs/sqlite-store.js";
@@ -53,12 +54,34 @@ describe.skipIf(!PG)("PostgreSQL adapter", () => {
 
   it("stations starting together migrate once, and a restart migrates nothing", async () => {
     const url = await server!.createDatabase("migrate_race");
-    const stores = await Promise.all(
-      Array.from({ length: 4 }, () => PgStore.open({ url, poolSize: 2, log: pgLog.log })),
-    );
-    await Promise.all(stores.map((s) => s.close()));
-    const again = await PgStore.open({ url, log: pgLog.log });
-    await again.close();
+    const shipped = readdirSync(join(import.meta.dirname, "..", "..", "src", "jobs", "pg-migrations"))
+      .filter((f) => f.endsWith(".sql"))
+      .map((f) => f.replace(/\.sql$/, ""))
+      .sort();
+    expect(shipped.length).toBeGreaterThan(0);
+    /** Opens a store with its own log; returns the migrations that start applied. */
+    const start = async (poolSize?: number) => {
+      const { log, lines } = captureLog();
+      const store = await PgStore.open({ url, log, ...(poolSize ? { poolSize } : {}) });
+      const line = lines().find((l) => Array.isArray(l.applied));
+      expect(line, "the start logs what it applied").toBeDefined();
+      return { store, applied: line!.applied as string[] };
+    };
+    const together = await Promise.all(Array.from({ length: 4 }, () => start(2)));
+    // Every migration applied by exactly one of the four, in order.
+    const applied = together.flatMap((s) => s.applied);
+    expect(applied.sort()).toEqual(shipped);
+    expect(together.filter((s) => s.applied.length > 0)).toHaveLength(1);
+    await Promise.all(together.map((s) => s.store.close()));
+
+    const again = await start();
+    expect(again.applied).toEqual([]);
+    await again.store.close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query<{ name: string }>("SELECT name FROM pgmigrations ORDER BY id");
+    await client.end();
+    expect(rows.map((r) => r.name)).toEqual(shipped);
   });
 
   it("the URL's password reaches no error message and no log line", async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { returnAddress } from "../support/jobs.js";
 import { parseExposition, sampleValue } from "../support/prometheus.js";
 
@@ -19,7 +20,7 @@ const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 async function readEvents(
   res: Response,
   until: (events: { type: string; data: unknown }[]) => boolean,
-  timeoutMs = 5000,
+  timeoutMs = UNTIL_HANG.timeout,
 ) {
   const events: { type: string; data: unknown }[] = [];
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -125,7 +126,6 @@ describe("console", () => {
   it("pushes the current view at once, then a job written afterwards, with jobs counted in the metrics", async () => {
     const res = await fetch(url("/station/v1/events"), { headers: bearer(OPERATOR_TOKEN) });
     expect(res.headers.get("content-type")).toContain("text/event-stream");
-    const started = Date.now();
     let created = false;
     const events = await readEvents(res, (evs) => {
       if (!created && evs.some((e) => e.type === "jobs")) {
@@ -157,7 +157,6 @@ describe("console", () => {
     ).toEqual(["drives", "jobs", "notices"]);
     const pushed = events.findLast((e) => e.type === "jobs")!.data as { name: string; state: string }[];
     expect(pushed.find((j) => j.name === "pushed")).toMatchObject({ state: "Creating" });
-    expect(Date.now() - started).toBeLessThan(3000);
 
     const metrics = parseExposition(
       await (await fetch(url("/metrics"), { headers: bearer(OPERATOR_TOKEN) })).text(),

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { AgentProcess, jobPath, shipJob, writeAgentConfig } from "../../src/staging/agent-process.js";
+import type { CountingProxy } from "../../src/staging/counting-proxy.js";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN, stationLocation } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, freePort } from "../support/azurite.js";
 import { returnAddress } from "../support/jobs.js";
@@ -89,11 +90,12 @@ export async function childStation(o: {
 /**
  * kill -9 at each progress point (fractions of `total`) and start again; after each kill what
  * landed (`landed`, which also checks every committed blob) may only have grown. Then the last run
- * must finish `Completed` having sent at most what had not landed. Returns what had landed.
+ * must finish `Completed` having sent, as counted at storage by `proxy` (the agent's storage
+ * endpoint), at most what had not landed. Returns what had landed.
  */
 export async function killAtPointsAndResume(
   station: ChildStation,
-  o: { points: number[]; total: number; landed: () => Promise<number> },
+  o: { points: number[]; total: number; landed: () => Promise<number>; proxy: CountingProxy },
 ): Promise<number> {
   const agent = station.agent;
   const progress = async (): Promise<number> =>
@@ -102,25 +104,38 @@ export async function killAtPointsAndResume(
     `kill points: ${o.points.map((p) => `${Math.round(p * 100)} %`).join(", ")} of ${o.total} bytes`,
   );
   let landedBefore = 0;
+  let sentBefore = 0;
   for (const point of o.points) {
     await agent.waitFor(
       `progress past ${Math.round(point * 100)} %`,
       async () => (await progress()) >= point * o.total || undefined,
     );
     expect((await agent.kill()).signal).toBe("SIGKILL");
-    await new Promise((r) => setTimeout(r, 500)); // let requests already at Azurite finish
+    // The killed run's requests end at the proxy once storage has answered or dropped them.
+    await agent.waitFor(
+      "the killed run's storage requests to end",
+      async () => o.proxy.open() === 0 || undefined,
+    );
     const now = await o.landed();
     expect(now).toBeGreaterThanOrEqual(landedBefore);
     landedBefore = now;
+    sentBefore = o.proxy.sent();
     agent.start();
   }
   const finished = await agent.logged<{ bytesUploaded: number; status: string }>("drive import finished");
   expect(finished.status).toBe("Completed");
-  expect(finished.bytesUploaded).toBeGreaterThan(0);
+  await agent.waitFor(
+    "the last run's storage requests to end",
+    async () => o.proxy.open() === 0 || undefined,
+  );
+  const sentByLastRun = o.proxy.sent() - sentBefore;
+  // The proxy saw every byte: all that is stored passed through it.
+  expect(o.proxy.sent()).toBeGreaterThanOrEqual(o.total);
+  expect(sentByLastRun).toBeGreaterThan(0);
   // Everything that had landed stayed landed: the last run sent at most the rest.
-  expect(finished.bytesUploaded).toBeLessThanOrEqual(o.total - landedBefore);
+  expect(sentByLastRun).toBeLessThanOrEqual(o.total - landedBefore);
   console.log(
-    `landed before the last restart: ${landedBefore} bytes; the last run uploaded ${finished.bytesUploaded} (${o.total - landedBefore - finished.bytesUploaded} bytes landed between the kill and the measurement)`,
+    `landed before the last restart: ${landedBefore} bytes; the last run sent ${sentByLastRun} at storage (the agent counted ${finished.bytesUploaded}); all runs sent ${o.proxy.sent()} for ${o.total}`,
   );
   return landedBefore;
 }

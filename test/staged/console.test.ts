@@ -16,11 +16,13 @@ import type { JobKey } from "../../src/lifecycle/model.js";
 import { OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { artifactPath, CHROMIUM, CHROMIUM_ARGS, chromiumGate } from "../support/chromium.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { returnAddress } from "../support/jobs.js";
 import { parseExposition, type Sample, sampleValue } from "../support/prometheus.js";
-import { attach, detach, loopDrives, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("console");
+stagedDeadlines();
 const BROWSER = RUN && chromiumGate("console");
 const SUB = "sub-console";
 const RG = "rg-dock";
@@ -121,7 +123,7 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
       storageEndpoint: storage.template,
       transfer: { concurrency: 2, blobConcurrency: 2 },
     });
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();
@@ -164,11 +166,17 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
     ).toBe(1);
     expect(sampleValue(samples, "drive_station_transfer_queue_depth", { state: "in_flight" })).toBe(0);
     // The job's drive is Completed and the job Packaging, as the store says.
-    await new Promise((r) => setTimeout(r, 400)); // the feed re-reads jobs on its next tick
-    const after = await scrape();
-    expect(sampleValue(after, "drive_station_drives", { state: "Completed" })).toBe(1);
-    expect(sampleValue(after, "drive_station_jobs", { state: "Packaging" })).toBe(1);
-  }, 240_000);
+    // The feed re-reads jobs on its next tick: wait for it, however late it comes.
+    await expect
+      .poll(async () => {
+        const after = await scrape();
+        return [
+          sampleValue(after, "drive_station_drives", { state: "Completed" }),
+          sampleValue(after, "drive_station_jobs", { state: "Packaging" }),
+        ];
+      }, UNTIL_HANG)
+      .toEqual([1, 1]);
+  });
 
   describe.skipIf(!BROWSER)("in chromium", () => {
     let browser: Browser;
@@ -184,7 +192,7 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
         if (m.type() === "error" && !m.text().startsWith("Failed to load resource"))
           pageErrors.push(m.text());
       });
-    }, 60_000);
+    });
 
     afterAll(async () => {
       await browser?.close();
@@ -216,7 +224,7 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
       });
       // The drive imported by the metrics test is listed, finished, with its job.
       await page.locator('tr[data-drive="WD-METRICS-0001"][data-status="done"]').waitFor();
-    }, 60_000);
+    });
 
     it("watches an import's bar reach 100 %, pushed live (no reload)", async () => {
       await shippingJob("watched");
@@ -247,12 +255,12 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
       expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
         true,
       );
-    }, 240_000);
+    });
 
     it("a held drive: its notice shows the next step; the operator checks the package in once the job ships", async () => {
       await station.agent.service.create(key("held"), spec(entry.held!), actor); // Creating: not shipped
       plugIn(img.held!);
-      await docked("ST-HELD-0001", ["held"], 30_000);
+      await docked("ST-HELD-0001", ["held"]);
       await page.locator('tr[data-drive="ST-HELD-0001"][data-status="held"]').waitFor();
       const notice = page.locator('#notices article.notice[data-code="PackageHeld"]');
       await notice.waitFor();
@@ -284,7 +292,7 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
       expect(["Received", "Transferring", "Completed"]).toContain(held.drives[0]!.state);
       // Handled: the notice leaves "Needs attention".
       await notice.waitFor({ state: "detached" });
-    }, 120_000);
+    });
 
     it("fault and resolve a job, ship a finished one back; a refused action shows the station's error", async () => {
       // The seed case: a return address that bounced while Packaging → contact the customer.
@@ -325,6 +333,6 @@ describe.skipIf(!RUN)("staged: the operator's console and metrics", () => {
 
       await page.screenshot({ path: artifactPath("console-after-actions.png"), fullPage: true });
       expect(pageErrors).toEqual([]);
-    }, 60_000);
+    });
   });
 });

@@ -11,9 +11,11 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/azurite.js";
 import { built, ROOT } from "../support/built.js";
-import { stagedGate } from "./loop-images.js";
+import { UNTIL_HANG } from "../support/deadline.js";
+import { stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("demo");
+stagedDeadlines();
 const run = promisify(execFile);
 
 let root: string;
@@ -55,13 +57,13 @@ describe.skipIf(!RUN)("staged: station demo", () => {
     agent.stderr!.on("data", (d: Buffer) => {
       output += d.toString();
     });
-    const until = Date.now() + 60_000;
+    const until = Date.now() + UNTIL_HANG.timeout;
     while (!output.includes("drive-station listening on")) {
       if (Date.now() > until || agent.exitCode !== null)
         throw new Error(`the agent did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-  }, 90_000);
+  });
 
   afterAll(async () => {
     if (agent && agent.exitCode === null) {
@@ -113,5 +115,5 @@ describe.skipIf(!RUN)("staged: station demo", () => {
     // unplugged and cleaned up afterwards
     expect(readdirSync(join(root, "data", "demo-drives"))).toEqual([]);
     console.log(`station demo: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  }, 320_000);
+  });
 });

@@ -13,10 +13,20 @@ import type { JobSpec } from "../../src/lifecycle/machine.js";
 import type { Actor, JobKey } from "../../src/lifecycle/model.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, type Fs, loopDrives, makeDriveImage, stagedGate } from "./loop-images.js";
+import {
+  attach,
+  detach,
+  type Fs,
+  loopDrives,
+  makeDriveImage,
+  stagedDeadlines,
+  stagedGate,
+} from "./loop-images.js";
 
 const RUN = stagedGate("drives");
+stagedDeadlines();
 const KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const actor: Actor = { name: "test", type: "User" };
 const SUB = "sub-staged";
@@ -182,7 +192,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
       trackingNumber: "TRK-late",
       driveIds: ["OTHER-0001", "EXTRA-0001"],
     });
-  }, 180_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();
@@ -323,7 +333,7 @@ describe.skipIf(!RUN)("staged: drives at the door", () => {
     expect(mounts()).toContain(mp);
     const plugged = join(images, "ext4.img");
     renameSync(plugged, join(root, "shelf", "ext4-pulled.img")); // out of the staging dir: the drive is gone
-    const until = Date.now() + 10_000;
+    const until = Date.now() + UNTIL_HANG.timeout;
     while (station.agent.dock!.get(d.key)?.status !== "pulled" && Date.now() < until)
       await new Promise((r) => setTimeout(r, 100));
     await station.agent.dock!.settled();

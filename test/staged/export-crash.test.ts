@@ -11,9 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { type ChildStation, childStation } from "./child-agent.js";
-import { makeDriveImage, stagedGate } from "./loop-images.js";
+import { makeDriveImage, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("export-crash");
+stagedDeadlines();
 const MiB = 1024 * 1024;
 const blobs: Record<string, Buffer> = {
   "one.bin": randomBytes(64 * MiB),
@@ -61,7 +62,7 @@ describe.skipIf(!RUN)("staged: kill -9 mid-export, restart, resume", () => {
     );
     expect(checkIn.status, JSON.stringify(checkIn.json)).toBe(200);
     station.plug(image, "XCRASH-1", "XCRASH-1");
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.cleanup();

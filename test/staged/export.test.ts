@@ -31,9 +31,10 @@ import { OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, loopDrives, makeDriveImage, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, makeDriveImage, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("export");
+stagedDeadlines();
 const MiB = 1024 * 1024;
 const SUB = "sub-export";
 const key = (name: string): JobKey => ({ subscriptionId: SUB, resourceGroup: "rg", name });
@@ -205,7 +206,7 @@ describe.skipIf(!RUN)("staged: export engine", () => {
         outageRetrySeconds: 2,
       },
     });
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();

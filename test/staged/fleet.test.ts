@@ -6,18 +6,20 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PgStore } from "../../src/jobs/pg-store.js";
 import { type Clock, JobService } from "../../src/jobs/service.js";
 import { OPERATOR_TOKEN } from "../support/agent.js";
 import { ACCOUNT_KEY } from "../support/azurite.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { actor, at, deliveryPackage, importSpec } from "../support/jobs.js";
 import { captureLog } from "../support/log.js";
 import { postgresGate } from "../support/postgres.js";
 import { type Fleet, jobKey, landedBytes, type Station, startFleet } from "./fleet-support.js";
-import { preparedDrive, stagedGate } from "./loop-images.js";
+import { preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("fleet") && postgresGate("staged fleet");
+stagedDeadlines();
 const MiB = 1024 * 1024;
 const md5b64 = (b: Buffer) => createHash("md5").update(b).digest("base64");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -120,7 +122,7 @@ describe.skipIf(!RUN)("staged: a fleet of three stations on one PostgreSQL", () 
       Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`part-${i}.bin`, randomBytes(12 * MiB + i)])),
       160,
     );
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await fleet?.stop();
@@ -171,26 +173,46 @@ describe.skipIf(!RUN)("staged: a fleet of three stations on one PostgreSQL", () 
       await service.create(jobKey("stale"), importSpec(), actor);
       await service.create(jobKey("overdue"), importSpec(), actor);
       await service.update(jobKey("overdue"), { state: "Shipping", deliveryPackage }, actor);
-      await sleep(4000); // each station's timer loop runs every second
-      const notices = (await store.recent({ limit: 1000 })).filter((n) =>
-        ["stale", "overdue"].includes(n.job?.name ?? ""),
-      );
-      const counts: Record<string, number> = {};
-      for (const n of notices)
-        counts[`${n.code} ${n.job!.name}`] = (counts[`${n.code} ${n.job!.name}`] ?? 0) + 1;
-      expect(counts).toEqual({
+      const counts = async () => {
+        const notices = (await store.recent({ limit: 1000 })).filter((n) =>
+          ["stale", "overdue"].includes(n.job?.name ?? ""),
+        );
+        const c: Record<string, number> = {};
+        for (const n of notices) c[`${n.code} ${n.job!.name}`] = (c[`${n.code} ${n.job!.name}`] ?? 0) + 1;
+        return c;
+      };
+      const deletions = () =>
+        fleet.stations
+          .map(
+            (s) =>
+              s
+                .logText()
+                .split("\n")
+                .filter((l) => l.includes('"job deleted by timer"') && l.includes("/stale")).length,
+          )
+          .reduce((x, y) => x + y, 0);
+      // Each station's timer loop runs every second. Wait until every deadline of these jobs has
+      // fired and none is due any more (then no station can fire one again), however slow the
+      // stations are; a deadline fired twice never reaches the expected counts.
+      const ours = async () =>
+        (await store.due(new Date())).filter((k) => ["stale", "overdue"].includes(k.name)).length;
+      await vi.waitFor(async () => {
+        expect(await counts()).toEqual({
+          "JobExpired stale": 1,
+          "PackageOverdue overdue": 1,
+          "JobClosable overdue": 1,
+        });
+        expect(deletions()).toBe(1);
+        expect(await ours()).toBe(0);
+      }, UNTIL_HANG);
+      // Once more, after every station's next timer pass has had the chance to fire a duplicate.
+      await Promise.all(fleet.stations.map((s) => s.agent.runTimers()));
+      expect(await counts()).toEqual({
         "JobExpired stale": 1,
         "PackageOverdue overdue": 1,
         "JobClosable overdue": 1,
       });
-      const deletions = fleet.stations.map(
-        (s) =>
-          s
-            .logText()
-            .split("\n")
-            .filter((l) => l.includes('"job deleted by timer"') && l.includes("/stale")).length,
-      );
-      expect(deletions.reduce((x, y) => x + y, 0)).toBe(1);
+      expect(deletions()).toBe(1);
     } finally {
       await store.close();
     }
@@ -213,14 +235,17 @@ describe.skipIf(!RUN)("staged: a fleet of three stations on one PostgreSQL", () 
     fleet.pull(early);
     const t0 = Date.now();
     const stage = (what: string) => console.log(`move +${Date.now() - t0} ms: ${what}`);
-    // Progress from A is visible on C within a few seconds (watched alongside, so the pull is on time).
+    // Progress from A reaches C through the shared store (watched alongside, so the pull is on
+    // time); the lag is reported, not budgeted: a loaded machine stretches it.
     let lag = -1;
     const watching = (async () => {
       while ((fleet.docked(A, move.image)?.progress?.bytesSucceeded ?? 0) < 0.15 * size) await sleep(20);
       const shown = fleet.docked(A, move.image)!.progress!.bytesSucceeded;
       const t = Date.now();
-      while (((await fleet.getJob(C, "moving")).properties.driveList[0]!.bytesSucceeded ?? 0) < shown)
-        await sleep(100);
+      await vi.waitFor(async () => {
+        const onC = (await fleet.getJob(C, "moving")).properties.driveList[0]!.bytesSucceeded ?? 0;
+        expect(onC, "A's progress as station C shows it").toBeGreaterThanOrEqual(shown);
+      }, UNTIL_HANG);
       lag = Date.now() - t;
     })();
     while ((fleet.docked(A, move.image)?.progress?.bytesSucceeded ?? 0) < 0.4 * size) await sleep(10);
@@ -246,11 +271,11 @@ describe.skipIf(!RUN)("staged: a fleet of three stations on one PostgreSQL", () 
     expect(landed).toBeGreaterThan(0.3 * size);
     expect(sentByB).toBeLessThanOrEqual(size - landed);
     expect(sentByB).toBeGreaterThanOrEqual(size - landed - inFlightAtPull);
-    expect(lag).toBeLessThan(5000);
+    expect(lag, "A's progress was seen on C").toBeGreaterThanOrEqual(0);
     const views = await Promise.all(fleet.stations.map((s) => fleet.getJob(s, "moving")));
     for (const v of views)
       expect(v.properties.driveList[0]).toMatchObject({ state: "Completed", bytesSucceeded: size });
-  }, 240_000);
+  });
 
   it("the database stopped for 10 s mid-import: not ready meanwhile, then the import completes, nothing lost or twice", async () => {
     await fleet.createJob("outage", [outage.entry]);
@@ -261,9 +286,11 @@ describe.skipIf(!RUN)("staged: a fleet of three stations on one PostgreSQL", () 
     fleet.pg.stop();
     const stoppedAt = Date.now();
     try {
-      await sleep(3000);
-      for (const s of fleet.stations) expect(s.agent.storeHealthy(), s.id).toBe(false);
-      expect(fleet.docked(C, outage.image)?.status).toBe("paused");
+      await vi.waitFor(() => {
+        for (const s of fleet.stations) expect(s.agent.storeHealthy(), s.id).toBe(false);
+        expect(fleet.docked(C, outage.image)?.status).toBe("paused");
+      }, UNTIL_HANG);
+      // The outage lasts 10 s (the scenario, not a budget): the rest of it, if any is left.
       await sleep(10_000 - (Date.now() - stoppedAt));
     } finally {
       fleet.pg.start();
@@ -281,5 +308,5 @@ describe.skipIf(!RUN)("staged: a fleet of three stations on one PostgreSQL", () 
     );
     expect(resumed.bytesUploaded).toBeLessThan(0.8 * size);
     expect(C.logText()).toContain("job database unreachable");
-  }, 240_000);
+  });
 });

@@ -9,10 +9,11 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDriveLog } from "../../src/formats/drive-log.js";
 import { ACCOUNT_KEY } from "../support/azurite.js";
-import { stagedGate } from "./loop-images.js";
+import { stagedDeadlines, stagedGate } from "./loop-images.js";
 import { BLOCK, type DriveBlob, type DriveEntry, StationFixture } from "./station-fixture.js";
 
 const RUN = stagedGate("hostile blob paths");
+stagedDeadlines();
 const f = new StationFixture("staged-paths-", "sub-import");
 
 describe.skipIf(!RUN)("staged: hostile blob paths", () => {
@@ -55,7 +56,7 @@ describe.skipIf(!RUN)("staged: hostile blob paths", () => {
       ...good.slice(4),
     ]);
     await f.startAgent();
-  }, 300_000);
+  });
 
   afterAll(() => f.stop());
 
@@ -102,5 +103,5 @@ describe.skipIf(!RUN)("staged: hostile blob paths", () => {
     expect(log).toMatch(/'%'/);
     expect(log).toMatch(/empty path segment/);
     expect(log).toMatch(/not a valid container name/);
-  }, 180_000);
+  });
 });

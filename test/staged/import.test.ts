@@ -16,10 +16,12 @@ import type { JobKey } from "../../src/lifecycle/model.js";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
+import { UNTIL_HANG } from "../support/deadline.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, loopDrives, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("import");
+stagedDeadlines();
 const SUB = "sub-import";
 const RG = "rg";
 const key = (name: string): JobKey => ({ subscriptionId: SUB, resourceGroup: RG, name });
@@ -222,7 +224,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
         outageRetrySeconds: 2,
       },
     });
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();
@@ -395,7 +397,7 @@ describe.skipIf(!RUN)("staged: import engine", () => {
     await job("outage", entry.outage!);
     plugIn(img.outage!);
     const name = img.outage!.split("/").pop()!;
-    const end = Date.now() + 60_000;
+    const end = Date.now() + UNTIL_HANG.timeout;
     while (
       !(
         (station.agent.dock!.list().find((x) => x.key.endsWith(`/${name}`))?.progress?.bytesSucceeded ?? 0) >
@@ -406,14 +408,16 @@ describe.skipIf(!RUN)("staged: import engine", () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     await storage.stop();
-    await new Promise((r) => setTimeout(r, 4000));
+    // Down until the agent has met the outage (a retry counted), however long that takes here.
+    const networkRetries = async () =>
+      (
+        await station.agent.metrics.registry.getSingleMetric("drive_station_storage_retries_total")!.get()
+      ).values.find((v) => v.labels.reason === "network")?.value ?? 0;
+    await expect.poll(networkRetries, UNTIL_HANG).toBeGreaterThan(0);
     await storage.restart();
     const d = await until(img.outage!, ["done", "failed", "error"], 180_000);
     // The metrics counted the retries the outage caused (no HTTP answer: reason "network").
-    const retries = (
-      await station.agent.metrics.registry.getSingleMetric("drive_station_storage_retries_total")!.get()
-    ).values;
-    expect(retries.find((v) => v.labels.reason === "network")?.value ?? 0).toBeGreaterThan(0);
+    expect(await networkRetries()).toBeGreaterThan(0);
     expect(d.status, d.message).toBe("done");
     expect(station.logText()).toMatch(/storage request failed; retrying|Storage unreachable/);
     const props = await storage.client.getContainerClient("outage").getBlobClient("long.bin").getProperties();

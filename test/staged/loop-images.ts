@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { vi } from "vitest";
 
 export * from "../../src/staging/images.js";
 
@@ -34,6 +35,19 @@ export function stagedUnavailable(): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The staged suites' one deadline for every test and hook: only a hang reaches it. On a loaded
+ * 2-core machine a step that takes seconds alone can take minutes, so no staged test carries a
+ * wall-clock budget of its own; each wait inside polls for its condition, bounded by its own
+ * generous deadline that names what it waited for.
+ */
+export const STAGED_DEADLINE_MS = 15 * 60_000;
+
+/** Call at the top of a staged test file: its tests and hooks get STAGED_DEADLINE_MS. */
+export function stagedDeadlines(): void {
+  vi.setConfig({ testTimeout: STAGED_DEADLINE_MS, hookTimeout: STAGED_DEADLINE_MS });
 }
 
 /** Call at the top of a staged suite: fails loudly in CI, skips with the reason elsewhere. */

@@ -12,9 +12,10 @@ import type { JobKey } from "../../src/lifecycle/model.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, loopDrives, makeDriveImage, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, makeDriveImage, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("operator fixes");
+stagedDeadlines();
 const KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const SUB = "sub-1";
 const RG = "rg-fix";
@@ -117,7 +118,7 @@ describe.skipIf(!RUN)("staged: operator fixes reach plugged-in drives", () => {
       drives: loopDrives(join(root, "plugged"), root),
       transfer: { enabled: false },
     });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();

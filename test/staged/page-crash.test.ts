@@ -7,16 +7,19 @@
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
+import { type CountingProxy, countingProxy } from "../../src/staging/counting-proxy.js";
+import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { type ChildStation, childStation, killAtPointsAndResume } from "./child-agent.js";
-import { preparedDrive, stagedGate } from "./loop-images.js";
+import { preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("page-crash");
+stagedDeadlines();
 const MiB = 1024 * 1024;
 const PARTIAL = ".drive-station-partial";
 
 let station: ChildStation;
 let storage: TestAzurite | undefined;
+let proxy: CountingProxy | undefined;
 // Random bytes: every 4 MiB range is listed (no zero ranges to leave out).
 const files: Record<string, Buffer> = {
   "disk-a.vhd": randomBytes(64 * MiB),
@@ -65,7 +68,8 @@ describe.skipIf(!RUN)("staged: kill -9 mid page-blob import, restart, resume ran
       sub: "sub-page-crash",
       storage: async (root) => {
         storage = await startTestAzurite(join(root, "azurite"));
-        return { mode: "azure", endpointTemplate: storage.template };
+        proxy = await countingProxy(storage.port, ACCOUNT, "pages");
+        return { mode: "azure", endpointTemplate: `http://127.0.0.1:${proxy.port}/{account}` };
       },
     });
     const image = join(station.root, "pages.img");
@@ -82,10 +86,11 @@ describe.skipIf(!RUN)("staged: kill -9 mid page-blob import, restart, resume ran
     await station.agent.ready(30_000);
     await station.ship("pagejob", { jobType: "Import", driveList: [entry] }, "T1");
     station.plug(image, "pages");
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.cleanup();
+    await proxy?.close();
     await storage?.stop();
   });
 
@@ -95,6 +100,7 @@ describe.skipIf(!RUN)("staged: kill -9 mid page-blob import, restart, resume ran
       points: [0.15 + Math.random() * 0.25, 0.6 + Math.random() * 0.25],
       total,
       landed,
+      proxy: proxy!,
     });
 
     const c = storage!.client.getContainerClient("pages");

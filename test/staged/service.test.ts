@@ -2,8 +2,8 @@
  * Staged service events, with the agent as its own process and its embedded Azurite:
  * - a drive pulled mid-transfer (image moved out of the watched directory, loop device detached):
  *   the agent and API stay up, the dock shows it pulled; plugged in again it completes byte-exact;
- * - SIGTERM mid-transfer: exit 0 within 10 s, no child process and no mount left behind, and the
- *   restarted agent completes the drive `Completed`;
+ * - SIGTERM mid-transfer: exit 0 within the agent's own 20 s stop deadline (README), no child
+ *   process and no mount left behind, and the restarted agent completes the drive `Completed`;
  * - kill -9: the embedded Azurite leaves by itself, and the next start runs its own.
  */
 import { randomBytes } from "node:crypto";
@@ -13,9 +13,10 @@ import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-bl
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCOUNT, ACCOUNT_KEY, freePort } from "../support/azurite.js";
 import { type ChildStation, childrenOf, childStation } from "./child-agent.js";
-import { attach, detach, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("service");
+stagedDeadlines();
 const MiB = 1024 * 1024;
 
 let station: ChildStation;
@@ -80,7 +81,7 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
       };
     station.agent.start();
     await station.agent.ready(60_000);
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.cleanup();
@@ -106,10 +107,8 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     expect((await agent.api("GET", "/station/v1/jobs")).status).toBe(200);
     expect((await driveState("pulljob")).state).toBe("Transferring");
     // The old loop device is released once the agent let go of the drive.
-    await agent.waitFor(
-      "the old loop device to go",
-      async () => (existsSync(`/sys/block/${device.slice(5)}/loop/backing_file`) ? undefined : true),
-      30_000,
+    await agent.waitFor("the old loop device to go", async () =>
+      existsSync(`/sys/block/${device.slice(5)}/loop/backing_file`) ? undefined : true,
     );
 
     renameSync(out, drives.pulljob!.image);
@@ -125,9 +124,9 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     // Every transfer promise has an owner: the process net (agent/process-net.ts) catches nothing.
     const netCatches = agent.output.split("\n").filter((l) => l.includes("unhandled promise rejection"));
     expect(netCatches, "rejections the process net caught during the pull").toEqual([]);
-  }, 400_000);
+  });
 
-  it("SIGTERM mid-transfer exits 0 within 10 s leaving nothing behind; the restart completes the drive Completed", async () => {
+  it("SIGTERM mid-transfer exits 0 within the 20 s stop deadline leaving nothing behind; the restart completes the drive Completed", async () => {
     const agent = station.agent;
     await plugNewJob("termjob", "TERM-0001");
     await agent.waitFor("progress past 25 %", async () =>
@@ -137,8 +136,12 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     expect(children.length).toBeGreaterThan(0); // the embedded Azurite
     expect(agent.mounts().length).toBeGreaterThan(0);
     const exit = await agent.signal("SIGTERM", 30_000);
-    expect(exit.code).toBe(0);
-    expect(exit.ms).toBeLessThan(10_000);
+    // Exit code 0 is the clean stop; at its 20 s deadline (its own clock) the agent forces the
+    // exit with code 1 and says so. The test's clock, on a loaded machine, decides nothing.
+    expect(exit.code, agent.tail()).toBe(0);
+    expect(agent.line("stopping")).toMatchObject({ deadlineMs: 20_000 });
+    expect(agent.output).not.toContain("graceful stop did not finish in time");
+    console.log(`SIGTERM to exit: ${exit.ms} ms`);
     for (const c of children) expect(existsSync(`/proc/${c}`), `child ${c} left behind`).toBe(false);
     expect(agent.mounts()).toEqual([]);
 
@@ -148,21 +151,19 @@ describe.skipIf(!RUN)("staged: pulled drive, SIGTERM and kill -9 of the agent", 
     expect(finished.bytesUploaded).toBeLessThan(120 * MiB); // it resumed; it did not start over
     expect(await driveState("termjob")).toMatchObject({ state: "Completed", percentComplete: 100 });
     await byteExact("termjob");
-  }, 400_000);
+  });
 
   it("after kill -9 the embedded Azurite leaves by itself and the next start runs its own", async () => {
     const agent = station.agent;
     const children = childrenOf(agent.pid);
     expect(children.length).toBeGreaterThan(0);
     expect((await agent.kill()).signal).toBe("SIGKILL");
-    await agent.waitFor(
-      "the orphan to leave",
-      async () => (children.every((c) => !existsSync(`/proc/${c}`)) ? true : undefined),
-      15_000,
+    await agent.waitFor("the orphan to leave", async () =>
+      children.every((c) => !existsSync(`/proc/${c}`)) ? true : undefined,
     );
-    await agent.restart(60_000);
+    await agent.restart();
     const next = childrenOf(agent.pid);
     expect(next.length).toBeGreaterThan(0);
     expect(next.some((c) => children.includes(c))).toBe(false);
-  }, 120_000);
+  });
 });

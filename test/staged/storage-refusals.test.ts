@@ -17,10 +17,11 @@ import type { Credential } from "../../src/formats/manifest.js";
 import type { JobKey } from "../../src/lifecycle/model.js";
 import { OPERATOR_TOKEN } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY } from "../support/azurite.js";
-import { stagedGate } from "./loop-images.js";
+import { stagedDeadlines, stagedGate } from "./loop-images.js";
 import { BLOCK, type DriveBlob, type DriveEntry, StationFixture } from "./station-fixture.js";
 
 const RUN = stagedGate("storage refusals");
+stagedDeadlines();
 const f = new StationFixture("staged-refusals-", "sub-import");
 
 describe.skipIf(!RUN)("staged: storage refusals", () => {
@@ -105,7 +106,7 @@ describe.skipIf(!RUN)("staged: storage refusals", () => {
         refusedBlobs(r.container),
       );
     await f.startAgent();
-  }, 300_000);
+  });
 
   afterAll(() => f.stop());
 
@@ -183,5 +184,5 @@ describe.skipIf(!RUN)("staged: storage refusals", () => {
       expect(f.station.logText()).not.toContain(s);
       expect(dockText).not.toContain(s);
     }
-  }, 240_000);
+  });
 });

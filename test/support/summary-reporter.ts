@@ -1,5 +1,17 @@
-/** Prints the plain closing line CI reads ("N passed, N failed, N skipped"); vitest's own is not on its list. */
-import type { Reporter, TestModule } from "vitest/node";
+/**
+ * Prints the plain closing line CI reads ("N passed, N failed, N skipped"); vitest's own is not on
+ * its list. A test that never ran because a beforeAll of its suite (or file) failed counts as
+ * failed, not skipped: every staged suite sets up in beforeAll. test/ci/summary-reporter.test.ts.
+ */
+import type { Reporter, TestCase, TestModule, TestSuite } from "vitest/node";
+
+/** True when the test's suite, an enclosing one or its file has errors of its own (a failed hook). */
+function setupFailed(t: TestCase): boolean {
+  for (let s: TestSuite | TestModule = t.parent; ; s = s.parent) {
+    if (s.errors().length > 0) return true;
+    if (s.type === "module") return false;
+  }
+}
 
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
@@ -10,9 +22,10 @@ export default class SummaryReporter implements Reporter {
       for (const t of m.children.allTests()) {
         const state = t.result().state;
         if (state === "passed") passed++;
-        else if (state === "failed") failed++;
+        else if (state === "failed" || setupFailed(t)) failed++;
         else skipped++;
       }
+      // A file that failed as it loaded: no test collected, one failure.
       if (m.state() === "failed" && [...m.children.allTests()].length === 0) failed++;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);

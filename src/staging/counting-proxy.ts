@@ -1,0 +1,71 @@
+/**
+ * A reverse proxy to the storage that counts the body bytes of every data write (Put Blob, Put
+ * Block, Put Page) into one container: what the agent really sent, whether or not the run lived
+ * to log it. The soak (bench/soak.ts) and the staged crash suites count resent bytes with it.
+ */
+import { createServer, Agent as HttpAgent, request, type Server } from "node:http";
+
+export interface CountingProxy {
+  port: number;
+  /** Body bytes of data writes into the container so far, every run included. */
+  sent(): number;
+  /** Requests the proxy is still relaying (0 once a killed agent's requests have ended). */
+  open(): number;
+  close(): Promise<void>;
+}
+
+export async function countingProxy(
+  target: number,
+  account: string,
+  container: string,
+): Promise<CountingProxy> {
+  let sent = 0;
+  let open = 0;
+  const upstream = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  const prefix = `/${account}/${container}/`;
+  const server: Server = createServer((req, res) => {
+    open++;
+    res.once("close", () => open--);
+    const url = new URL(req.url ?? "/", "http://x");
+    const comp = url.searchParams.get("comp");
+    const counts =
+      req.method === "PUT" &&
+      url.pathname.startsWith(prefix) &&
+      (comp === null || comp === "block" || comp === "page");
+    const out = request(
+      {
+        host: "127.0.0.1",
+        port: target,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        agent: upstream,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on("error", () => res.destroy());
+    req.on("data", (d: Buffer) => {
+      if (counts) sent += d.length;
+    });
+    req.on("error", () => out.destroy());
+    res.on("close", () => {
+      if (!res.writableFinished) out.destroy();
+    });
+    req.pipe(out);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as { port: number }).port,
+    sent: () => sent,
+    open: () => open,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+        upstream.destroy();
+      }),
+  };
+}
