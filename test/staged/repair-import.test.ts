@@ -17,79 +17,23 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobKey } from "../../src/lifecycle/model.js";
+import { type CountingProxy, countingProxy } from "../../src/staging/counting-proxy.js";
 import { CUSTOMER_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
-import { attach, detach, loopDrives, preparedDrive, stagedGate } from "./loop-images.js";
+import { attach, detach, loopDrives, preparedDrive, stagedDeadlines, stagedGate } from "./loop-images.js";
 
 const RUN = stagedGate("repair-import");
+stagedDeadlines();
 const SUB = "sub-staged";
 const key: JobKey = { subscriptionId: SUB, resourceGroup: "rg", name: "repairjob" };
 const MiB = 1024 * 1024;
 const md5b64 = (b: Buffer) => createHash("md5").update(b).digest("base64");
-
-/** A proxy in front of Azurite that records every Put Block (blob, block id, bytes) and can hold one. */
-class CountingProxy {
-  readonly blocks: { blob: string; id: string; bytes: number }[] = [];
-  /** Called when a Put Block has landed at Azurite, before its response goes back. */
-  onBlockLanded: (() => void) | undefined;
-  private server!: Server;
-
-  constructor(private readonly target: URL) {}
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => {
-      const url = new URL(req.url!, "http://x");
-      const isBlock = req.method === "PUT" && url.searchParams.get("comp") === "block";
-      let bytes = 0;
-      const up = request(
-        {
-          host: this.target.hostname,
-          port: this.target.port,
-          method: req.method,
-          path: req.url,
-          headers: req.headers,
-        },
-        (r) => {
-          if (isBlock && r.statusCode === 201) {
-            this.blocks.push({
-              blob: decodeURIComponent(url.pathname),
-              id: url.searchParams.get("blockid")!,
-              bytes,
-            });
-            const hook = this.onBlockLanded;
-            if (hook) {
-              this.onBlockLanded = undefined;
-              hook(); // the client never hears that this block landed
-              return;
-            }
-          }
-          res.writeHead(r.statusCode!, r.headers);
-          r.pipe(res);
-        },
-      );
-      req.on("data", (c: Buffer) => {
-        bytes += c.length;
-      });
-      req.pipe(up);
-      up.on("error", () => res.destroy());
-    });
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/{account}`;
-  }
-
-  stop(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
 
 describe.skipIf(!RUN)("staged: station repair-import", () => {
   let root: string;
@@ -118,8 +62,8 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     for (const [n, d] of Object.entries(files))
       writeFileSync(join(n === "three.bin" ? moved : originals, n), d);
     storage = await startTestAzurite(join(root, "azurite"));
-    proxy = new CountingProxy(new URL(storage.template.replace("{account}", ACCOUNT)));
-    endpoint = await proxy.start();
+    proxy = await countingProxy(storage.port, ACCOUNT, "repaired");
+    endpoint = `http://127.0.0.1:${proxy.port}/{account}`;
     const image = join(root, "shelf", "damaged.img");
     const entry = await preparedDrive({
       image,
@@ -169,12 +113,12 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     const dest = join(root, "plugged", "damaged.img");
     renameSync(image, dest);
     devices.push(attach(dest));
-  }, 300_000);
+  });
 
   afterAll(async () => {
     await station?.agent.stop();
     for (const d of devices) detach(d);
-    await proxy?.stop();
+    await proxy?.close();
     await storage?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
   });
@@ -238,21 +182,20 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     // The station points the way: the drive's message names the log and the repair command.
     const docked = station.agent.dock!.list().find((x) => x.key.endsWith("/damaged.img"));
     expect(docked?.message).toContain(`station repair-import --log-url ${errorLogUri} --source`);
-  }, 240_000);
+  });
 
   let errorLogUri = "";
 
   it("repair-import: killed -9 mid-repair, rerun, path map, every blob byte-exact, only failed blocks sent once", async () => {
     expect(errorLogUri).not.toBe("");
-    const importBlocks = proxy.blocks.length; // the agent talks to Azurite directly: none
-    expect(importBlocks).toBe(0);
+    expect(proxy.landed()).toHaveLength(0); // the agent talks to Azurite directly
 
     // Run 1: killed -9 the moment its first block has landed at storage (before it hears so).
     const first = repair(errorLogUri);
-    proxy.onBlockLanded = () => first.child.kill("SIGKILL");
+    proxy.onNextLanded(() => first.child.kill("SIGKILL"));
     const r1 = await first.done;
     expect(r1.code, r1.err).toBe(null);
-    expect(proxy.blocks).toHaveLength(1);
+    expect(proxy.landed()).toHaveLength(1);
 
     // Run 2, same progress file: what landed is not sent again; three.bin is not under the source.
     const r2 = await repair(errorLogUri).done;
@@ -284,13 +227,18 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     }
     // Only the failed blocks went out, each once over the three runs: block 1 of one.bin, block 0
     // of two.bin, both blocks of three.bin.
-    const sent = proxy.blocks.map((b) => `${b.blob.split("/").pop()}:${b.bytes}`).sort();
+    // Every data write the proxy saw is one of them: no Put Blob or page slipped past the count.
+    const sent = proxy
+      .landed()
+      .map((w) => `${w.kind}:${w.blob.split("/").pop()}:${w.bytes}`)
+      .sort();
     expect(sent).toEqual([
-      `one.bin:${4 * MiB}`,
-      `three.bin:${MiB}`,
-      `three.bin:${4 * MiB}`,
-      `two.bin:${4 * MiB}`,
+      `block:one.bin:${4 * MiB}`,
+      `block:three.bin:${MiB}`,
+      `block:three.bin:${4 * MiB}`,
+      `block:two.bin:${4 * MiB}`,
     ]);
-    expect(new Set(proxy.blocks.map((b) => `${b.blob}|${b.id}`)).size).toBe(proxy.blocks.length);
-  }, 240_000);
+    const ids = proxy.landed().map((w) => `${w.blob}|${w.blockId}`);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
 });
