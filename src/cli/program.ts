@@ -9,6 +9,7 @@ import { registerDemoCommand } from "./commands/demo.js";
 import { registerExportCommands } from "./commands/export.js";
 import { registerPrepareCommand } from "./commands/prepare.js";
 import { registerReadCommands } from "./commands/read.js";
+import { registerVerifyDriveCommand } from "./commands/verify-drive.js";
 import { oneLine } from "./errors.js";
 
 export function buildProgram(version = "0.0.0"): Command {
@@ -30,6 +31,7 @@ export function buildProgram(version = "0.0.0"): Command {
   registerActionCommands(program);
   registerExportCommands(program);
   registerPrepareCommand(program);
+  registerVerifyDriveCommand(program);
   registerDemoCommand(program);
   for (const cmd of allCommands(program)) {
     const path = commandPath(cmd);
