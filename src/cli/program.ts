@@ -9,6 +9,7 @@ import { registerDemoCommand } from "./commands/demo.js";
 import { registerExportCommands } from "./commands/export.js";
 import { registerPrepareCommand } from "./commands/prepare.js";
 import { registerReadCommands } from "./commands/read.js";
+import { registerRepairExportCommand } from "./commands/repair-export.js";
 import { registerVerifyDriveCommand } from "./commands/verify-drive.js";
 import { oneLine } from "./errors.js";
 
@@ -32,6 +33,7 @@ export function buildProgram(version = "0.0.0"): Command {
   registerExportCommands(program);
   registerPrepareCommand(program);
   registerVerifyDriveCommand(program);
+  registerRepairExportCommand(program);
   registerDemoCommand(program);
   for (const cmd of allCommands(program)) {
     const path = commandPath(cmd);
