@@ -123,7 +123,10 @@ export async function repairExport(o: RepairExportOptions): Promise<RepairExport
     return { path: join(o.driveRoot, ...fp.segments), blob, length: b.length };
   };
 
-  /** Downloads [offset, offset+length), checks it against `hash` when known, writes it, reads it back. */
+  /**
+   * Downloads [offset, offset+length), checks it against `hash` when known BEFORE writing (a blob
+   * changed since the export never overwrites the drive), writes it, syncs, reads it back.
+   */
   const fixRange = async (
     t: Target,
     offset: number,
@@ -131,14 +134,18 @@ export async function repairExport(o: RepairExportOptions): Promise<RepairExport
     hash?: string,
   ): Promise<string | undefined> => {
     const info = await infoOf(t.blob);
+    if (info.length !== t.length)
+      return `the blob changed since it was exported (${info.length} bytes in storage, ${t.length} exported)`;
     const fh = await openForWrite(t.path, t.length);
     try {
       for (let at = offset; at < offset + length; at += MAX_CHUNK) {
         const n = Math.min(MAX_CHUNK, offset + length - at);
         const { data, md5 } = await o.source.readRange(t.blob, at, n, info.etag, Buffer.alloc(n), signal);
         if (data.length !== n) return `storage returned ${data.length} of ${n} bytes`;
-        if (md5 && !md5.equals(createHash("md5").update(data).digest()))
-          return "the download failed its MD5 check";
+        const got = createHash("md5").update(data).digest();
+        if (md5 && !md5.equals(got)) return "the download failed its MD5 check";
+        if (hash && n === length && got.toString("hex").toUpperCase() !== hash.toUpperCase())
+          return `the blob changed since it was exported (MD5 ${got.toString("hex").toUpperCase()} in storage, ${hash} exported)`;
         await fh.write(data, 0, n, at);
       }
       await fh.datasync();
@@ -149,7 +156,7 @@ export async function repairExport(o: RepairExportOptions): Promise<RepairExport
     const back = await readBack.range(t.path, offset, length);
     const actual = back ? md5Hex(back) : "";
     if (hash && actual !== hash.toUpperCase())
-      return `the bytes in storage no longer match the export (MD5 ${actual}, manifest ${hash}): the blob changed since it was exported`;
+      return `written, but the drive reads back MD5 ${actual}, not ${hash}: the drive does not hold its bytes`;
     return undefined;
   };
 
