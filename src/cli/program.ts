@@ -10,6 +10,8 @@ import { registerExportCommands } from "./commands/export.js";
 import { registerPrepareCommand } from "./commands/prepare.js";
 import { registerReadCommands } from "./commands/read.js";
 import { registerRepairImportCommand } from "./commands/repair.js";
+import { registerRepairExportCommand } from "./commands/repair-export.js";
+import { registerVerifyDriveCommand } from "./commands/verify-drive.js";
 import { oneLine } from "./errors.js";
 
 export function buildProgram(version = "0.0.0"): Command {
@@ -32,6 +34,8 @@ export function buildProgram(version = "0.0.0"): Command {
   registerExportCommands(program);
   registerPrepareCommand(program);
   registerRepairImportCommand(program);
+  registerVerifyDriveCommand(program);
+  registerRepairExportCommand(program);
   registerDemoCommand(program);
   for (const cmd of allCommands(program)) {
     const path = commandPath(cmd);

@@ -67,16 +67,16 @@ export class PrepareError extends Error {
   override name = "PrepareError";
 }
 
-const SESSION_ID = /^[A-Za-z0-9_#-]{3,30}$/;
+export const SESSION_ID = /^[A-Za-z0-9_#-]{3,30}$/;
 
-interface SourceFile {
+export interface SourceFile {
   absolute: string;
   /** Relative to the source directory, with '/'. */
   relative: string;
   size: number;
 }
 
-async function collect(
+export async function collect(
   source: string,
   skipped: PrepareResult["skipped"],
 ): Promise<{ files: SourceFile[]; isDir: boolean }> {
@@ -104,7 +104,7 @@ async function collect(
 }
 
 /** Reads `file` once: copies it to `copyTo` (unless undefined) and hashes each chunk of `chunkSize`. */
-async function hashAndCopy(
+export async function hashAndCopy(
   file: string,
   size: number,
   chunkSize: number,
@@ -157,6 +157,52 @@ function zeroMd5(length: number): string {
     ZERO_PAGE_RANGE_MD5.set(length, v);
   }
   return v;
+}
+
+/** A file's manifest chunks from its per-chunk MD5s: every block, or the non-zero page ranges. */
+export function manifestChunks(
+  hashes: Buffer[],
+  size: number,
+  chunkSize: number,
+  blobType: "BlockBlob" | "PageBlob",
+): Chunk[] {
+  const out: Chunk[] = [];
+  hashes.forEach((h, i) => {
+    const offset = i * chunkSize;
+    const length = Math.min(chunkSize, size - offset);
+    const hash = h.toString("hex").toUpperCase();
+    if (blobType === "PageBlob") {
+      if (hash !== zeroMd5(length)) out.push({ offset, length, hash }); // zero pages stay sparse
+    } else out.push({ offset, length, hash, id: indexBlockId(i) });
+  });
+  return out;
+}
+
+/** Writes the manifest text at the drive root (temp file, fsync, rename); returns its MD5. */
+export async function writeManifestFile(driveRoot: string, text: string): Promise<string> {
+  const manifestPath = join(driveRoot, MANIFEST_NAME);
+  const tmp = `${manifestPath}.tmp-${process.pid}`;
+  const fh = await open(tmp, "w");
+  await fh.writeFile(text, "utf8");
+  await fh.sync();
+  await fh.close();
+  await rename(tmp, manifestPath);
+  return md5Hex(await readFile(manifestPath));
+}
+
+/** Checks a session's metadata or properties file (size, XML) and returns its bytes. */
+export async function checkedListFile(kind: "metadata" | "properties", file: string): Promise<Buffer> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile()) throw new PrepareError(`${file}: the ${kind} file does not exist`);
+  if (st.size > MAX_FILE_INFO_BYTES)
+    throw new PrepareError(`${file}: a ${kind} file may be at most ${MAX_FILE_INFO_BYTES} bytes; shorten it`);
+  const data = await readFile(file);
+  const check =
+    kind === "metadata"
+      ? await readMetadataFile(data, md5Hex(data))
+      : await readPropertiesFile(data, md5Hex(data), "import");
+  if (!check.ok) throw new PrepareError(`${file}: ${check.message}`);
+  return data;
 }
 
 export async function prepareDrive(o: PrepareOptions): Promise<PrepareResult> {
@@ -256,16 +302,7 @@ export async function prepareDrive(o: PrepareOptions): Promise<PrepareResult> {
     ["properties", o.propertiesFile],
   ] as const) {
     if (!file) continue;
-    if ((await stat(file)).size > MAX_FILE_INFO_BYTES)
-      throw new PrepareError(
-        `${file}: a ${kind} file may be at most ${MAX_FILE_INFO_BYTES} bytes; shorten it`,
-      );
-    const data = await readFile(file);
-    const check =
-      kind === "metadata"
-        ? await readMetadataFile(data, md5Hex(data))
-        : await readPropertiesFile(data, md5Hex(data), "import");
-    if (!check.ok) throw new PrepareError(`${file}: ${check.message}`);
+    const data = await checkedListFile(kind, file);
     const onDrive = join(o.sessionId, `${kind}.xml`);
     await mkdir(join(driveRoot, o.sessionId), { recursive: true });
     await writeFile(join(driveRoot, onDrive), data, { flag: "wx" });
@@ -277,15 +314,7 @@ export async function prepareDrive(o: PrepareOptions): Promise<PrepareResult> {
   for (const p of planned) {
     const chunkSize = blobType === "PageBlob" ? MAX_CHUNK : blockSize;
     const hashes = await hashAndCopy(p.absolute, p.size, chunkSize, p.copyTo);
-    const blobChunks: Chunk[] = [];
-    hashes.forEach((h, i) => {
-      const offset = i * chunkSize;
-      const length = Math.min(chunkSize, p.size - offset);
-      const hash = h.toString("hex").toUpperCase();
-      if (blobType === "PageBlob") {
-        if (hash !== zeroMd5(length)) blobChunks.push({ offset, length, hash }); // zero pages stay sparse
-      } else blobChunks.push({ offset, length, hash, id: indexBlockId(i) });
-    });
+    const blobChunks = manifestChunks(hashes, p.size, chunkSize, blobType);
     const blob: ManifestBlobOut = {
       blobPath: p.blobPath,
       filePath: p.filePath,
@@ -299,18 +328,11 @@ export async function prepareDrive(o: PrepareOptions): Promise<PrepareResult> {
   }
   writer.end();
 
-  const text = chunks.join("");
-  const tmp = `${manifestPath}.tmp-${process.pid}`;
-  const fh = await open(tmp, "w");
-  await fh.writeFile(text, "utf8");
-  await fh.sync();
-  await fh.close();
-  await rename(tmp, manifestPath);
-  const written = await readFile(manifestPath);
+  const manifestHash = await writeManifestFile(driveRoot, chunks.join(""));
   return {
     driveId: o.driveId,
     manifestFile: `\\${MANIFEST_NAME}`,
-    manifestHash: md5Hex(written),
+    manifestHash,
     blobs: planned.length,
     bytes,
     skipped,

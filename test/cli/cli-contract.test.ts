@@ -11,8 +11,8 @@ import { promisify } from "node:util";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACTION_COMMANDS } from "../../src/cli/commands/actions.js";
+import { OFFLINE_JSON_COMMANDS } from "../../src/cli/commands/common.js";
 import { READ_COMMANDS } from "../../src/cli/commands/read.js";
-import { REPORT_COMMANDS } from "../../src/cli/commands/repair.js";
 import { allCommands, buildProgram, commandPath } from "../../src/cli/program.js";
 import { OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { built, ROOT } from "../support/built.js";
@@ -93,7 +93,7 @@ describe("every command", () => {
 
   it("every command with --json is a read command, an action or a customer tool's report", () => {
     const withJson = commands.filter((c) => c.options.some((o) => o.long === "--json")).map((c) => c.name());
-    expect(withJson.sort()).toEqual([...READ_COMMANDS, ...ACTION_COMMANDS, ...REPORT_COMMANDS].sort());
+    expect(withJson.sort()).toEqual([...READ_COMMANDS, ...ACTION_COMMANDS, ...OFFLINE_JSON_COMMANDS].sort());
   });
 });
 

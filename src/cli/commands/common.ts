@@ -33,3 +33,6 @@ export function positiveNumber(name: string) {
 }
 
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Offline customer tools whose report `--json` prints (they need no agent). */
+export const OFFLINE_JSON_COMMANDS = ["verify-drive", "repair-export", "repair-import"] as const;

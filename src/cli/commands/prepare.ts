@@ -8,13 +8,19 @@ import type { Credential } from "../../formats/manifest.js";
 import { IMPORT_DISPOSITIONS, type ImportDisposition } from "../../formats/status.js";
 import { PrepareError, prepareDrive } from "../../prepare/prepare-drive.js";
 import { positiveInt, print } from "./common.js";
+import { prepareMany } from "./prepare-many.js";
 
 interface PrepareFlags {
-  drive: string;
-  source: string;
+  drive?: string;
+  source?: string;
   session: string;
-  dest: string;
-  driveId: string;
+  dest?: string;
+  driveId?: string;
+  dataset?: string;
+  driveset?: string;
+  journalDir?: string;
+  resume?: boolean;
+  abort?: boolean;
   sasFile?: string;
   accountKeyFile?: string;
   blobType: "BlockBlob" | "PageBlob";
@@ -27,7 +33,7 @@ interface PrepareFlags {
   propertiesFile?: string;
 }
 
-function credentialFrom(o: PrepareFlags): Credential {
+function credentialFrom(o: { sasFile?: string; accountKeyFile?: string }): Credential {
   if (o.sasFile && o.accountKeyFile)
     throw new PrepareError("prepare: give --sas-file or --account-key-file, not both.");
   if (o.sasFile) {
@@ -46,11 +52,19 @@ export function registerPrepareCommand(program: Command): void {
   program
     .command("prepare")
     .description("offline: lay out an import drive and write its manifest (the Linux PrepImport)")
-    .requiredOption("--drive <dir>", "the mounted target drive")
-    .requiredOption("--source <path>", "a directory or file to copy")
+    .option("--drive <dir>", "the mounted target drive (one drive)")
+    .option("--source <path>", "a directory or file to copy (one drive)")
     .requiredOption("--session <id>", "session id: 3-30 letters, digits, '_', '-' or '#'")
-    .requiredOption("--dest <container/prefix/>", "blob destination: container/prefix/ or container/blob")
-    .requiredOption("--drive-id <serial>", "the drive's serial number (lsblk -dno SERIAL /dev/sdX)")
+    .option("--dest <container/prefix/>", "blob destination: container/prefix/ or container/blob (one drive)")
+    .option("--drive-id <serial>", "the drive's serial number (lsblk -dno SERIAL /dev/sdX) (one drive)")
+    .option("--dataset <csv>", "many drives (WAImportExport v2): the sources, one per row")
+    .option("--driveset <csv>", "many drives: the mounted drives, one per row")
+    .option(
+      "--journal-dir <dir>",
+      "many drives: where the session journal lives (default: next to the driveset)",
+    )
+    .option("--resume", "many drives: finish an interrupted session")
+    .option("--abort", "many drives: remove an interrupted session from its drives")
     .option("--sas-file <file>", "a file holding <container>?<sas-token>")
     .option("--account-key-file <file>", "a file holding the storage account key")
     .addOption(
@@ -68,12 +82,23 @@ export function registerPrepareCommand(program: Command): void {
     .option("--metadata-file <file>", "blob metadata file (XML) for every blob of the session")
     .option("--properties-file <file>", "blob properties file (XML) for every blob of the session")
     .action(async (o: PrepareFlags) => {
+      if (o.dataset || o.driveset) return prepareMany(o, () => credentialFrom(o));
+      for (const [flag, v] of [
+        ["--drive <dir>", o.drive],
+        ["--source <path>", o.source],
+        ["--dest <container/prefix/>", o.dest],
+        ["--drive-id <serial>", o.driveId],
+      ] as const)
+        if (!v)
+          throw new PrepareError(
+            `prepare: required option '${flag}' not specified (or --dataset and --driveset for many drives). See 'station prepare --help'.`,
+          );
       const result = await prepareDrive({
-        driveRoot: o.drive,
-        source: o.source,
+        driveRoot: o.drive!,
+        source: o.source!,
         sessionId: o.session,
-        destination: o.dest,
-        driveId: o.driveId,
+        destination: o.dest!,
+        driveId: o.driveId!,
         credential: credentialFrom(o),
         blobType: o.blobType,
         disposition: o.disposition,

@@ -29,9 +29,6 @@ interface RepairFlags {
   json?: boolean;
 }
 
-/** Offline customer tools that print a report: `--json` prints it as JSON. */
-export const REPORT_COMMANDS = ["repair-import"];
-
 const AZURE = "https://{account}.blob.core.windows.net";
 
 /** The credential from a file or the environment (STATION_ACCOUNT_KEY, STATION_CONTAINER_SAS). */
