@@ -12,10 +12,17 @@ import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import type { FileHasher } from "../core/file-hasher.js";
+import { type MediumVolume, mediumVolumeOf } from "../core/medium-read.js";
 import { type RetryPolicy, retrier } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
-import { chunksOf, exportBlob } from "./export-blob.js";
+import {
+  chunksOf,
+  type ExportCounters,
+  type ExportVerify,
+  exportBlob,
+  type ReadBackHook,
+} from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";
 import { type ExportJob, ensureSelection, planForDrive } from "./export-plan.js";
 import { blobPathOf, type DrivePlan, type SelectedBlob } from "./planner.js";
@@ -37,6 +44,10 @@ export interface ExportDriveContext {
   hasher?: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
+  /** Where read-backs come from (default "medium": the drive itself, past every cache). */
+  verify?: ExportVerify;
+  /** Tests: called after chunks are synced, before they are read back. */
+  beforeReadBack?: ReadBackHook;
   blobConcurrency: number;
   signal: AbortSignal;
   log: Logger;
@@ -58,6 +69,8 @@ export interface ExportDriveResult {
   /** Bytes this run wrote to the drive (chunks from earlier runs are not written again). */
   bytesWritten: number;
   chunksRewritten: number;
+  /** Blobs that failed because the drive did not return what was written, even after a re-write. */
+  unreliable: string[];
   blobs: number;
   manifestFile: string;
   manifestHash: string;
@@ -133,7 +146,10 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
       bytesSucceeded += n;
     }
   }
-  const counters = { bytesWritten: 0, chunksRewritten: 0 };
+  const counters: ExportCounters = { bytesWritten: 0, chunksRewritten: 0, unreliable: [] };
+  const verify = ctx.verify ?? "medium";
+  const volume: MediumVolume | undefined = verify === "medium" ? await mediumVolumeOf(ctx.root) : undefined;
+  if (volume) log.info({ volume }, "export read-backs come from the drive's medium");
   // Every change is reported; the run's progress meter throttles (once, on the injected clock).
   const progress = (n: number) => {
     bytesSucceeded += n;
@@ -170,6 +186,9 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
         counters,
         ...(ctx.hasher ? { hasher: ctx.hasher } : {}),
         ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
+        verify,
+        ...(volume ? { volume } : {}),
+        ...(ctx.beforeReadBack ? { beforeReadBack: ctx.beforeReadBack } : {}),
       },
       b,
       p,
@@ -202,6 +221,7 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
     bytesTotal,
     bytesWritten: counters.bytesWritten,
     chunksRewritten: counters.chunksRewritten,
+    unreliable: counters.unreliable,
     blobs: plan.blobs.length,
     manifestFile: manifest.file,
     manifestHash: manifest.hash,
