@@ -7,10 +7,11 @@
 import { statfs } from "node:fs/promises";
 import type { Logger } from "pino";
 import { writeBlobList } from "../../formats/blob-list.js";
-import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../../formats/drive-log.js";
+import { DriveOutcome, logTimestamp } from "../../formats/drive-log.js";
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import { writeCopyLogs } from "../core/copy-log.js";
 import type { FileHasher } from "../core/file-hasher.js";
 import { type MediumVolume, mediumVolumeOf } from "../core/medium-read.js";
 import { type RetryPolicy, retrier } from "../core/retry.js";
@@ -238,31 +239,23 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
     await retrying(`writing ${loc.name}`, (s) => ctx.source.uploadStream(loc, body(), "application/xml", s));
     return ctx.source.publicUrl(loc);
   };
-  const logAt = (type: "error" | "verbose" | "manifest") => {
-    const l = logBlobLocation({
-      jobName: ctx.job.name,
-      driveId: ctx.driveId,
-      type,
-      at,
-      diagnosticsPath: ctx.job.diagnosticsPath,
-    });
-    return { container: l.container, name: l.blobName };
-  };
-  const renderLog = (kind: "error" | "verbose") =>
-    async function* () {
-      const chunks: string[] = [];
-      const w = new DriveLogWriter((c) => chunks.push(c), kind, ctx.driveId);
-      for await (const d of store.doneEntries(key, ctx.driveId)) {
-        w.add(d.log);
-        if (chunks.length > 256) yield chunks.splice(0).join("");
-      }
-      w.end(status);
-      yield chunks.join("");
-    };
-  if (status !== "Completed") result.errorLogUri = await upload(logAt("error"), renderLog("error"));
-  if (ctx.job.logLevel === "Verbose")
-    result.verboseLogUri = await upload(logAt("verbose"), renderLog("verbose"));
-  if (ctx.job.backupDriveManifest) result.manifestUri = await upload(logAt("manifest"), manifest.read);
+  // The copy logs and the manifest backup, as import writes them (core/copy-log.ts).
+  const logs = await writeCopyLogs({
+    port: ctx.source,
+    retrying,
+    ensureContainer: (c) => retrying(`creating container ${c}`, (s) => ctx.source.ensureContainer(c, s)),
+    entries: () => store.doneEntries(key, ctx.driveId),
+    jobName: ctx.job.name,
+    driveId: ctx.driveId,
+    diagnosticsPath: ctx.job.diagnosticsPath,
+    logLevel: ctx.job.logLevel,
+    ...(ctx.job.backupDriveManifest ? { manifestBackup: manifest.read } : {}),
+    at,
+    status,
+  });
+  if (logs.errorLogUri) result.errorLogUri = logs.errorLogUri;
+  if (logs.verboseLogUri) result.verboseLogUri = logs.verboseLogUri;
+  if (logs.manifestUri) result.manifestUri = logs.manifestUri;
   if (planning.incomplete) {
     const left = planning.incomplete.map((b) => ({
       path: blobPathOf(b),
