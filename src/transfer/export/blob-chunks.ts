@@ -21,7 +21,7 @@ import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
 import { type FileHasher, newStream } from "../core/file-hasher.js";
 import type { Retrying } from "../core/retry.js";
-import type { BlockPool } from "../core/scheduler.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 
 export interface Chunk {
   offset: number;
@@ -102,6 +102,8 @@ export interface ChunkIo {
   /** Streamed read-backs wait for this many landed bytes (or the blob's end) per sync. */
   batchBytes: number;
   pool: BlockPool;
+  /** Storage requests: each attempt takes a slot, so a retry's backoff holds none (as import's sends). */
+  queue: RequestQueue;
   /** Hashes what the file holds, off the event loop. */
   hasher: FileHasher;
   retrying: Retrying;
@@ -144,7 +146,7 @@ export async function fetchVerifiedChunk(
   const c = io.chunks[k]!;
   for (let attempt = 1; ; attempt++) {
     const r = await io.retrying(`reading ${io.blobPath} at ${c.offset}`, (s) =>
-      io.source.readRange(io.ref, c.offset, c.length, io.etag, slab, s),
+      io.queue.add(() => io.source.readRange(io.ref, c.offset, c.length, io.etag, slab, s)),
     );
     if (r.data.length !== c.length)
       throw new BlobFailure(
@@ -186,7 +188,10 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
   let next = 0;
   const last = io.chunks[span.at(-1)!]!;
   const end = last.offset + last.length;
-  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
+  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, (s) =>
+    io.queue.add(() => streamAttempt(s)),
+  );
+  async function streamAttempt(s: AbortSignal): Promise<void> {
     let k = span[next]!;
     const start = io.chunks[k]!.offset;
     let fill = 0;
@@ -221,7 +226,7 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
         },
       );
     }
-  });
+  }
 }
 
 /**

@@ -176,6 +176,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
         if (medium) await prepareMediumRead(env.volume!);
       },
       pool: env.pool,
+      queue: env.queue,
       hasher: env.hasher ?? sharedFileHasher(),
       retrying: env.retrying,
       warn: (fields, message) => env.log.warn(fields, message),
@@ -197,27 +198,25 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       streamed ? (env.rangeBytes ?? DEFAULT_RANGE_BYTES) : 1,
     );
 
-    // Download: chunks not yet on the drive, through the shared queue; pooled buffers bound memory.
+    // Download: chunks not yet on the drive; each request attempt takes a slot of the shared
+    // queue (a retry's backoff holds none); pooled buffers bound memory.
     let failure: unknown;
     const tasks: Promise<void>[] = [];
     for (const span of spans) {
       if (failure || env.signal.aborted) break;
       const slab = await env.pool.acquire();
-      tasks.push(
-        env.queue
-          .add(async () => {
-            try {
-              if (failure) return;
-              if (streamed) await fetchSpan(io, span, slab);
-              else await io.onWritten(span[0]!, await fetchVerifiedChunk(io, span[0]!, slab));
-            } finally {
-              env.pool.release(slab);
-            }
-          })
-          .catch((e) => {
-            failure ??= e;
-          }) as Promise<void>,
-      );
+      const task = (async () => {
+        try {
+          if (failure) return;
+          if (streamed) await fetchSpan(io, span, slab);
+          else await io.onWritten(span[0]!, await fetchVerifiedChunk(io, span[0]!, slab));
+        } finally {
+          env.pool.release(slab);
+        }
+      })().catch((e) => {
+        failure ??= e;
+      });
+      tasks.push(task);
     }
     await Promise.all(tasks);
     if (failure || env.signal.aborted) inOrder?.stop(failure ?? env.signal.reason);
