@@ -27,6 +27,7 @@ import type { JobStore } from "../src/jobs/store.js";
 import type { Job } from "../src/lifecycle/model.js";
 import { StationMetrics } from "../src/observability/metrics.js";
 import { signallingJobStore, signallingNoticeLog } from "../src/observability/observed-ports.js";
+import type { ReadBackHook } from "../src/transfer/export/export-blob.js";
 import type { TransferManager } from "../src/transfer/manager.js";
 import { jwtVerifier, loadTokens } from "./api-access.js";
 import type { AgentConfig } from "./config.js";
@@ -46,6 +47,8 @@ export interface AgentOptions {
   logDestination?: DestinationStream;
   /** More API routes (tests, extensions); each must declare its access or the agent refuses to start. */
   apiRoutes?: ((app: FastifyInstance) => void)[];
+  /** Tests: told when an export's chunks are synced and about to be read back (they damage the drive there). */
+  beforeExportReadBack?: ReadBackHook;
 }
 
 export interface RunningAgent {
@@ -158,7 +161,13 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const storage = await startStorage(config, dataDir, log);
     const { azurite, endpoint: storageEndpoint, accountOwner } = storage;
     if (azurite) cleanup.unshift(() => azurite.stop());
-    const exports = { store: exportStore, lock: exportLock, sourceFor: storage.exportSourceFor };
+    const exports = {
+      store: exportStore,
+      lock: exportLock,
+      sourceFor: storage.exportSourceFor,
+      verify: config.export.verify,
+      ...(options.beforeExportReadBack ? { beforeReadBack: options.beforeExportReadBack } : {}),
+    };
 
     let watcher: DriveWatcher | undefined;
     if (config.drives.enabled) {

@@ -227,6 +227,16 @@ export const configSchema = z.object({
       readTimeoutSeconds: 60,
       hungReadsPerDrive: 3,
     }),
+  export: z
+    .object({
+      /**
+       * Where an export's read-back comes from: "medium" reads the drive itself past every cache
+       * (a drive that does not hold its bytes is caught before it ships); "written" reads the
+       * page cache right after the write (proves only what was written, and is cheaper).
+       */
+      verify: z.enum(["medium", "written"]).default("medium"),
+    })
+    .default({ verify: "medium" }),
   drives: z
     .object({
       enabled: z.boolean().default(true),

@@ -67,6 +67,9 @@ export const NEXT_STEPS: Record<NoticeCode, NextStep> = {
   ExportDriveNotEmpty: {
     step: "The export drive already holds data: check it is the customer's blank drive, then confirm it with 'station confirm-export-drive <job> <drive>' to write the export onto it.",
   },
+  ExportDriveUnreliable: {
+    step: "The export drive did not hold what was written: do not ship it. Replace it with a new drive for the job; its copy log names the blobs and chunks that failed.",
+  },
   TransferPaused: {
     step: "Storage did not answer: the station retries by itself and sends nothing twice. If it persists, check the storage endpoint and the network.",
   },

@@ -69,6 +69,8 @@ export interface DriveRunResult {
   manifestHash?: string;
   /** Export: the blobs no drive of the job could hold, as a blob list. */
   incompleteBlobListUri?: string;
+  /** Export: the drive did not hold what was written (read back from its medium); why, for the notice. */
+  driveUnreliable?: string;
   /** Figures for the finished-run log line (export: its plan's ordinal and size, bytes written). */
   details?: Record<string, number>;
 }

@@ -1,15 +1,13 @@
 /** What the transfer manager is built from: its collaborators and settings (agent/agent.ts fills them). */
 import type { Logger } from "pino";
-import type { KeyedLock } from "../jobs/keyed-lock.js";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { DriveClaims, NoticeLog, StoreHealth } from "../jobs/store.js";
 import type { JobStorageOptions, StorageEndpoint } from "../storage/blob-access.js";
-import type { ExportSource } from "../storage/export-source.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import type { ReadLimits } from "./core/drive-reads.js";
 import type { RetryPolicy } from "./core/retry.js";
 import type { DriveEngine } from "./engine.js";
-import type { ExportStore } from "./export/store.js";
+import type { ExportEngineDeps } from "./export/export-engine.js";
 
 export interface TransferSettings {
   concurrency: number;
@@ -43,7 +41,7 @@ export interface TransferManagerDeps {
   endpoint: StorageEndpoint;
   settings: TransferSettings;
   /** The export engine's store and the station's own access to job storage accounts. */
-  exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
+  exports?: ExportEngineDeps;
   fleet: FleetSettings;
   /** The engine per job type. Import defaults to the import engine; without an export engine an export drive waits. */
   engines?: Partial<Record<"Import" | "Export", DriveEngine>>;

@@ -71,6 +71,13 @@ export async function runFinished(c: RunContext, result: DriveRunResult): Promis
   };
   view.message = `${c.label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes${result.manifestFile ? `; manifest ${result.manifestFile}` : ""}.${result.errorLogUri ? ` Error log: ${result.errorLogUri}${c.direction === "import" ? `. ${repairImportHint(result.errorLogUri)}` : ""}` : ""}${result.incompleteBlobListUri ? ` Blobs that did not fit: ${result.incompleteBlobListUri}` : ""}`;
   if (result.refusal || result.logsNotWritten) await storageRefused(c, result);
+  if (result.driveUnreliable) {
+    const message = `Drive ${driveId} of job ${jobLabel(key)} ended ${outcome} (${result.status}): ${result.driveUnreliable}.`;
+    log.error({ job: jobLabel(key), driveId }, message);
+    await c.deps.notices.add([
+      { code: "ExportDriveUnreliable", at: clock.now().toISOString(), job: key, driveId, message },
+    ]);
+  }
   log.info(
     {
       job: jobLabel(key),

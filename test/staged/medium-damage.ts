@@ -32,13 +32,16 @@ export function findOnMedium(image: string, needle: Buffer): number {
   }
 }
 
-/** Overwrites `length` bytes at `offset` of `image` with their complement; returns what was there. */
-export function damageOnMedium(image: string, offset: number, length = 4096): Buffer {
+/**
+ * Overwrites `length` bytes at `offset` of `image` with `bytes` (default: the complement of what
+ * is there); returns what was there.
+ */
+export function damageOnMedium(image: string, offset: number, length = 4096, bytes?: Buffer): Buffer {
   const fd = openSync(image, "r+");
   try {
     const was = Buffer.alloc(length);
     readSync(fd, was, 0, length, offset);
-    const bad = Buffer.from(was.map((b) => b ^ 0xff));
+    const bad = bytes ?? Buffer.from(was.map((b) => b ^ 0xff));
     writeSync(fd, bad, 0, length, offset);
     return was;
   } finally {

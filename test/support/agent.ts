@@ -84,6 +84,9 @@ export async function startTestAgent(
     tokens?: unknown[];
     jwt?: Record<string, unknown>;
     apiRoutes?: AgentOptions["apiRoutes"];
+    /** config export.verify */
+    exportVerify?: "medium" | "written";
+    beforeExportReadBack?: AgentOptions["beforeExportReadBack"];
   } = {},
 ): Promise<TestAgent> {
   const config = parseConfig(
@@ -107,6 +110,7 @@ export async function startTestAgent(
         ...(opts.storageAccounts ? { accounts: opts.storageAccounts } : {}),
       },
       ...(opts.transfer ? { transfer: opts.transfer } : {}),
+      ...(opts.exportVerify ? { export: { verify: opts.exportVerify } } : {}),
       drives: opts.drives ?? { enabled: false },
     },
     "test",
@@ -123,6 +127,7 @@ export async function startTestAgent(
     logDestination,
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.apiRoutes ? { apiRoutes: opts.apiRoutes } : {}),
+    ...(opts.beforeExportReadBack ? { beforeExportReadBack: opts.beforeExportReadBack } : {}),
   });
   return { agent, logText: () => chunks.join("") };
 }

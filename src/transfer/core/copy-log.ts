@@ -1,14 +1,13 @@
 /**
- * Copy logs at the end of a drive, built from the checkpoints (so they include the work of runs
- * before a restart) and streamed to storage: the error log when anything failed or warned, the
+ * Copy logs at the end of a drive (import and export), built from the drive's recorded blobs (so
+ * they include the work of runs before a restart) and streamed to storage: the error log when anything failed or warned, the
  * verbose log when the job's `logLevel` is `Verbose`, the manifest backup when asked. Their URIs
  * (never a SAS token) go to Get Job.
  */
 import { StationError } from "../../errors.js";
-import { DriveLogWriter, DriveOutcome, logBlobLocation } from "../../formats/drive-log.js";
+import { DriveLogWriter, DriveOutcome, type LogBlob, logBlobLocation } from "../../formats/drive-log.js";
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { BlobPort } from "../../storage/blob-port.js";
-import type { CheckpointStore } from "../checkpoints.js";
 import type { Retrying } from "./retry.js";
 
 export interface CopyLogs {
@@ -21,16 +20,18 @@ export interface CopyLogs {
 }
 
 export interface CopyLogOptions {
-  port: BlobPort;
+  /** Where the logs go: the import drive's credential, or the station's own key (export). */
+  port: Pick<BlobPort, "uploadStream" | "publicUrl"> & { sasContainer?: string | undefined };
   retrying: Retrying;
   ensureContainer(name: string): Promise<void>;
-  checkpoints: CheckpointStore;
+  /** The drive's blobs as recorded (import checkpoints, export done blobs), in log order. */
+  entries(): AsyncIterable<{ log?: LogBlob | undefined }>;
   jobName: string;
   driveId: string;
   diagnosticsPath: string;
   logLevel: "Error" | "Verbose";
   /** The drive manifest to back up (`backupDriveManifest`), read when it is written. */
-  manifestBackup?: () => Promise<Buffer>;
+  manifestBackup?: () => AsyncIterable<Buffer | string>;
   /** The time stamp in the log blobs' names. */
   at: Date;
   /** The drive status when the engine decided it (a refused credential); else from the checkpoints. */
@@ -42,7 +43,7 @@ export interface CopyLogOptions {
 /** The drive's status from its checkpoints, and the logs written for it. */
 export async function writeCopyLogs(o: CopyLogOptions): Promise<CopyLogs> {
   const outcome = new DriveOutcome();
-  for await (const c of o.checkpoints.entries(o.jobName, o.driveId)) outcome.add(c.log!);
+  for await (const c of o.entries()) outcome.add(c.log!);
   const status = o.status ?? outcome.status();
   const result: CopyLogs = { status };
   const upload = async (
@@ -69,7 +70,7 @@ export async function writeCopyLogs(o: CopyLogOptions): Promise<CopyLogs> {
     async function* () {
       const chunks: string[] = [];
       const w = new DriveLogWriter((c) => chunks.push(c), kind, o.driveId);
-      for await (const c of o.checkpoints.entries(o.jobName, o.driveId)) {
+      for await (const c of o.entries()) {
         w.add(c.log!);
         if (chunks.length > 256) yield chunks.splice(0).join("");
       }
@@ -94,13 +95,6 @@ export async function writeCopyLogs(o: CopyLogOptions): Promise<CopyLogs> {
   };
   if (status !== "Completed") set("errorLogUri", await tryUpload("error", render("error")));
   if (o.logLevel === "Verbose") set("verboseLogUri", await tryUpload("verbose", render("verbose")));
-  const backup = o.manifestBackup;
-  if (backup)
-    set(
-      "manifestUri",
-      await tryUpload("manifest", async function* () {
-        yield await backup();
-      }),
-    );
+  if (o.manifestBackup) set("manifestUri", await tryUpload("manifest", o.manifestBackup));
   return result;
 }

@@ -2,13 +2,15 @@
  * MD5s of what a drive file holds, computed on worker threads: the hashing of an export (every
  * chunk once, the whole file once more) would otherwise keep the event loop busy for ~1.7 s per
  * GB and be the export's bottleneck. A worker reads the ranges itself through the open file's
- * descriptor (from the page cache right after a write), so no bytes cross threads.
+ * descriptor, so no bytes cross threads: from the page cache, or with `direct` through an
+ * O_DIRECT descriptor from the medium (core/medium-read.ts).
  *
  * The caller keeps the file open until the promise settles.
  */
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { DIRECT_READ_JS } from "./medium-read.js";
 
 export interface HashRequest {
   fd: number;
@@ -28,6 +30,11 @@ export interface HashRequest {
   stream?: number;
   /** Drops the stream's state (a blob that failed). */
   discard?: boolean;
+  /**
+   * `fd` was opened with O_DIRECT (core/medium-read.ts): read through a page-aligned buffer in
+   * aligned steps, so the bytes come from the medium, not the page cache.
+   */
+  direct?: boolean;
 }
 
 export interface HashResult {
@@ -49,11 +56,14 @@ export const newStream = (): number => ++streams;
 const SERVE = `
 const { readSync } = require("node:fs");
 const { createHash } = require("node:crypto");
+${DIRECT_READ_JS}
 const buf = Buffer.allocUnsafe(1 << 20);
+let alignedBuf; // page-aligned (a WebAssembly memory), for O_DIRECT reads; made on first use
+const aligned = () => (alignedBuf ??= Buffer.from(new WebAssembly.Memory({ initial: 16, maximum: 16 }).buffer));
 const zeros = Buffer.alloc(64 << 10);
 const streams = new Map();
 const pad = (h, n) => { for (; n > 0; n -= zeros.length) h.update(zeros.subarray(0, Math.min(n, zeros.length))); };
-function serve({ fd, ranges, each, wholeLength, stream, discard }) {
+function serve({ fd, ranges, each, wholeLength, stream, discard, direct }) {
   if (discard) { streams.delete(stream); return { each: [], short: false }; }
   let st = stream === undefined ? undefined : streams.get(stream);
   if (!st) {
@@ -67,12 +77,14 @@ function serve({ fd, ranges, each, wholeLength, stream, discard }) {
     if (st.whole) pad(st.whole, offset - st.pos);
     const h = each ? createHash("md5") : undefined;
     let got = 0;
-    while (got < length) {
+    const take = (piece) => { if (h) h.update(piece); if (st.whole) st.whole.update(piece); };
+    if (direct) {
+      got = readDirect(readSync, fd, aligned(), offset, length, take);
+      if (got < length) st.short = true;
+    } else while (got < length) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, length - got), offset + got);
       if (n === 0) { st.short = true; break; }
-      const piece = buf.subarray(0, n);
-      if (h) h.update(piece);
-      if (st.whole) st.whole.update(piece);
+      take(buf.subarray(0, n));
       got += n;
     }
     if (h) out.push(h.digest("hex").toUpperCase());

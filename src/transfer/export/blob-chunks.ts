@@ -21,7 +21,7 @@ import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
 import { type FileHasher, newStream } from "../core/file-hasher.js";
 import type { Retrying } from "../core/retry.js";
-import type { BlockPool } from "../core/scheduler.js";
+import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 
 export interface Chunk {
   offset: number;
@@ -36,6 +36,8 @@ export class BlobFailure extends Error {
     readonly status: BlobStatus,
     message: string,
     readonly chunk?: { index: number; status: ChunkStatus },
+    /** The drive did not return what was written, twice: it cannot hold its bytes. */
+    readonly driveUnreliable = false,
   ) {
     super(message);
   }
@@ -89,7 +91,19 @@ export interface ChunkIo {
   length: number;
   chunks: Chunk[];
   file: FileHandle;
+  /** What read-backs read through: an O_DIRECT descriptor (`direct`) or the file's own. */
+  readFd: number;
+  direct: boolean;
+  /**
+   * Before chunks `ks` are read back: sync them, then (medium) get past the device's cache.
+   * `attempt` 2 reads back a re-write.
+   */
+  beforeRead(ks: number[], attempt: number): Promise<void>;
+  /** Streamed read-backs wait for this many landed bytes (or the blob's end) per sync. */
+  batchBytes: number;
   pool: BlockPool;
+  /** Storage requests: each attempt takes a slot, so a retry's backoff holds none (as import's sends). */
+  queue: RequestQueue;
   /** Hashes what the file holds, off the event loop. */
   hasher: FileHasher;
   retrying: Retrying;
@@ -122,11 +136,17 @@ async function writeChunk(io: ChunkIo, k: number, data: Buffer): Promise<void> {
  * Reads chunk `k` with the service's range MD5 (again, while the bytes do not match it) and
  * writes it. Returns its MD5 (upper-case hex).
  */
-export async function fetchVerifiedChunk(io: ChunkIo, k: number, slab: Buffer): Promise<string> {
+export async function fetchVerifiedChunk(
+  io: ChunkIo,
+  k: number,
+  slab: Buffer,
+  /** The MD5 the drive already returned for this chunk: equal to the service's, nothing is written. */
+  onDrive?: string,
+): Promise<string> {
   const c = io.chunks[k]!;
   for (let attempt = 1; ; attempt++) {
     const r = await io.retrying(`reading ${io.blobPath} at ${c.offset}`, (s) =>
-      io.source.readRange(io.ref, c.offset, c.length, io.etag, slab, s),
+      io.queue.add(() => io.source.readRange(io.ref, c.offset, c.length, io.etag, slab, s)),
     );
     if (r.data.length !== c.length)
       throw new BlobFailure(
@@ -139,7 +159,7 @@ export async function fetchVerifiedChunk(io: ChunkIo, k: number, slab: Buffer): 
       );
     const md5 = md5Of(r.data);
     if (!r.md5 || r.md5.equals(md5)) {
-      await writeChunk(io, k, r.data);
+      if (onDrive !== hex(md5)) await writeChunk(io, k, r.data);
       return hex(md5);
     }
     if (attempt >= 3)
@@ -168,7 +188,10 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
   let next = 0;
   const last = io.chunks[span.at(-1)!]!;
   const end = last.offset + last.length;
-  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, async (s) => {
+  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, (s) =>
+    io.queue.add(() => streamAttempt(s)),
+  );
+  async function streamAttempt(s: AbortSignal): Promise<void> {
     let k = span[next]!;
     const start = io.chunks[k]!.offset;
     let fill = 0;
@@ -203,7 +226,7 @@ export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Prom
         },
       );
     }
-  });
+  }
 }
 
 /**
@@ -218,9 +241,18 @@ export class InOrderHashing {
   private readonly waiters = new Map<number, { resolve(md5: string): void; reject(e: unknown): void }>();
   private readonly stream = newStream();
   private stopped: unknown;
+  /** Chunks ready in order, read back together after one sync. */
+  private batch: number[] = [];
+  private batchBytes = 0;
+  /** Batches are synced and read back one after the other (the stream's order). */
+  private chain: Promise<void> = Promise.resolve();
+  private failed: unknown;
 
   constructor(
-    private readonly io: Pick<ChunkIo, "hasher" | "file" | "chunks" | "length" | "filePath">,
+    private readonly io: Pick<
+      ChunkIo,
+      "hasher" | "readFd" | "direct" | "beforeRead" | "batchBytes" | "chunks" | "length" | "filePath"
+    >,
     /** Chunks already on the drive (an earlier run): chunk index -> recorded MD5, updated here. */
     private readonly earlier: Map<number, string>,
   ) {
@@ -237,35 +269,65 @@ export class InOrderHashing {
   }
 
   private pump(): void {
-    for (; this.next < this.io.chunks.length; this.next++) {
+    const last = this.io.chunks.length - 1;
+    for (; this.next <= last; this.next++) {
       const k = this.next;
       if (!this.isIn.has(k) && !this.earlier.has(k)) return;
-      const c = this.io.chunks[k]!;
+      this.batch.push(k);
+      this.batchBytes += this.io.chunks[k]!.length;
+      if (this.batchBytes >= this.io.batchBytes || k === last) this.readBack();
+    }
+  }
+
+  private readBack(): void {
+    const ks = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    const ws = ks.map((k) => {
       const w = this.waiters.get(k);
       this.waiters.delete(k);
-      this.io.hasher
-        .hash({ fd: this.io.file.fd, ranges: [[c.offset, c.length]], each: true, stream: this.stream })
-        .then((r) => {
-          if (r.short)
-            throw new BlobFailure(
-              "IOFailed",
-              `${this.io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
-              {
-                index: k,
-                status: "IOFailed",
-              },
-            );
-          if (!w) this.earlier.set(k, r.each[0]!); // what the drive holds is what the manifest lists
-          w?.resolve(r.each[0]!);
-        })
-        .catch((e) => w?.reject(e));
-    }
+      return w;
+    });
+    this.chain = this.chain
+      .then(async () => {
+        if (this.stopped || this.failed) throw this.stopped ?? this.failed;
+        await this.io.beforeRead(ks, 1);
+        const hashed = ks.map((k, i) => {
+          const c = this.io.chunks[k]!;
+          return this.io.hasher
+            .hash({
+              fd: this.io.readFd,
+              direct: this.io.direct,
+              ranges: [[c.offset, c.length]],
+              each: true,
+              stream: this.stream,
+            })
+            .then((r) => {
+              if (r.short)
+                throw new BlobFailure(
+                  "IOFailed",
+                  `${this.io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
+                  { index: k, status: "IOFailed" },
+                );
+              if (!ws[i]) this.earlier.set(k, r.each[0]!); // what the drive holds is what the manifest lists
+              ws[i]?.resolve(r.each[0]!);
+            });
+        });
+        await Promise.all(hashed);
+      })
+      .catch((e) => {
+        this.failed ??= e;
+        for (const w of ws) w?.reject(e);
+      });
   }
 
   /** After every chunk landed: the whole file's base64 MD5 ("" when the file is short). */
   async whole(): Promise<string> {
+    await this.chain;
+    if (this.failed) throw this.failed;
     const r = await this.io.hasher.hash({
-      fd: this.io.file.fd,
+      fd: this.io.readFd,
+      direct: this.io.direct,
       ranges: [],
       stream: this.stream,
       wholeLength: this.io.length,
@@ -278,63 +340,68 @@ export class InOrderHashing {
     this.stopped = reason;
     for (const w of this.waiters.values()) w.reject(reason);
     this.waiters.clear();
-    void this.io.hasher
-      .hash({ fd: -1, ranges: [], stream: this.stream, discard: true })
-      .catch(() => undefined);
+    void this.chain.then(() =>
+      this.io.hasher.hash({ fd: -1, ranges: [], stream: this.stream, discard: true }).catch(() => undefined),
+    );
   }
 }
 
-/** Hashes the file as the blob: chunks in order, page-blob holes as zeros. Base64 MD5 ("" if short). */
-export async function readBackWhole(io: ChunkIo): Promise<string> {
-  const r = await io.hasher.hash({
-    fd: io.file.fd,
-    ranges: io.chunks.map((c) => [c.offset, c.length]),
-    wholeLength: io.length,
-  });
-  return r.short ? "" : r.whole!;
-}
-
 /**
- * Reads back every chunk and checks it against the MD5 recorded when it was written; a chunk
- * the drive does not return intact is fetched and written once more. With `whole`, also returns
- * the file's base64 MD5 as the blob (page-blob holes as zeros).
+ * Reads back every chunk (after syncing it) and checks it against the MD5 recorded when it was
+ * written; a chunk the drive does not return intact is fetched and written once more, synced and
+ * read back again (on `attempt` 1; on 2 the first disagreement fails). A chunk that still
+ * disagrees fails the blob IOFailed, its chunk Corrupted: the drive cannot hold its bytes. With
+ * `whole`, also returns the file's base64 MD5 as the blob (page-blob holes as zeros).
  */
 export async function readBackChunks(
   io: ChunkIo,
   written: Map<number, string>,
   slab: Buffer,
   whole: boolean,
+  /** 2: these bytes were already written again once; a disagreement fails at once. */
+  attempt = 1,
 ): Promise<string | undefined> {
-  const ranges = (ks: number[]) =>
-    ks.map((k): [number, number] => [io.chunks[k]!.offset, io.chunks[k]!.length]);
+  const hashChunks = (ks: number[], wholeToo: boolean) =>
+    io.hasher.hash({
+      fd: io.readFd,
+      direct: io.direct,
+      ranges: ks.map((k): [number, number] => [io.chunks[k]!.offset, io.chunks[k]!.length]),
+      each: true,
+      ...(wholeToo ? { wholeLength: io.length } : {}),
+    });
+  const unreliable = (k: number) =>
+    new BlobFailure(
+      "IOFailed",
+      `${io.filePath}: chunk ${k} at offset ${io.chunks[k]!.offset} (${io.chunks[k]!.length} bytes) reads back from the drive differently from what was written, after it was written again: the drive cannot hold its bytes`,
+      { index: k, status: "Corrupted" },
+      true,
+    );
   const all = [...io.chunks.keys()];
-  const first = await io.hasher.hash({
-    fd: io.file.fd,
-    ranges: ranges(all),
-    each: true,
-    ...(whole ? { wholeLength: io.length } : {}),
-  });
+  await io.beforeRead(all, attempt);
+  const first = await hashChunks(all, whole);
   const bad = all.filter((k) => first.each[k] !== written.get(k));
+  if (bad.length && attempt > 1) throw unreliable(bad[0]!);
   for (const k of bad) {
-    const c = io.chunks[k]!;
     io.warn(
-      { blob: io.blobPath, file: io.filePath, offset: c.offset },
-      "read-back MD5 differs; writing the chunk again",
+      { blob: io.blobPath, file: io.filePath, chunk: k, offset: io.chunks[k]!.offset },
+      "read-back MD5 differs from what was written; writing the chunk again",
     );
     io.counters.chunksRewritten++;
     written.set(k, await fetchVerifiedChunk(io, k, slab));
-    await io.file.datasync();
-    const again = await io.hasher.hash({ fd: io.file.fd, ranges: ranges([k]), each: true });
-    if (again.each[0] !== written.get(k))
-      throw new BlobFailure(
-        "IOFailed",
-        `${io.filePath} at ${c.offset}: the drive does not return what was written`,
-        {
-          index: k,
-          status: "IOFailed",
-        },
-      );
+  }
+  if (bad.length) {
+    await io.beforeRead(bad, 2);
+    const again = await hashChunks(bad, false);
+    const still = bad.findIndex((k, i) => again.each[i] !== written.get(k));
+    if (still >= 0) throw unreliable(bad[still]!);
   }
   if (!whole) return undefined;
-  return bad.length ? readBackWhole(io) : first.whole;
+  if (!bad.length) return first.short ? "" : first.whole;
+  const r = await io.hasher.hash({
+    fd: io.readFd,
+    direct: io.direct,
+    ranges: io.chunks.map((c) => [c.offset, c.length]),
+    wholeLength: io.length,
+  });
+  return r.short ? "" : r.whole!;
 }

@@ -20,6 +20,7 @@ import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
+import { type MediumVolume, openDirect, prepareMediumRead } from "../core/medium-read.js";
 import { type Retrying, StorageOutage } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import {
@@ -51,6 +52,13 @@ export function chunksOf(b: Pick<SelectedBlob, "kind" | "length" | "ranges">): C
   return out;
 }
 
+export interface ExportCounters {
+  bytesWritten: number;
+  chunksRewritten: number;
+  /** Why blobs failed because the drive did not hold what was written (one line each). */
+  unreliable: string[];
+}
+
 export interface BlobEnv {
   root: string;
   jobKey: string;
@@ -66,12 +74,34 @@ export interface BlobEnv {
   written: Map<number, string>;
   /** Bytes of this blob newly on the drive (progress). */
   onBytes(n: number): void;
-  counters: { bytesWritten: number; chunksRewritten: number };
+  counters: ExportCounters;
   /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
   hasher?: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
+  /** "medium": read-backs come from the drive's medium (core/medium-read.ts); "written": from the page cache. */
+  verify: ExportVerify;
+  /** The drive's volume (medium read-backs): its device, FUSE or not. */
+  volume?: MediumVolume;
+  /** Tests: called after chunks are synced, before they are read back. */
+  beforeReadBack?: ReadBackHook;
 }
+
+export type ExportVerify = "medium" | "written";
+
+/**
+ * Told that chunks of a drive file were written and synced, and are about to be read back
+ * (tests damage the medium here). `attempt` 2: a re-write of chunks that read back wrong.
+ */
+export type ReadBackHook = (at: {
+  path: string;
+  filePath: string;
+  chunks: Chunk[];
+  attempt: number;
+}) => Promise<void>;
+
+/** Streamed medium read-backs sync and get past the caches once per this many bytes. */
+const MEDIUM_BATCH_BYTES = 32 * 1024 * 1024;
 
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
@@ -106,6 +136,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
   const written = env.written;
 
   let fh: FileHandle | undefined;
+  let direct: FileHandle | undefined;
   let inOrder: InOrderHashing | undefined;
   try {
     await mkdir(dirname(final), { recursive: true });
@@ -122,6 +153,9 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     fh = await open(partial, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
     const file = fh;
     if ((await file.stat()).size !== b.length) await file.truncate(b.length); // holes stay sparse
+    const medium = env.verify === "medium";
+    if (medium) direct = await openDirect(partial);
+    const hook = env.beforeReadBack;
 
     const io: ChunkIo = {
       source: env.source,
@@ -132,7 +166,17 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       length: b.length,
       chunks,
       file,
+      readFd: (direct ?? file).fd,
+      direct: medium,
+      batchBytes: medium ? MEDIUM_BATCH_BYTES : 0,
+      beforeRead: async (ks, attempt) => {
+        if (!medium && !hook) return; // page-cache read-backs need no sync
+        await file.datasync();
+        await hook?.({ path: partial, filePath: p.filePath, chunks: ks.map((k) => chunks[k]!), attempt });
+        if (medium) await prepareMediumRead(env.volume!);
+      },
       pool: env.pool,
+      queue: env.queue,
       hasher: env.hasher ?? sharedFileHasher(),
       retrying: env.retrying,
       warn: (fields, message) => env.log.warn(fields, message),
@@ -154,27 +198,25 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       streamed ? (env.rangeBytes ?? DEFAULT_RANGE_BYTES) : 1,
     );
 
-    // Download: chunks not yet on the drive, through the shared queue; pooled buffers bound memory.
+    // Download: chunks not yet on the drive; each request attempt takes a slot of the shared
+    // queue (a retry's backoff holds none); pooled buffers bound memory.
     let failure: unknown;
     const tasks: Promise<void>[] = [];
     for (const span of spans) {
       if (failure || env.signal.aborted) break;
       const slab = await env.pool.acquire();
-      tasks.push(
-        env.queue
-          .add(async () => {
-            try {
-              if (failure) return;
-              if (streamed) await fetchSpan(io, span, slab);
-              else await io.onWritten(span[0]!, await fetchVerifiedChunk(io, span[0]!, slab));
-            } finally {
-              env.pool.release(slab);
-            }
-          })
-          .catch((e) => {
-            failure ??= e;
-          }) as Promise<void>,
-      );
+      const task = (async () => {
+        try {
+          if (failure) return;
+          if (streamed) await fetchSpan(io, span, slab);
+          else await io.onWritten(span[0]!, await fetchVerifiedChunk(io, span[0]!, slab));
+        } finally {
+          env.pool.release(slab);
+        }
+      })().catch((e) => {
+        failure ??= e;
+      });
+      tasks.push(task);
     }
     await Promise.all(tasks);
     if (failure || env.signal.aborted) inOrder?.stop(failure ?? env.signal.reason);
@@ -195,18 +237,20 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
             { blob: blobPath, file: p.filePath },
             "the drive's copy does not match the blob's Content-MD5; every chunk is read again against the service's range MD5",
           );
+          // Chunks whose drive copy equals the service's range MD5 stay; the others are written again.
           for (const k of chunks.keys()) {
-            const md5 = await fetchVerifiedChunk(io, k, slab);
+            const md5 = await fetchVerifiedChunk(io, k, slab, written.get(k));
             if (md5 !== written.get(k)) env.counters.chunksRewritten++;
             written.set(k, md5);
           }
-          await file.datasync();
-          contentMd5 = await readBackChunks(io, written, slab, true);
+          contentMd5 = await readBackChunks(io, written, slab, true, 2);
         } else await readBackChunks(io, written, slab, false);
       } finally {
         env.pool.release(slab);
       }
     }
+    await direct?.close();
+    direct = undefined;
     await file.close();
     fh = undefined;
     await rename(partial, final);
@@ -265,6 +309,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     return { index: b.index, bytes: b.length, log: entry, manifest };
   } catch (e) {
     inOrder?.stop(e);
+    await direct?.close().catch(() => undefined);
     await fh?.close().catch(() => undefined);
     if (env.signal.aborted || e instanceof StorageOutage) throw e;
     let status: BlobStatus;
@@ -272,6 +317,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     if (e instanceof BlobFailure) {
       status = e.status;
       bad = e.chunk;
+      if (e.driveUnreliable) env.counters.unreliable.push(e.message);
     } else {
       const kind = classify(e);
       const code = (e as NodeJS.ErrnoException).code;

@@ -7,15 +7,23 @@
 import { statfs } from "node:fs/promises";
 import type { Logger } from "pino";
 import { writeBlobList } from "../../formats/blob-list.js";
-import { DriveLogWriter, DriveOutcome, logBlobLocation, logTimestamp } from "../../formats/drive-log.js";
+import { DriveOutcome, logTimestamp } from "../../formats/drive-log.js";
 import type { DriveLogStatus } from "../../formats/status.js";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import { writeCopyLogs } from "../core/copy-log.js";
 import type { FileHasher } from "../core/file-hasher.js";
+import { type MediumVolume, mediumVolumeOf } from "../core/medium-read.js";
 import { type RetryPolicy, retrier } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 import { geometryFor, type VolumeGeometry } from "./capacity.js";
-import { chunksOf, exportBlob } from "./export-blob.js";
+import {
+  chunksOf,
+  type ExportCounters,
+  type ExportVerify,
+  exportBlob,
+  type ReadBackHook,
+} from "./export-blob.js";
 import { writeExportManifest } from "./export-manifest.js";
 import { type ExportJob, ensureSelection, planForDrive } from "./export-plan.js";
 import { blobPathOf, type DrivePlan, type SelectedBlob } from "./planner.js";
@@ -37,6 +45,10 @@ export interface ExportDriveContext {
   hasher?: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
+  /** Where read-backs come from (default "medium": the drive itself, past every cache). */
+  verify?: ExportVerify;
+  /** Tests: called after chunks are synced, before they are read back. */
+  beforeReadBack?: ReadBackHook;
   blobConcurrency: number;
   signal: AbortSignal;
   log: Logger;
@@ -58,6 +70,8 @@ export interface ExportDriveResult {
   /** Bytes this run wrote to the drive (chunks from earlier runs are not written again). */
   bytesWritten: number;
   chunksRewritten: number;
+  /** Blobs that failed because the drive did not return what was written, even after a re-write. */
+  unreliable: string[];
   blobs: number;
   manifestFile: string;
   manifestHash: string;
@@ -133,7 +147,10 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
       bytesSucceeded += n;
     }
   }
-  const counters = { bytesWritten: 0, chunksRewritten: 0 };
+  const counters: ExportCounters = { bytesWritten: 0, chunksRewritten: 0, unreliable: [] };
+  const verify = ctx.verify ?? "medium";
+  const volume: MediumVolume | undefined = verify === "medium" ? await mediumVolumeOf(ctx.root) : undefined;
+  if (volume) log.info({ volume }, "export read-backs come from the drive's medium");
   // Every change is reported; the run's progress meter throttles (once, on the injected clock).
   const progress = (n: number) => {
     bytesSucceeded += n;
@@ -170,6 +187,9 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
         counters,
         ...(ctx.hasher ? { hasher: ctx.hasher } : {}),
         ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
+        verify,
+        ...(volume ? { volume } : {}),
+        ...(ctx.beforeReadBack ? { beforeReadBack: ctx.beforeReadBack } : {}),
       },
       b,
       p,
@@ -202,6 +222,7 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
     bytesTotal,
     bytesWritten: counters.bytesWritten,
     chunksRewritten: counters.chunksRewritten,
+    unreliable: counters.unreliable,
     blobs: plan.blobs.length,
     manifestFile: manifest.file,
     manifestHash: manifest.hash,
@@ -218,31 +239,23 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
     await retrying(`writing ${loc.name}`, (s) => ctx.source.uploadStream(loc, body(), "application/xml", s));
     return ctx.source.publicUrl(loc);
   };
-  const logAt = (type: "error" | "verbose" | "manifest") => {
-    const l = logBlobLocation({
-      jobName: ctx.job.name,
-      driveId: ctx.driveId,
-      type,
-      at,
-      diagnosticsPath: ctx.job.diagnosticsPath,
-    });
-    return { container: l.container, name: l.blobName };
-  };
-  const renderLog = (kind: "error" | "verbose") =>
-    async function* () {
-      const chunks: string[] = [];
-      const w = new DriveLogWriter((c) => chunks.push(c), kind, ctx.driveId);
-      for await (const d of store.doneEntries(key, ctx.driveId)) {
-        w.add(d.log);
-        if (chunks.length > 256) yield chunks.splice(0).join("");
-      }
-      w.end(status);
-      yield chunks.join("");
-    };
-  if (status !== "Completed") result.errorLogUri = await upload(logAt("error"), renderLog("error"));
-  if (ctx.job.logLevel === "Verbose")
-    result.verboseLogUri = await upload(logAt("verbose"), renderLog("verbose"));
-  if (ctx.job.backupDriveManifest) result.manifestUri = await upload(logAt("manifest"), manifest.read);
+  // The copy logs and the manifest backup, as import writes them (core/copy-log.ts).
+  const logs = await writeCopyLogs({
+    port: ctx.source,
+    retrying,
+    ensureContainer: (c) => retrying(`creating container ${c}`, (s) => ctx.source.ensureContainer(c, s)),
+    entries: () => store.doneEntries(key, ctx.driveId),
+    jobName: ctx.job.name,
+    driveId: ctx.driveId,
+    diagnosticsPath: ctx.job.diagnosticsPath,
+    logLevel: ctx.job.logLevel,
+    ...(ctx.job.backupDriveManifest ? { manifestBackup: manifest.read } : {}),
+    at,
+    status,
+  });
+  if (logs.errorLogUri) result.errorLogUri = logs.errorLogUri;
+  if (logs.verboseLogUri) result.verboseLogUri = logs.verboseLogUri;
+  if (logs.manifestUri) result.manifestUri = logs.manifestUri;
   if (planning.incomplete) {
     const left = planning.incomplete.map((b) => ({
       path: blobPathOf(b),

@@ -14,6 +14,7 @@ import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import { type JobKey, jobLabel } from "../../lifecycle/model.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import type { DriveEngine } from "../engine.js";
+import type { ExportVerify, ReadBackHook } from "./export-blob.js";
 import { exportDrive } from "./export-drive.js";
 import type { ExportStore } from "./store.js";
 
@@ -32,6 +33,10 @@ export interface ExportEngineDeps {
   lock: KeyedLock;
   /** The station's access to the job's storage account; throws when it holds no key for it. */
   sourceFor(storageAccountId: string): ExportSource;
+  /** Where read-backs come from (config export.verify; default "medium"). */
+  verify?: ExportVerify;
+  /** Tests: called after a file's chunks are synced, before they are read back. */
+  beforeReadBack?: ReadBackHook;
 }
 
 export function exportEngine(deps: ExportEngineDeps): DriveEngine {
@@ -59,6 +64,8 @@ export function exportEngine(deps: ExportEngineDeps): DriveEngine {
       queue: run.pipeline.queue,
       pool: run.pipeline.pool,
       blobConcurrency: run.blobConcurrency,
+      ...(deps.verify ? { verify: deps.verify } : {}),
+      ...(deps.beforeReadBack ? { beforeReadBack: deps.beforeReadBack } : {}),
       signal: run.signal,
       log: run.log,
       now: () => run.clock.now(),
@@ -86,6 +93,11 @@ export function exportEngine(deps: ExportEngineDeps): DriveEngine {
       ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
       ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       ...(result.incompleteBlobListUri ? { incompleteBlobListUri: result.incompleteBlobListUri } : {}),
+      ...(result.unreliable.length
+        ? {
+            driveUnreliable: `${result.unreliable.length} blob(s) failed because the drive did not return what was written, even after writing it again (${result.unreliable[0]}). Replace the drive: put the failed blobs on a new drive of the job`,
+          }
+        : {}),
       details: {
         ordinal: result.plan.ordinal,
         plannedBytes: result.plan.usedBytes,

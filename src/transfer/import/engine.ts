@@ -115,13 +115,17 @@ export const importDrive: DriveEngine = async (run) => {
     port,
     retrying,
     ensureContainer: session.ensureContainer,
-    checkpoints: run.checkpoints,
+    entries: () => run.checkpoints.entries(job.name, driveId),
     jobName: job.name,
     driveId,
     diagnosticsPath: job.diagnosticsPath,
     logLevel: job.logLevel,
     ...(job.backupDriveManifest
-      ? { manifestBackup: () => readWhole(readFileStream(manifestPath, reads)) }
+      ? {
+          manifestBackup: async function* () {
+            yield await readWhole(readFileStream(manifestPath, reads));
+          },
+        }
       : {}),
     at: run.clock.now(),
     ...(session.refusal ? { status: "BlobRequestForbidden" as const } : {}),

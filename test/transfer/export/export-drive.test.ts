@@ -169,6 +169,26 @@ describe("export engine", () => {
     expect((await manifestOf(c.root, "DRIVE1")).map((b) => b.blobPath)).toEqual(["cont/stable.bin"]);
   });
 
+  it("a download retry leaves its request slot during the backoff: another blob's read goes first", async () => {
+    const src = new FakeExportSource();
+    src.put("cont/x.bin", randomBytes(MiB));
+    src.put("cont/y.bin", randomBytes(MiB));
+    const reads: string[] = [];
+    src.beforeRead = (ref) => {
+      reads.push(ref.name);
+      if (ref.name === "x.bin" && reads.filter((n) => n === "x.bin").length === 1)
+        throw Object.assign(new Error("busy"), { statusCode: 503 });
+    };
+    // One slot; a backoff of 1-2 s, far longer than y needs to reach the queue.
+    const c = {
+      ...ctx(src, { queue: new PQueue({ concurrency: 1 }) }),
+      retry: { attempts: 3, baseMs: 2000, maxMs: 2000 },
+    };
+    const r = await exportDrive(c);
+    expect(r.status).toBe("Completed");
+    expect(reads).toEqual(["x.bin", "y.bin", "x.bin"]);
+  });
+
   it("bytes that never match the service's MD5 are a Corrupted chunk, never a file", async () => {
     const src = new FakeExportSource();
     src.put("cont/x.bin", randomBytes(6 * MiB));
