@@ -217,6 +217,10 @@ export const configSchema = z.object({
       readTimeoutSeconds: z.number().min(1).max(3600).default(60),
       /** After this many hung reads a drive gets no more reads: its remaining blobs end IOFailed. */
       hungReadsPerDrive: z.number().int().min(1).max(64).default(3),
+      /** Threads hashing imported blocks (both MD5s). Unset: one per core; 0: on the event loop (comparisons). */
+      hashThreads: z.number().int().min(0).max(256).optional(),
+      /** libuv I/O threads (drive reads, opens; a hung read holds one). Unset: 32, or 4 per core when more. */
+      ioThreads: z.number().int().min(4).max(1024).optional(),
     })
     .default({
       enabled: true,

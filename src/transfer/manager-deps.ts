@@ -7,6 +7,7 @@ import type { JobStorageOptions, StorageEndpoint } from "../storage/blob-access.
 import type { ExportSource } from "../storage/export-source.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import type { ReadLimits } from "./core/drive-reads.js";
+import type { BlockHashes } from "./core/hash-pool.js";
 import type { RetryPolicy } from "./core/retry.js";
 import type { DriveEngine } from "./engine.js";
 import type { ExportStore } from "./export/store.js";
@@ -42,6 +43,8 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** The station's hashing threads (the composition root owns and closes them). */
+  hashes: BlockHashes;
   /** The export engine's store and the station's own access to job storage accounts. */
   exports?: { store: ExportStore; lock: KeyedLock; sourceFor(storageAccountId: string): ExportSource };
   fleet: FleetSettings;

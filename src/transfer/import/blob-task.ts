@@ -3,7 +3,6 @@
  * properties files, settles where it goes (the disposition), and hands it to the writer for its
  * kind. Every outcome ends in exactly one `done` checkpoint carrying its copy-log entry.
  */
-import { createHash } from "node:crypto";
 import { StationError } from "../../errors.js";
 import { cancelBlob } from "../../formats/drive-log.js";
 import type { ManifestBlob } from "../../formats/manifest.js";
@@ -65,10 +64,22 @@ export async function importBlob(
         if (!t.mayBeOurs) return false;
         // The whole file's MD5, read only when a resumed run compares it with an existing blob.
         if (fileMd5 === undefined) {
-          const h = createHash("md5");
-          for (let off = 0; off < blob.length; off += SMALL_BLOB)
-            h.update(await s.reads.read(t.fh, blob.filePath, off, Math.min(SMALL_BLOB, blob.length - off)));
-          fileMd5 = h.digest("base64");
+          const h = s.run.pipeline.hashes.stream();
+          try {
+            for (let off = 0; off < blob.length; off += SMALL_BLOB) {
+              const data = await s.reads.read(
+                t.fh,
+                blob.filePath,
+                off,
+                Math.min(SMALL_BLOB, blob.length - off),
+              );
+              await h.update(off, data);
+            }
+          } catch (e) {
+            h.discard();
+            throw e;
+          }
+          fileMd5 = (await h.digest()).toString("base64");
         }
         return md5 === fileMd5;
       };
