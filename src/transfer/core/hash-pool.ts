@@ -134,8 +134,8 @@ export class HashPool implements BlockHashes {
     return this.threads.length;
   }
 
-  md5(data: Buffer): Promise<Buffer> {
-    return this.ask(this.idlest(), { op: "md5", ...shared(data) }) as Promise<Buffer>;
+  async md5(data: Buffer): Promise<Buffer> {
+    return digestOf(await this.ask(this.idlest(), { op: "md5", ...shared(data) }));
   }
 
   stream(): HashStream {
@@ -162,11 +162,12 @@ export class HashPool implements BlockHashes {
         if (this.lost.delete(id)) throw this.lostError();
         const t = on();
         end(t);
-        return (await this.ask(t, {
+        const d = await this.ask(t, {
           op: "digest",
           stream: id,
           ...(length === undefined ? {} : { length }),
-        }))!;
+        });
+        return digestOf(d);
       },
       discard: () => {
         this.lost.delete(id);
@@ -240,6 +241,12 @@ export class HashPool implements BlockHashes {
     w.on("exit", (code) => died(`exit code ${code}`));
     this.threads.push(t);
   }
+}
+
+/** A thread's answer that must be a digest: anything else fails the blob, never passes as a hash. */
+function digestOf(d: Buffer | undefined): Buffer {
+  if (d?.length !== 16) throw new HashingFailed("a hashing thread answered without an MD5");
+  return d;
 }
 
 /** The buffer's memory as a thread can take it without a copy (a copy only for a plain buffer). */

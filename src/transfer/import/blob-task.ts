@@ -11,6 +11,7 @@ import type { BlobStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import { driveGone, FileFailure, openInside } from "../core/drive-files.js";
 import { ReadHung } from "../core/drive-reads.js";
+import { HashingFailed } from "../core/hash-pool.js";
 import { StorageOutage } from "../core/retry.js";
 import { blobAttributes } from "./blob-files.js";
 import { uploadBlockBlob } from "./block-blob.js";
@@ -126,7 +127,8 @@ export async function importBlob(
       );
     if (e instanceof FileFailure) {
       // A hung read is the drive's fault, not a pull: pulls fail reads, they do not hang them.
-      if (!(e instanceof ReadHung)) await cancelIfGone(s.run.root);
+      // A hashing thread's failure is the station's, and fails this blob only.
+      if (!(e instanceof ReadHung || e instanceof HashingFailed)) await cancelIfGone(s.run.root);
       return t.fail(e.status, e.message);
     }
     const code = (e as NodeJS.ErrnoException).code;
