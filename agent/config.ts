@@ -261,7 +261,7 @@ export type AgentConfig = z.output<typeof configSchema>;
 
 /**
  * The transfer core's read bounds from `transfer.readTimeoutSeconds` and `transfer.hungReadsPerDrive`;
- * station-wide, hung reads may hold at most half of the `ioThreads` (UV_THREADPOOL_SIZE, default 4),
+ * station-wide, hung reads may hold at most half of the `ioThreads` (UV_THREADPOOL_SIZE, see threads.ts),
  * so the rest of the station keeps threads for its own file work.
  */
 export const readLimitsOf = (
@@ -273,7 +273,7 @@ export const readLimitsOf = (
   stationHungLimit: Math.max(1, Math.floor(ioThreads / 2)),
 });
 
-/** Size of libuv's I/O thread pool (fixed by the environment before the agent's first line runs). */
+/** Size of libuv's I/O thread pool as this process got it (the agent relaunches itself to set it: relaunch.ts). */
 export const ioThreadsOf = (env: NodeJS.ProcessEnv): number => {
   const n = Number(env.UV_THREADPOOL_SIZE);
   return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
