@@ -7,8 +7,7 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStationError } from "../src/errors.js";
-import { hungReadsInKernel } from "../src/transfer/core/drive-reads.js";
-import { type RunningAgent, startAgent } from "./agent.js";
+import type { RunningAgent } from "./agent.js";
 import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
 import { installProcessNet } from "./process-net.js";
@@ -27,6 +26,9 @@ const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
  * signal instead: SIGTERM for a clean stop (systemd counts death by SIGTERM as a clean exit, like
  * 0), SIGKILL otherwise. The kernel ends the stuck thread with the process.
  */
+/** Loaded with the agent, after the relaunch decision: the front process loads only this module's few imports. */
+let hungReadsInKernel = (): number => 0;
+
 function exitProcess(code: number, log?: RunningAgent["log"]): void {
   const hung = hungReadsInKernel();
   if (hung === 0) process.exit(code);
@@ -53,6 +55,8 @@ async function main(): Promise<void> {
   // The agent sizes its own I/O threads, however it was started (relaunch.ts).
   const threads = threadSizes(config.transfer);
   if (ensureIoThreads(threads.io, (m) => process.stderr.write(`drive-station: ${m}\n`)) === "front") return;
+  ({ hungReadsInKernel } = await import("../src/transfer/core/drive-reads.js"));
+  const { startAgent } = await import("./agent.js");
   // Signals that arrive during the start still stop the agent once it is up.
   let stopRequested: string | undefined;
   const early = (signal: string) => {
