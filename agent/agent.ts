@@ -31,7 +31,7 @@ import type { ReadBackHook } from "../src/transfer/export/export-blob.js";
 import type { TransferManager } from "../src/transfer/manager.js";
 import { jwtVerifier, loadTokens } from "./api-access.js";
 import type { AgentConfig } from "./config.js";
-import { wireDrives } from "./drives.js";
+import { type DriveWiring, wireDrives } from "./drives.js";
 import { exportApi } from "./export-api.js";
 import { createLogger, detectLogFormat } from "./logging.js";
 import { reconsiderAfterChanges } from "./operator-fixes.js";
@@ -171,7 +171,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
     let watcher: DriveWatcher | undefined;
     if (config.drives.enabled) {
-      ({ watcher, transfers, dock } = await wireDrives({
+      let hashes: DriveWiring["hashes"];
+      ({ watcher, transfers, dock, hashes } = await wireDrives({
         config,
         abs,
         service,
@@ -186,6 +187,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       }));
       // Stop order: claim no new drive, cancel the transfers (they read from mounted drives), then unmount.
       cleanup.unshift(() => dock?.stop());
+      cleanup.unshift(() => hashes.close());
       cleanup.unshift(() => transfers?.stop());
       cleanup.unshift(() => dock?.stopWatching());
     }

@@ -217,6 +217,10 @@ export const configSchema = z.object({
       readTimeoutSeconds: z.number().min(1).max(3600).default(60),
       /** After this many hung reads a drive gets no more reads: its remaining blobs end IOFailed. */
       hungReadsPerDrive: z.number().int().min(1).max(64).default(3),
+      /** Threads hashing imported blocks (both MD5s). Unset: one per core; 0: on the event loop (comparisons). */
+      hashThreads: z.number().int().min(0).max(256).optional(),
+      /** libuv I/O threads (drive reads, opens; a hung read holds one). Unset: 32, or 4 per core when more. */
+      ioThreads: z.number().int().min(4).max(1024).optional(),
     })
     .default({
       enabled: true,
@@ -267,7 +271,7 @@ export type AgentConfig = z.output<typeof configSchema>;
 
 /**
  * The transfer core's read bounds from `transfer.readTimeoutSeconds` and `transfer.hungReadsPerDrive`;
- * station-wide, hung reads may hold at most half of the `ioThreads` (UV_THREADPOOL_SIZE, default 4),
+ * station-wide, hung reads may hold at most half of the `ioThreads` (UV_THREADPOOL_SIZE, see threads.ts),
  * so the rest of the station keeps threads for its own file work.
  */
 export const readLimitsOf = (
@@ -279,7 +283,7 @@ export const readLimitsOf = (
   stationHungLimit: Math.max(1, Math.floor(ioThreads / 2)),
 });
 
-/** Size of libuv's I/O thread pool (fixed by the environment before the agent's first line runs). */
+/** Size of libuv's I/O thread pool as this process got it (the agent relaunches itself to set it: relaunch.ts). */
 export const ioThreadsOf = (env: NodeJS.ProcessEnv): number => {
   const n = Number(env.UV_THREADPOOL_SIZE);
   return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;

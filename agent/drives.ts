@@ -11,8 +11,10 @@ import type { NoticeLog } from "../src/jobs/store.js";
 import type { StationMetrics } from "../src/observability/metrics.js";
 import { observedCheckpoints } from "../src/observability/observed-ports.js";
 import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
+import { type BlockHashes, HashPool, InlineHashes } from "../src/transfer/core/hash-pool.js";
 import { TransferManager, type TransferManagerDeps } from "../src/transfer/manager.js";
 import { type AgentConfig, ioThreadsOf, readLimitsOf } from "./config.js";
+import { threadSizes } from "./threads.js";
 
 export interface DriveWiringDeps {
   config: AgentConfig;
@@ -33,6 +35,8 @@ export interface DriveWiring {
   watcher: DriveWatcher;
   transfers: TransferManager;
   dock: Dock;
+  /** The hashing threads: closed after the transfers stopped. */
+  hashes: { close(): Promise<void> };
 }
 
 export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
@@ -57,7 +61,16 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
   }
   const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
   const t = config.transfer;
+  const { hash: hashThreads } = threadSizes(t);
+  const hashes: BlockHashes & { close(): Promise<void> } =
+    hashThreads > 0
+      ? new HashPool({
+          threads: hashThreads,
+          onFault: (message) => log.error(message),
+        })
+      : Object.assign(new InlineHashes(), { close: async () => undefined });
   const transfers = new TransferManager({
+    hashes,
     service,
     checkpoints: observedCheckpoints(store, metrics),
     notices,
@@ -93,5 +106,5 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
     readsHungUnder: (mountpoint) =>
       rootsWithHungReads().some((r) => r === mountpoint || r.startsWith(`${mountpoint}/`)),
   });
-  return { watcher, transfers, dock };
+  return { watcher, transfers, dock, hashes };
 }

@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 /**
  * Entry point: `node dist/agent/main.js [--config FILE]`. Reads the config (default:
- * config/default.json next to the package), starts the agent, and owns the process: signals,
+ * config/default.json next to the package), sizes its I/O threads (relaunch.ts), starts the agent, and owns the process: signals,
  * the stop deadline, the unhandled-rejection net and systemd notification (Type=notify).
  */
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStationError } from "../src/errors.js";
-import { hungReadsInKernel } from "../src/transfer/core/drive-reads.js";
-import { type RunningAgent, startAgent } from "./agent.js";
+import type { RunningAgent } from "./agent.js";
 import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
 import { installProcessNet } from "./process-net.js";
+import { ensureIoThreads, servicePid } from "./relaunch.js";
 import { systemdNotifier, watchdogIntervalMs } from "./systemd.js";
+import { threadSizes } from "./threads.js";
 
 const EX_CONFIG = 78;
 /** Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL a stopping agent. */
@@ -25,6 +26,9 @@ const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
  * signal instead: SIGTERM for a clean stop (systemd counts death by SIGTERM as a clean exit, like
  * 0), SIGKILL otherwise. The kernel ends the stuck thread with the process.
  */
+/** Loaded with the agent, after the relaunch decision: the front process loads only this module's few imports. */
+let hungReadsInKernel = (): number => 0;
+
 function exitProcess(code: number, log?: RunningAgent["log"]): void {
   const hung = hungReadsInKernel();
   if (hung === 0) process.exit(code);
@@ -48,6 +52,11 @@ async function main(): Promise<void> {
   }
   const file = parsed.args.configFile;
   const config = loadConfig(file);
+  // The agent sizes its own I/O threads, however it was started (relaunch.ts).
+  const threads = threadSizes(config.transfer);
+  if (ensureIoThreads(threads.io, (m) => process.stderr.write(`drive-station: ${m}\n`)) === "front") return;
+  ({ hungReadsInKernel } = await import("../src/transfer/core/drive-reads.js"));
+  const { startAgent } = await import("./agent.js");
   // Signals that arrive during the start still stop the agent once it is up.
   let stopRequested: string | undefined;
   const early = (signal: string) => {
@@ -66,7 +75,7 @@ async function main(): Promise<void> {
   process.off("SIGTERM", early);
   process.off("SIGINT", early);
 
-  const notifier = systemdNotifier(process.env, process.pid, (e, fields) =>
+  const notifier = systemdNotifier(process.env, servicePid(), (e, fields) =>
     a.log.warn({ err: e, fields: Object.keys(fields) }, "systemd notification not sent"),
   );
   let lastStatus = "";
@@ -77,7 +86,7 @@ async function main(): Promise<void> {
   // READY=1 only now: the API listens and drive detection has run its first scan.
   lastStatus = status();
   void notifier?.notify({ READY: "1", STATUS: lastStatus });
-  const watchdogMs = watchdogIntervalMs(process.env, process.pid);
+  const watchdogMs = watchdogIntervalMs(process.env, servicePid());
   const beat = setInterval(
     () => {
       const fields: Record<string, string> = {};

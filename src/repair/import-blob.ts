@@ -6,7 +6,6 @@
  * and checked but not sent again; each blob is committed with its whole Content-MD5, under the
  * disposition's condition, and only under the name the log gives (or, for `rename`, a new one).
  */
-import { createHash } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
 import { classify } from "../storage/blob-access.js";
 import type { BlobPort, BlobRef, BlobWriteOptions } from "../storage/blob-port.js";
@@ -14,7 +13,7 @@ import { type BlockPipeline, pipeBlocks } from "../transfer/core/block-pipeline.
 import { readAt } from "../transfer/core/drive-files.js";
 import type { Retrying } from "../transfer/core/retry.js";
 import { Disposition } from "../transfer/import/disposition.js";
-import { covered, PARTIAL_SUFFIX, PageBlobHash } from "../transfer/import/page-blob.js";
+import { covered, PARTIAL_SUFFIX } from "../transfer/import/page-blob.js";
 import type { RepairItem } from "./import-plan.js";
 import type { RepairOutcome, RepairProgress } from "./import-progress.js";
 
@@ -124,33 +123,42 @@ class BlobRepair {
     skip: (k: number) => boolean,
   ): Promise<Buffer> {
     const { c, item } = this;
-    const page = new PageBlobHash(item.length);
-    const block = createHash("md5");
+    // The whole-blob MD5 (a page blob's gaps as zeros) on one hashing thread, from the same read.
+    const whole = c.pipeline.hashes.stream();
     let bad: string | undefined;
-    const broken = await pipeBlocks(
-      { ...c.pipeline, signal: c.signal, retrying: c.retrying },
-      {
-        chunks: item.chunks,
-        read: (offset, length, into) => readAt(this.fh, offset, length, into),
-        verified: (ch, data) => (item.kind === "page" ? page.range(ch.offset, data) : block.update(data)),
-        skip: (k) => !send || skip(k),
-        send: (k, data, md5, s) => send!(k, data, md5, s),
-        what: (k) => `sending ${item.kind === "page" ? "range" : "block"} ${k} of ${item.blobPath}`,
-        onChunk: (_k, outcome, ch) => {
-          if (outcome === "corrupted" || outcome === "ended") {
-            bad ??= `${this.sourcePath} does not match the log's MD5 at offset ${ch.offset} (${outcome}): find the original file and give it in the path map`;
-            return;
-          }
-          c.onRead(ch.length);
-          if (outcome === "sent") {
-            c.sent.chunks++;
-            c.sent.bytes += ch.length;
-          }
+    let broken: boolean;
+    try {
+      broken = await pipeBlocks(
+        { ...c.pipeline, signal: c.signal, retrying: c.retrying },
+        {
+          chunks: item.chunks,
+          read: (offset, length, into) => readAt(this.fh, offset, length, into),
+          verified: (ch, data) => whole.update(ch.offset, data),
+          skip: (k) => !send || skip(k),
+          send: (k, data, md5, s) => send!(k, data, md5, s),
+          what: (k) => `sending ${item.kind === "page" ? "range" : "block"} ${k} of ${item.blobPath}`,
+          onChunk: (_k, outcome, ch) => {
+            if (outcome === "corrupted" || outcome === "ended") {
+              bad ??= `${this.sourcePath} does not match the log's MD5 at offset ${ch.offset} (${outcome}): find the original file and give it in the path map`;
+              return;
+            }
+            c.onRead(ch.length);
+            if (outcome === "sent") {
+              c.sent.chunks++;
+              c.sent.bytes += ch.length;
+            }
+          },
         },
-      },
-    );
-    if (broken) throw new SourceMismatch(bad);
-    const md5 = item.kind === "page" ? page.digest() : block.digest();
+      );
+    } catch (e) {
+      whole.discard();
+      throw e;
+    }
+    if (broken) {
+      whole.discard();
+      throw new SourceMismatch(bad);
+    }
+    const md5 = await whole.digest(item.length);
     this.wholeMd5 = md5;
     return md5;
   }

@@ -6,12 +6,14 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import PQueue from "p-queue";
 import type pino from "pino";
 import { md5Hex, readMetadataFile, readPropertiesFile } from "../formats/blob-properties.js";
 import type { LogFileInfo } from "../formats/drive-log.js";
 import type { BlobPort } from "../storage/blob-port.js";
 import { BufferPool } from "../transfer/core/buffer-pool.js";
+import { HashPool } from "../transfer/core/hash-pool.js";
 import { retrier } from "../transfer/core/retry.js";
 import { type Attributes, repairBlob } from "./import-blob.js";
 import { parsePathMap, planRepair, type RepairItem, renderPathMap, resolveFile } from "./import-plan.js";
@@ -73,9 +75,11 @@ export async function repairImport(o: RepairImportOptions): Promise<RepairSummar
     );
 
   const concurrency = o.concurrency ?? 8;
+  // Both digests of every byte on threads, as the agent's import does; closed when the run ends.
+  const hashes = new HashPool({ threads: Math.max(1, availableParallelism()) });
   const ctx = {
     port: o.port,
-    pipeline: { queue: new PQueue({ concurrency }), pool: new BufferPool(4 * MiB, concurrency + 4) },
+    pipeline: { queue: new PQueue({ concurrency }), pool: new BufferPool(4 * MiB, concurrency + 4), hashes },
     signal,
     retrying: retrier({ signal, policy: { attempts: 6, baseMs: 500, maxMs: 15_000 }, log: o.logger }),
     progress,
@@ -105,19 +109,23 @@ export async function repairImport(o: RepairImportOptions): Promise<RepairSummar
   const total = todo.reduce((n, t) => n + t.item.length, 0);
   o.onProgress?.(0, total);
 
-  for (const { item, path } of todo) {
-    const attrs = await attributes(item, o.sources, pathMap);
-    if ("failed" in attrs) {
-      summary.failed.push({ blobPath: item.blobPath, reason: attrs.failed });
-      continue;
+  try {
+    for (const { item, path } of todo) {
+      const attrs = await attributes(item, o.sources, pathMap);
+      if ("failed" in attrs) {
+        summary.failed.push({ blobPath: item.blobPath, reason: attrs.failed });
+        continue;
+      }
+      await ctx.port.ensureContainer(item.container, signal).catch(() => undefined);
+      const r = await repairBlob(ctx, item, path, attrs.value, attrs.needed);
+      if (r.outcome === "failed") summary.failed.push({ blobPath: item.blobPath, reason: r.reason });
+      else {
+        progress.finish(item.blobPath, r.outcome);
+        record(item.blobPath, r.outcome);
+      }
     }
-    await ctx.port.ensureContainer(item.container, signal).catch(() => undefined);
-    const r = await repairBlob(ctx, item, path, attrs.value, attrs.needed);
-    if (r.outcome === "failed") summary.failed.push({ blobPath: item.blobPath, reason: r.reason });
-    else {
-      progress.finish(item.blobPath, r.outcome);
-      record(item.blobPath, r.outcome);
-    }
+  } finally {
+    await hashes.close();
   }
 
   // The path map: what was located stays, what is still unresolved is added for the user to fill in.

@@ -5,6 +5,7 @@ import type { DriveClaims, NoticeLog, StoreHealth } from "../jobs/store.js";
 import type { JobStorageOptions, StorageEndpoint } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import type { ReadLimits } from "./core/drive-reads.js";
+import type { BlockHashes } from "./core/hash-pool.js";
 import type { RetryPolicy } from "./core/retry.js";
 import type { DriveEngine } from "./engine.js";
 import type { ExportEngineDeps } from "./export/export-engine.js";
@@ -40,6 +41,8 @@ export interface TransferManagerDeps {
   clock: Clock;
   endpoint: StorageEndpoint;
   settings: TransferSettings;
+  /** The station's hashing threads (the composition root owns and closes them). */
+  hashes: BlockHashes;
   /** The export engine's store and the station's own access to job storage accounts. */
   exports?: ExportEngineDeps;
   fleet: FleetSettings;

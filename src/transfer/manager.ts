@@ -233,7 +233,7 @@ export class TransferManager {
               ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
             }),
           ),
-        pipeline: { queue: lane.queue, pool: lane.pool },
+        pipeline: { queue: lane.queue, pool: lane.pool, hashes: this.deps.hashes },
         blobConcurrency: settings.blobConcurrency,
         checkpoints: this.checkpoints,
         signal: controller.signal,

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import PQueue from "p-queue";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/jobs/service.js";
 import { SqliteStore } from "../../src/jobs/sqlite-store.js";
 import { createJob } from "../../src/lifecycle/machine.js";
@@ -15,6 +15,7 @@ import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { BufferPool } from "../../src/transfer/core/buffer-pool.js";
 import { readAt } from "../../src/transfer/core/drive-files.js";
 import type { FileReader, ReadLimits } from "../../src/transfer/core/drive-reads.js";
+import { HashPool } from "../../src/transfer/core/hash-pool.js";
 import { ProgressMeter } from "../../src/transfer/core/progress.js";
 import type { DriveRun } from "../../src/transfer/engine.js";
 import { importDrive } from "../../src/transfer/import/engine.js";
@@ -27,6 +28,9 @@ const MiB = 1024 * 1024;
 const tmp = useTempDir();
 const md5b64 = (b: Buffer) => createHash("md5").update(b).digest("base64");
 const job = createJob(key, importSpec(), undefined, T0, actor);
+// Every import here hashes on real threads, as the agent does.
+const hashes = new HashPool({ threads: 2 });
+afterAll(() => hashes.close());
 
 interface Drive {
   root: string;
@@ -78,7 +82,7 @@ function runOf(
     manifestPath: d.manifestPath,
     resuming: o.resuming ?? false,
     portFor: () => port,
-    pipeline: { queue: new PQueue({ concurrency: 4 }), pool: new BufferPool(4 * MiB, 6) },
+    pipeline: { queue: new PQueue({ concurrency: 4 }), pool: new BufferPool(4 * MiB, 6), hashes },
     blobConcurrency: 4,
     checkpoints: d.store,
     signal: o.signal ?? new AbortController().signal,

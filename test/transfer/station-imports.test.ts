@@ -12,6 +12,7 @@ import { systemClock } from "../../src/jobs/service.js";
 import { SqliteStore } from "../../src/jobs/sqlite-store.js";
 import { createJob } from "../../src/lifecycle/machine.js";
 import { prepareDrive } from "../../src/prepare/prepare-drive.js";
+import { InlineHashes } from "../../src/transfer/core/hash-pool.js";
 import { ProgressMeter } from "../../src/transfer/core/progress.js";
 import type { RetryPolicy } from "../../src/transfer/core/retry.js";
 import { type DriveLane, StationScheduler } from "../../src/transfer/core/scheduler.js";
@@ -68,7 +69,7 @@ function runOf(
     manifestPath: d.manifestPath,
     resuming: false,
     portFor: () => port,
-    pipeline: { queue: lane.queue, pool: lane.pool },
+    pipeline: { queue: lane.queue, pool: lane.pool, hashes: new InlineHashes() },
     blobConcurrency: o.blobConcurrency ?? 4,
     checkpoints: d.store,
     signal: o.signal ?? new AbortController().signal,

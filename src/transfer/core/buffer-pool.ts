@@ -3,8 +3,13 @@
  * pooled buffer and the buffer comes back when its upload is done, so memory is exactly
  * (buffers) x (block size) whatever the file sizes, and a reader waits when all are in flight:
  * the pool is the backpressure. (Allocating a fresh 4 MiB buffer per block let RSS climb to
- * 600 MiB on a 1 GB import before V8 collected them.)
+ * 600 MiB on a 1 GB import before V8 collected them.) The buffers are SharedArrayBuffer-backed:
+ * a hashing thread (hash-pool.ts) hashes the very memory the read filled, no copy.
  */
+
+/** A block buffer a hashing thread can read without a copy. */
+export const sharedBuffer = (size: number): Buffer => Buffer.from(new SharedArrayBuffer(size));
+
 export class BufferPool {
   private readonly free: Buffer[] = [];
   private readonly waiters: ((b: Buffer) => void)[] = [];
@@ -21,7 +26,7 @@ export class BufferPool {
     if (b) return Promise.resolve(b);
     if (this.created < this.maxBuffers) {
       this.created++;
-      return Promise.resolve(Buffer.allocUnsafeSlow(this.bufferSize));
+      return Promise.resolve(sharedBuffer(this.bufferSize));
     }
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -45,7 +50,7 @@ export class BufferPool {
     const next = this.waiters.shift();
     if (next) {
       this.created++;
-      next(Buffer.allocUnsafeSlow(this.bufferSize));
+      next(sharedBuffer(this.bufferSize));
     }
   }
 

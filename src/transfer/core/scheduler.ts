@@ -8,6 +8,7 @@
  * The lane is tied to the drive's abort signal by one listener: on a pull or a stop, what the
  * drive still waits for is rejected with the signal's reason.
  */
+import { sharedBuffer } from "./buffer-pool.js";
 import { FairShare, type ShareLane } from "./fair-share.js";
 
 /** Storage requests of one drive: `fn` runs once a request slot is free. */
@@ -112,7 +113,7 @@ export class StationScheduler {
     this.slots.pump();
     await taking;
     // A forfeited buffer is dropped, so the free list may be short: allocate then.
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize);
+    return this.free.pop() ?? sharedBuffer(this.bufferSize);
   }
 
   private release(lane: ShareLane, b: Buffer): void {

@@ -3,7 +3,6 @@
  * properties files, settles where it goes (the disposition), and hands it to the writer for its
  * kind. Every outcome ends in exactly one `done` checkpoint carrying its copy-log entry.
  */
-import { createHash } from "node:crypto";
 import { StationError } from "../../errors.js";
 import { cancelBlob } from "../../formats/drive-log.js";
 import type { ManifestBlob } from "../../formats/manifest.js";
@@ -12,6 +11,7 @@ import type { BlobStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import { driveGone, FileFailure, openInside } from "../core/drive-files.js";
 import { ReadHung } from "../core/drive-reads.js";
+import { HashingFailed } from "../core/hash-pool.js";
 import { StorageOutage } from "../core/retry.js";
 import { blobAttributes } from "./blob-files.js";
 import { uploadBlockBlob } from "./block-blob.js";
@@ -65,10 +65,22 @@ export async function importBlob(
         if (!t.mayBeOurs) return false;
         // The whole file's MD5, read only when a resumed run compares it with an existing blob.
         if (fileMd5 === undefined) {
-          const h = createHash("md5");
-          for (let off = 0; off < blob.length; off += SMALL_BLOB)
-            h.update(await s.reads.read(t.fh, blob.filePath, off, Math.min(SMALL_BLOB, blob.length - off)));
-          fileMd5 = h.digest("base64");
+          const h = s.run.pipeline.hashes.stream();
+          try {
+            for (let off = 0; off < blob.length; off += SMALL_BLOB) {
+              const data = await s.reads.read(
+                t.fh,
+                blob.filePath,
+                off,
+                Math.min(SMALL_BLOB, blob.length - off),
+              );
+              await h.update(off, data);
+            }
+          } catch (e) {
+            h.discard();
+            throw e;
+          }
+          fileMd5 = (await h.digest()).toString("base64");
         }
         return md5 === fileMd5;
       };
@@ -115,7 +127,8 @@ export async function importBlob(
       );
     if (e instanceof FileFailure) {
       // A hung read is the drive's fault, not a pull: pulls fail reads, they do not hang them.
-      if (!(e instanceof ReadHung)) await cancelIfGone(s.run.root);
+      // A hashing thread's failure is the station's, and fails this blob only.
+      if (!(e instanceof ReadHung || e instanceof HashingFailed)) await cancelIfGone(s.run.root);
       return t.fail(e.status, e.message);
     }
     const code = (e as NodeJS.ErrnoException).code;

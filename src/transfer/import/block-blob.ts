@@ -46,15 +46,28 @@ export async function uploadBlockBlob(t: BlobTask, ref: BlobRef, write: BlobWrit
     }
   }
   const pass = async (skip: (k: number, length: number) => boolean) => {
-    const whole = createHash("md5");
-    const broken = await t.sendChunks({
-      verified: (_c, data) => whole.update(data),
-      skip: (k, c) => skip(k, c.length),
-      sentStatus: "Uncommitted",
-      send: (k, buf, md5, sig) => s.port.stageBlock(ref, ids[k]!, buf, md5, sig),
-      what: (k) => `staging block ${k} of ${blob.blobPath}`,
-    });
-    return { broken, contentMd5: whole.digest() };
+    // The whole-blob MD5 runs on one hashing thread, fed every block in order as it is read.
+    const whole = run.pipeline.hashes.stream();
+    let at = 0;
+    let broken: boolean;
+    try {
+      broken = await t.sendChunks({
+        verified: (_c, data) => {
+          const offset = at; // the blocks' bytes back to back, as the blob is
+          at += data.length;
+          return whole.update(offset, data);
+        },
+        skip: (k, c) => skip(k, c.length),
+        sentStatus: "Uncommitted",
+        send: (k, buf, md5, sig) => s.port.stageBlock(ref, ids[k]!, buf, md5, sig),
+        what: (k) => `staging block ${k} of ${blob.blobPath}`,
+      });
+    } catch (e) {
+      whole.discard();
+      throw e;
+    }
+    if (broken) whole.discard();
+    return { broken, contentMd5: broken ? Buffer.alloc(0) : await whole.digest() };
   };
   let { broken, contentMd5 } = await pass((k, length) => committedByUs || staged.get(ids[k]!) === length);
   if (broken) return t.withErrors(); // never committed: the good blocks stay Uncommitted for a repair

@@ -9,43 +9,12 @@
  * sends only the ranges the partial lacks. The whole-blob Content-MD5 (ranges and the zeros
  * between them) is set on the partial before the copy, so the final blob appears with it.
  */
-import { createHash, type Hash } from "node:crypto";
 import type { Chunk } from "../../formats/manifest.js";
 import type { BlobRef, BlobWriteOptions } from "../../storage/blob-port.js";
 import { type BlobTask, existing } from "./session.js";
 
 /** Page blobs are written under their name plus this, then copied into place when complete. */
 export const PARTIAL_SUFFIX = ".drive-station-partial";
-
-const ZEROS = Buffer.alloc(4 * 1024 * 1024);
-
-/** The MD5 of a page blob from its ranges in order: the gaps between them are zeros. */
-export class PageBlobHash {
-  private readonly hash: Hash = createHash("md5");
-  private at = 0;
-
-  constructor(private readonly length: number) {}
-
-  private zeros(upTo: number): void {
-    while (this.at < upTo) {
-      const n = Math.min(ZEROS.length, upTo - this.at);
-      this.hash.update(ZEROS.subarray(0, n));
-      this.at += n;
-    }
-  }
-
-  /** The next range (manifest ranges are in order and do not overlap: the reader checks). */
-  range(offset: number, data: Buffer): void {
-    this.zeros(offset);
-    this.hash.update(data);
-    this.at = offset + data.length;
-  }
-
-  digest(): Buffer {
-    this.zeros(this.length);
-    return this.hash.digest();
-  }
-}
 
 /** True when [offset, offset + length) lies inside one of `ranges` (merged, as the service reports them). */
 export function covered(
@@ -81,22 +50,30 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
   }
   const dropPartial = () =>
     s.retrying(`removing ${partial.name}`, (sig) => s.port.deleteIfExists(partial, sig));
-  const whole = new PageBlobHash(blob.length);
-  const broken = await t.sendChunks({
-    sentStatus: "Completed",
-    verified: (c, data) => whole.range(c.offset, data),
-    skip: (_k, c) => covered(landed, c),
-    send: (k, buf, md5, sig) => s.port.putPages(partial, blob.chunks[k]!.offset, buf, md5, sig),
-    what: (k) => `writing pages ${blob.chunks[k]!.offset} of ${blob.blobPath}`,
-  });
+  // The whole-blob MD5 (ranges and the zeros between them) runs on one hashing thread.
+  const whole = run.pipeline.hashes.stream();
+  let broken: boolean;
+  try {
+    broken = await t.sendChunks({
+      sentStatus: "Completed",
+      verified: (c, data) => whole.update(c.offset, data),
+      skip: (_k, c) => covered(landed, c),
+      send: (k, buf, md5, sig) => s.port.putPages(partial, blob.chunks[k]!.offset, buf, md5, sig),
+      what: (k) => `writing pages ${blob.chunks[k]!.offset} of ${blob.blobPath}`,
+    });
+  } catch (e) {
+    whole.discard();
+    throw e;
+  }
   if (broken) {
+    whole.discard();
     // Never copied into place: the ranges that were written go with the partial blob.
     for (const l of chunkLog) if (l.status === "Completed") l.status = "Cancelled";
     t.withErrors();
     await dropPartial();
     return;
   }
-  const headers = { ...write.headers, contentMd5: whole.digest() };
+  const headers = { ...write.headers, contentMd5: await whole.digest(blob.length) };
   await s.retrying(`setting the Content-MD5 of ${partial.name}`, (sig) =>
     s.port.setHeaders(partial, headers, sig),
   );

@@ -4,8 +4,6 @@
  * a name is probed only when it turns out to be taken, so a fresh import costs one request per
  * small file.
  */
-import { createHash } from "node:crypto";
-import { md5Hex } from "../../formats/blob-properties.js";
 import { classify } from "../../storage/blob-access.js";
 import type { BlobHeaders } from "../../storage/blob-port.js";
 import { ReadHung } from "../core/drive-reads.js";
@@ -39,12 +37,13 @@ export async function putSmallBlob(
       t.withErrors();
       return t.finish(d.target);
     }
-    if (blob.chunks[0] && md5Hex(data) !== blob.chunks[0].hash) {
+    // One MD5 on a hashing thread: the chunk's check and the blob's Content-MD5 (the same bytes).
+    const md5 = await s.run.pipeline.hashes.md5(data);
+    if (blob.chunks[0] && md5.toString("hex").toUpperCase() !== blob.chunks[0].hash) {
       chunkLog[0]!.status = "Corrupted";
       t.withErrors();
       return t.finish(d.target);
     }
-    const md5 = createHash("md5").update(data).digest();
     for (let tries = 0; ; tries++) {
       try {
         const ref = { container, name: d.target };

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { KeyedLock } from "../../../src/jobs/keyed-lock.js";
+import { InlineHashes } from "../../../src/transfer/core/hash-pool.js";
 import { ProgressMeter, type ProgressSnapshot } from "../../../src/transfer/core/progress.js";
 import { StorageOutage } from "../../../src/transfer/core/retry.js";
 import { StationScheduler } from "../../../src/transfer/core/scheduler.js";
@@ -49,7 +50,7 @@ function runOf(root: string, o: { retries?: string[]; signal?: AbortSignal } = {
     portFor: () => {
       throw new Error("export reads through the station's own account access");
     },
-    pipeline: { queue: lane.queue, pool: lane.pool },
+    pipeline: { queue: lane.queue, pool: lane.pool, hashes: new InlineHashes() },
     blobConcurrency: 2,
     checkpoints: undefined as never, // export keeps its own store
     signal: o.signal ?? new AbortController().signal,
