@@ -30,7 +30,10 @@ export function readTokenFile(dataDir: string): TokenFile | undefined {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as TokenFile;
   } catch (e) {
-    throw new CliError(`Cannot read ${file}: ${(e as Error).message}. Pass --token instead.`);
+    // Not the parser's message: some Node versions quote the text around the error (a token).
+    const why =
+      e instanceof SyntaxError ? "it is not valid JSON" : ((e as NodeJS.ErrnoException).code ?? "unreadable");
+    throw new CliError(`Cannot read ${file}: ${why}. Pass --token-file or set DRIVE_STATION_TOKEN instead.`);
   }
 }
 

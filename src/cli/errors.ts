@@ -3,6 +3,8 @@
  * bad command line (the operator can fix the arguments), 1 for a failure of the station or of a
  * request the station refused.
  */
+import { scrubSecrets } from "../secrets.js";
+
 export const EXIT_USAGE = 2;
 export const EXIT_FAILED = 1;
 
@@ -40,11 +42,18 @@ export function nextStep(code: string, status: number): string {
   return "check the arguments with 'station COMMAND --help'.";
 }
 
-/** Flattens commander's messages ("error: unknown option '--x'\n(Did you mean --y?)") to one line. */
+/**
+ * Flattens commander's messages ("error: unknown option '--x'\n(Did you mean --y?)") to one line.
+ * An option's value is never echoed (`unknown option '--tokn=SECRET'`: a mistyped --token), and
+ * the rest passes the secret scrubber.
+ */
 export function oneLine(message: string, commandPath: string): string {
-  const text = message
-    .replace(/^error:\s*/i, "")
-    .replace(/\s*\n\s*/g, " ")
-    .trim();
+  const text = scrubSecrets(
+    message
+      .replace(/^error:\s*/i, "")
+      .replace(/(--?[A-Za-z][\w-]*=)[^'"\s]*/g, "$1…")
+      .replace(/\s*\n\s*/g, " ")
+      .trim(),
+  );
   return `${commandPath}: ${text}${endWithStop(text)} See '${commandPath} --help'.`;
 }
