@@ -280,9 +280,12 @@ export function parseConfig(raw: unknown, source: string): AgentConfig {
   // A key no schema object names is a typo or a setting this version does not have: stop.
   const unknown = findUnknownKey(configSchema, raw);
   if (unknown) {
-    const path = unknown.path.split(".");
-    const shown = shownUnknownKey(path);
-    const parent = path.slice(0, -1);
+    // The key itself may hold dots (user text): split only the schema's part of the path.
+    const parent = unknown.path
+      .slice(0, -unknown.key.length - 1)
+      .split(".")
+      .filter(Boolean);
+    const shown = shownUnknownKey([...parent, unknown.key]);
     throw new StationError(
       "ConfigInvalid",
       `Config ${source}: unknown key ${shown}${unknown.suggestion ? `; did you mean ${[...parent, unknown.suggestion].join(".")}?` : ` (known here: ${unknown.known.join(", ")})`}. Fix or remove it; config/README.md lists every key.`,

@@ -123,7 +123,7 @@ const scrubArg = (a: unknown): unknown => (typeof a === "string" ? scrubSecrets(
 
 export function createLogger(o: LoggerOptions): Logger {
   const sink = o.sink ?? pino.destination(1);
-  return pino(
+  const logger = pino(
     {
       level: o.level,
       base: { service: "drive-station" },
@@ -131,10 +131,6 @@ export function createLogger(o: LoggerOptions): Logger {
         logMethod(args, method) {
           method.apply(this, scrubLogArgs(args) as Parameters<typeof method>);
         },
-      },
-      formatters: {
-        // A child logger's bindings (`log.child({ ... })`) are output on every line too.
-        bindings: (b) => scrubValue(b) as Record<string, unknown>,
       },
       // Errors arrive here already scrubbed into plain objects (scrubLogArgs): keep them as they are.
       serializers: { err: (e: unknown) => e },
@@ -145,4 +141,15 @@ export function createLogger(o: LoggerOptions): Logger {
       o.colorize ?? (o.sink === undefined && Boolean(process.stdout.isTTY)),
     ),
   );
+  // A child's bindings are on every line it writes (pino applies no formatter to a child's):
+  // scrubbed as they are bound. Children inherit this `child`, so grandchildren are scrubbed too.
+  const pinoChild = logger.child as unknown as (
+    this: Logger,
+    b: pino.Bindings,
+    o?: pino.ChildLoggerOptions,
+  ) => Logger;
+  logger.child = function (this: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions) {
+    return pinoChild.call(this, scrubValue(bindings) as pino.Bindings, options);
+  } as unknown as Logger["child"];
+  return logger;
 }

@@ -103,9 +103,24 @@ const PATTERNS: [RegExp, string | ((m: string) => string)][] = [
   [LONG_RUN, (m) => (randomLooking(m) ? "[redacted-key]" : m)],
 ];
 
-/** The text with every secret it recognises replaced. */
-export function scrubSecrets(text: string): string {
+/** A run of URL-encoded text (a path or query quoted in a message). */
+const ENCODED_RUN = /[^\s"'<>]*%[0-9A-Fa-f]{2}[^\s"'<>]*/g;
+
+/** The text with every secret it recognises replaced, also inside URL-encoded runs. */
+export function scrubSecrets(text: string, depth = 0): string {
   let out = text;
+  if (depth < 3)
+    out = out.replace(ENCODED_RUN, (run) => {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(run);
+      } catch {
+        return run;
+      }
+      const scrubbed = scrubSecrets(decoded, depth + 1);
+      // Shown decoded only when it held a secret: the encoded form is what the caller sent.
+      return scrubbed === decoded ? run : scrubbed;
+    });
   for (const [re, repl] of PATTERNS)
     out = typeof repl === "string" ? out.replace(re, repl) : out.replace(re, repl);
   return out;

@@ -51,7 +51,9 @@ export function oneLine(message: string, commandPath: string): string {
   const text = scrubSecrets(
     message
       .replace(/^error:\s*/i, "")
-      .replace(/(--?[A-Za-z][\w-]*=)[^'"\s]*/g, "$1…")
+      // up to the quote that closes commander's '--opt=value' (the value may hold quotes, spaces, newlines)
+      .replace(/(--?[A-Za-z][\w-]*=)[\s\S]*'/, "$1…'")
+      .replace(/(--?[A-Za-z][\w-]*=)[^'"\s]+/g, "$1…")
       .replace(/\s*\n\s*/g, " ")
       .trim(),
   );

@@ -6,9 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { CommanderError } from "commander";
-import { PrepareError } from "../prepare/prepare-drive.js";
-import { scrubSecrets } from "../secrets.js";
-import { CliError, EXIT_FAILED, EXIT_USAGE } from "./errors.js";
+import { EXIT_USAGE } from "./errors.js";
+import { failureOutput } from "./failure.js";
 import { buildProgram } from "./program.js";
 
 function packageVersion(): string {
@@ -35,24 +34,9 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError)
       return e.code === "commander.helpDisplayed" || e.code === "commander.version" ? 0 : EXIT_USAGE;
-    // Every line goes through the secret scrubber: messages may quote a URL, a reply, a file.
-    const say = (line: string) => process.stderr.write(`station: ${scrubSecrets(line)}\n`);
-    if (e instanceof CliError) {
-      say(e.message);
-      return e.exitCode;
-    }
-    if (e instanceof PrepareError) {
-      say(e.message);
-      return EXIT_USAGE;
-    }
-    // Not expected: still one line, and where to look next.
-    const err = e as NodeJS.ErrnoException;
-    say(
-      `${err?.code ? `${err.code}: ` : ""}${err?.message ?? String(e)}. Next: retry; if it persists, run with NODE_DEBUG=station and report it.`,
-    );
-    if (process.env.NODE_DEBUG?.includes("station"))
-      process.stderr.write(`${scrubSecrets(String(err?.stack))}\n`);
-    return EXIT_FAILED;
+    const { text, exitCode } = failureOutput(e, Boolean(process.env.NODE_DEBUG?.includes("station")));
+    process.stderr.write(text);
+    return exitCode;
   }
 }
 
