@@ -19,14 +19,15 @@ export const SECRET_SUBTREES: SecretSubtree[] = [
   {
     path: ["storage", "accounts"],
     keys: ["name", "key", "subscriptionId", "resourceGroup"],
+    // No `"key": "..."` here: the scrubber would hide the example itself.
     expected:
-      'an array of { "name": "<account>", "key": "<base64 key>", "subscriptionId"?: "<id>", "resourceGroup"?: "<name>" }',
+      "an array of objects with name (the account), key (its base64 key), and optionally subscriptionId, resourceGroup",
   },
   { path: ["store", "url"], keys: [], expected: "a postgres://user:password@host:5432/db URL" },
   {
     path: ["api", "tokens"],
     keys: ["name", "role", "token", "tokenSha256", "scopes"],
-    expected: 'an array of { "name", "role", "tokenSha256" (or "token"), "scopes" }',
+    expected: "an array of objects with name, role, tokenSha256 (or token) and scopes",
   },
   { path: ["api", "jwt", "jwksUrl"], keys: [], expected: "an https:// URL of the identity provider's keys" },
   { path: ["api", "jwt", "jwksFile"], keys: [], expected: "the path of a JWKS file" },
