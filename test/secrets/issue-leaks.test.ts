@@ -32,30 +32,30 @@ async function startWith(name: string, config: unknown): Promise<string> {
 describe("the config leaks of issue 22", () => {
   it("storage.accounts written as an object: names the key and the shape expected, not the key", async () => {
     const stderr = await startWith("object", { storage: { mode: "azure", accounts: { acct1: KEY } } });
+    expect(stderr).not.toContain(KEY); // the leak first: it fails here on the old code
     expect(stderr).toContain(
       "storage.accounts = (hidden: an object with 1 other key): Invalid input: expected array, received object",
     );
     expect(stderr).toContain(
       "storage.accounts holds secrets, which are never shown; write it as an array of objects with name (the account), key (its base64 key)",
     );
-    expect(stderr).not.toContain(KEY);
   });
 
   it('an account written as the string "name:key"', async () => {
     const stderr = await startWith("string", { storage: { mode: "azure", accounts: [`acct1:${KEY}`] } });
+    expect(stderr).not.toContain(KEY); // the leak first: it fails here on the old code
     expect(stderr).toContain(
       "storage.accounts.0 = (hidden: a string of 94 characters): Invalid input: expected object, received string",
     );
-    expect(stderr).not.toContain(KEY);
   });
 
   it("store.url with a password= query: the URL's non-secret parts, not the password", async () => {
     const stderr = await startWith("url", {
       store: { kind: "postgres", url: `mysql://db.example:3306/jobs?user=station&password=${PASSWORD}` },
     });
+    expect(stderr).not.toContain(PASSWORD); // the leak first: it fails here on the old code
     expect(stderr).toContain(
       "store.url = mysql://db.example:3306/jobs?user=[redacted]&password=[redacted] (credentials hidden): must be a postgres:// URL",
     );
-    expect(stderr).not.toContain(PASSWORD);
   });
 });
