@@ -32,9 +32,9 @@ const endWithStop = (s: string) => (/[.!?)]$/.test(s.trim()) ? "" : ".");
 
 export function nextStep(code: string, status: number): string {
   if (status === 401)
-    return "check the token (--token, DRIVE_STATION_TOKEN, or data/api-tokens.json of the running agent).";
+    return "check the token (--token-file, DRIVE_STATION_TOKEN_FILE, DRIVE_STATION_TOKEN, or data/api-tokens.json of the running agent).";
   if (status === 403 || code === "AuthorizationFailed")
-    return "use an operator token (--token or DRIVE_STATION_TOKEN).";
+    return "use an operator token (--token-file or DRIVE_STATION_TOKEN_FILE).";
   if (code === "JobNotFound" || status === 404) return "list the jobs with 'station jobs'.";
   if (code === "InvalidJobState" || code === "InvalidDriveState" || status === 409)
     return "see the job's state and drives with 'station show JOB'.";
