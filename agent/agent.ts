@@ -26,7 +26,11 @@ import { SqliteStore } from "../src/jobs/sqlite-store.js";
 import type { JobStore } from "../src/jobs/store.js";
 import type { Job } from "../src/lifecycle/model.js";
 import { StationMetrics } from "../src/observability/metrics.js";
-import { signallingJobStore, signallingNoticeLog } from "../src/observability/observed-ports.js";
+import {
+  scrubbingNoticeLog,
+  signallingJobStore,
+  signallingNoticeLog,
+} from "../src/observability/observed-ports.js";
 import type { ReadBackHook } from "../src/transfer/export/export-blob.js";
 import type { TransferManager } from "../src/transfer/manager.js";
 import { jwtVerifier, loadTokens } from "./api-access.js";
@@ -114,12 +118,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     {
       drives: () => dock?.list() ?? [],
       jobs: () => allJobs(store),
-      notices: (limit) => store.recent({ limit }),
+      notices: (limit) => notices.recent({ limit }),
     },
     { onError: (e) => log.warn({ err: e }, "console feed: reading jobs failed; retrying") },
   );
   const jobStore = signallingJobStore(store, () => feed.changed());
-  const notices = signallingNoticeLog(store, () => feed.changed());
+  const notices = signallingNoticeLog(scrubbingNoticeLog(store), () => feed.changed());
   let dock: Dock | undefined;
   let transfers: TransferManager | undefined;
   const metrics = new StationMetrics({

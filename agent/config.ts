@@ -8,6 +8,7 @@ import { RESOURCE_GROUP, SUBSCRIPTION_ID } from "../src/api/scope.js";
 import { StationError } from "../src/errors.js";
 import { scrubSecrets } from "../src/secrets.js";
 import { findUnknownKey } from "./config-keys.js";
+import { shownConfigValue, shownUnknownKey } from "./config-secrets.js";
 
 /** An ARM-like role assignment: a subscription, or one resource group in it. */
 const roleAssignment = z.object({
@@ -292,24 +293,30 @@ export const ioThreadsOf = (env: NodeJS.ProcessEnv): number => {
 export function parseConfig(raw: unknown, source: string): AgentConfig {
   // A key no schema object names is a typo or a setting this version does not have: stop.
   const unknown = findUnknownKey(configSchema, raw);
-  if (unknown)
+  if (unknown) {
+    // The key itself may hold dots (user text): split only the schema's part of the path.
+    const parent = unknown.path
+      .slice(0, -unknown.key.length - 1)
+      .split(".")
+      .filter(Boolean);
+    const shown = shownUnknownKey([...parent, unknown.key]);
     throw new StationError(
       "ConfigInvalid",
-      `Config ${source}: unknown key ${unknown.path}${unknown.suggestion ? `; did you mean ${[...unknown.path.split(".").slice(0, -1), unknown.suggestion].join(".")}?` : ` (known here: ${unknown.known.join(", ")})`}. Fix or remove it; config/README.md lists every key.`,
-      { target: unknown.path },
+      `Config ${source}: unknown key ${shown}${unknown.suggestion ? `; did you mean ${[...parent, unknown.suggestion].join(".")}?` : ` (known here: ${unknown.known.join(", ")})`}. Fix or remove it; config/README.md lists every key.`,
+      { target: shown },
     );
+  }
   const r = configSchema.safeParse(raw);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const key = issue.path.map(String).join(".") || "(root)";
+  const path = issue.path.map(String);
+  const key = path.join(".") || "(root)";
   let value: unknown = raw;
   for (const p of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[p as PropertyKey];
-  const shown = /token|key|sas|password/i.test(key)
-    ? "[redacted]"
-    : scrubSecrets(JSON.stringify(value) ?? "");
+  const { shown, note } = shownConfigValue(path, value);
   throw new StationError(
     "ConfigInvalid",
-    `Config ${source}: ${key} = ${shown || "(missing)"}: ${issue.message}.`,
+    `Config ${source}: ${key} = ${shown}: ${scrubSecrets(issue.message)}${note ? `. ${note}` : ""}.`,
     { target: key },
   );
 }
@@ -329,9 +336,16 @@ export function loadConfig(file: string): AgentConfig {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new StationError("ConfigInvalid", `Config ${file} is not valid JSON: ${(e as Error).message}.`, {
-      cause: e,
-    });
+    // Where, never what: some Node versions quote the text around the error, which may be a key.
+    throw new StationError("ConfigInvalid", `Config ${file} is not valid JSON ${jsonErrorPlace(text, e)}.`);
   }
   return parseConfig(raw, file);
+}
+
+/** "at line L, column C" of a JSON.parse error, from the position V8 reports. */
+export function jsonErrorPlace(text: string, e: unknown): string {
+  const pos = /position (\d+)/.exec(String((e as Error)?.message))?.[1];
+  if (pos === undefined) return "(check it with: python3 -m json.tool FILE)";
+  const before = text.slice(0, Number(pos)).split("\n");
+  return `at line ${before.length}, column ${before.at(-1)!.length + 1}`;
 }

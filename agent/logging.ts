@@ -1,6 +1,7 @@
 /**
- * The agent's logger. One pino logger (redaction by path, secret scrubbing of messages and
- * errors) whose lines go out in one of three shapes:
+ * The agent's logger. One pino logger (every argument and binding goes through the one scrubber,
+ * src/secrets.ts, at any depth: fields, errors with their stack and cause) whose lines go out in
+ * one of three shapes:
  *  - pretty: levelled, human text on a terminal (pino-pretty, formatted in-process);
  *  - journal: JSON lines under systemd, each prefixed `<N>` with its syslog priority (systemd's
  *    SyslogLevelPrefix), so `journalctl -p warning` finds the warnings;
@@ -10,7 +11,7 @@
 import { fstatSync } from "node:fs";
 import pino, { type DestinationStream, type Logger } from "pino";
 import { prettyFactory } from "pino-pretty";
-import { REDACT_PATHS, scrubSecrets } from "../src/secrets.js";
+import { scrubSecrets, scrubValue } from "../src/secrets.js";
 
 export type LogFormat = "pretty" | "journal" | "json";
 
@@ -97,29 +98,42 @@ export interface LoggerOptions {
   colorize?: boolean;
 }
 
+/**
+ * A log call's arguments fit for output: the merging object (or Error) scrubbed at any depth, the
+ * message and printf arguments scrubbed. A bare Error becomes `{ err }` with its scrubbed message
+ * as the message (pino would otherwise take the raw `err.message`).
+ */
+export function scrubLogArgs(args: unknown[]): unknown[] {
+  const [first, ...rest] = args;
+  if (first instanceof Error) {
+    const err = scrubValue(first) as { message: string };
+    return [{ err }, ...(rest.length ? rest.map(scrubArg) : [err.message])];
+  }
+  if (first !== null && typeof first === "object") {
+    const obj = scrubValue(first) as { err?: { message?: unknown }; msg?: unknown };
+    // pino takes a missing message from err.message: give it the scrubbed one.
+    if (rest.length === 0 && obj.msg === undefined && typeof obj.err?.message === "string")
+      return [obj, obj.err.message];
+    return [obj, ...rest.map(scrubArg)];
+  }
+  return args.map(scrubArg);
+}
+
+const scrubArg = (a: unknown): unknown => (typeof a === "string" ? scrubSecrets(a) : scrubValue(a));
+
 export function createLogger(o: LoggerOptions): Logger {
   const sink = o.sink ?? pino.destination(1);
-  return pino(
+  const logger = pino(
     {
       level: o.level,
       base: { service: "drive-station" },
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       hooks: {
-        // Scrub string arguments (messages) for secrets an SDK error might quote.
         logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === "string" ? scrubSecrets(a) : a)) as Parameters<typeof method>,
-          );
+          method.apply(this, scrubLogArgs(args) as Parameters<typeof method>);
         },
       },
-      serializers: {
-        err: (e: Error) => ({
-          type: e.name,
-          message: scrubSecrets(e.message),
-          code: (e as { code?: string }).code,
-        }),
-      },
+      // Errors arrive here already scrubbed into plain objects (scrubLogArgs): keep them as they are.
+      serializers: { err: (e: unknown) => e },
     },
     formattedDestination(
       o.format,
@@ -127,4 +141,15 @@ export function createLogger(o: LoggerOptions): Logger {
       o.colorize ?? (o.sink === undefined && Boolean(process.stdout.isTTY)),
     ),
   );
+  // A child's bindings are on every line it writes (pino applies no formatter to a child's):
+  // scrubbed as they are bound. Children inherit this `child`, so grandchildren are scrubbed too.
+  const pinoChild = logger.child as unknown as (
+    this: Logger,
+    b: pino.Bindings,
+    o?: pino.ChildLoggerOptions,
+  ) => Logger;
+  logger.child = function (this: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions) {
+    return pinoChild.call(this, scrubValue(bindings) as pino.Bindings, options);
+  } as unknown as Logger["child"];
+  return logger;
 }

@@ -7,6 +7,7 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStationError } from "../src/errors.js";
+import { scrubSecrets } from "../src/secrets.js";
 import type { RunningAgent } from "./agent.js";
 import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
@@ -146,6 +147,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const message = isStationError(e) ? `${e.code}: ${e.message}` : String((e as Error)?.stack ?? e);
-  process.stderr.write(`drive-station failed to start: ${message}\n`);
+  process.stderr.write(`drive-station failed to start: ${scrubSecrets(message)}\n`);
   process.exit(isStationError(e) && e.code === "ConfigInvalid" ? EX_CONFIG : 1);
 });

@@ -16,18 +16,15 @@ export function installProcessNet(
   proc.on("unhandledRejection", (reason, promise) => {
     log.error(
       {
+        // The logger scrubs err (message, stack, cause, own fields): no raw `stack` field beside it.
         err: reason instanceof Error ? reason : new Error(String(reason)),
-        stack: reason instanceof Error ? reason.stack : undefined,
         promise: String(promise),
       },
       "unhandled promise rejection (a bug: the agent carries on, please report this log line)",
     );
   });
   proc.on("uncaughtException", (e, origin) => {
-    log.fatal(
-      { err: e, stack: e.stack, origin },
-      "uncaught exception: stopping what the agent started, exiting 1",
-    );
+    log.fatal({ err: e, origin }, "uncaught exception: stopping what the agent started, exiting 1");
     try {
       forceStop();
     } finally {

@@ -2,6 +2,7 @@
  * One table from StationError codes to HTTP status, and the ARM ErrorResponse body (reference §4.12).
  */
 import type { StationError, StationErrorCode } from "../errors.js";
+import { scrubSecrets } from "../secrets.js";
 
 export const HTTP_STATUS: Record<StationErrorCode, number> = {
   InvalidTransition: 409,
@@ -29,13 +30,19 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   InternalError: 500,
 };
 
+/** The body every API failure sends; its texts pass the secret scrubber (they may quote a request). */
 export function errorResponse(e: StationError) {
+  const scrub = (s: string | undefined) => (s === undefined ? undefined : scrubSecrets(s));
   return {
     error: {
       code: e.code,
-      message: e.message,
-      target: e.target,
-      details: e.details,
+      message: scrubSecrets(e.message),
+      target: scrub(e.target),
+      details: e.details.map((d) => ({
+        code: d.code,
+        message: scrubSecrets(d.message),
+        ...(d.target === undefined ? {} : { target: scrubSecrets(d.target) }),
+      })),
       innererror: {},
     },
   };

@@ -4,7 +4,7 @@
  * (operator-routes.ts); request checks shared by both live in request.ts.
  * Every route declares who may call it (gate.ts); every failure is an ARM ErrorResponse.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import { StationError } from "../errors.js";
 import type { JobService } from "../jobs/service.js";
@@ -53,6 +53,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes,
+    // Fastify's own replies to a bad or over-long URL quote the whole path (which may carry a
+    // secret): an ARM error that names the problem instead.
+    frameworkErrors: (err, _req, reply) => {
+      const e = new StationError(
+        "InvalidRequestContent",
+        err.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? "A path segment of the request URL is longer than this station accepts (100 characters)."
+          : "The request URL is not valid: a path segment could not be decoded.",
+        { target: "url" },
+      );
+      void (reply as unknown as FastifyReply).code(HTTP_STATUS[e.code]).send(errorResponse(e));
+    },
     ...(deps.tls ? { https: { key: deps.tls.key, cert: deps.tls.cert } } : {}),
   });
 

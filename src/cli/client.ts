@@ -1,6 +1,9 @@
 /**
- * The CLI's connection to the agent: URL and operator token from flags, the environment, or the
- * running agent's ./data/api-tokens.json; JSON requests; errors as ApiError with a next step.
+ * The CLI's connection to the agent. The URL: --url, DRIVE_STATION_URL, or http://127.0.0.1:7480.
+ * The operator token, first found of: --token-file, --token, DRIVE_STATION_TOKEN_FILE,
+ * DRIVE_STATION_TOKEN, the running agent's ./data/api-tokens.json (which holds tokens only). A
+ * file or the environment keeps the token out of `ps` and shell history. JSON requests; errors as
+ * ApiError with a next step.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -11,6 +14,8 @@ import type { Job } from "./views.js";
 export interface ConnectionOptions {
   url?: string;
   token?: string;
+  /** A file holding the token (its first line); keeps it off the command line. */
+  tokenFile?: string;
   ca?: string;
   dataDir?: string;
   subscription?: string;
@@ -30,8 +35,27 @@ export function readTokenFile(dataDir: string): TokenFile | undefined {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as TokenFile;
   } catch (e) {
-    throw new CliError(`Cannot read ${file}: ${(e as Error).message}. Pass --token instead.`);
+    // Not the parser's message: some Node versions quote the text around the error (a token).
+    const why =
+      e instanceof SyntaxError ? "it is not valid JSON" : ((e as NodeJS.ErrnoException).code ?? "unreadable");
+    throw new CliError(`Cannot read ${file}: ${why}. Pass --token-file or set DRIVE_STATION_TOKEN instead.`);
   }
+}
+
+/** The token in a file: its first line, trimmed (`echo TOKEN > file` adds a newline). */
+export function readSecretFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new CliError(
+      `Cannot read the token file ${file}: ${(e as NodeJS.ErrnoException).code ?? "unreadable"}. Next: check the path and that you may read it (chmod 600, owned by you).`,
+    );
+  }
+  const token = text.split(/\r?\n/)[0]?.trim();
+  if (!token)
+    throw new CliError(`The token file ${file} is empty. Next: put the operator token on its first line.`);
+  return token;
 }
 
 export class StationClient {
@@ -41,11 +65,13 @@ export class StationClient {
 
   constructor(readonly opts: ConnectionOptions) {
     const dataDir = resolve(opts.dataDir ?? "data");
-    let token = opts.token ?? process.env.DRIVE_STATION_TOKEN;
+    const env = process.env;
+    const fromFile = opts.tokenFile ?? (opts.token === undefined ? env.DRIVE_STATION_TOKEN_FILE : undefined);
+    let token = fromFile !== undefined ? readSecretFile(fromFile) : (opts.token ?? env.DRIVE_STATION_TOKEN);
     token ??= readTokenFile(dataDir)?.tokens.find((t) => t.role === "operator")?.token;
     if (!token)
       throw new CliError(
-        `No operator token: pass --token, set DRIVE_STATION_TOKEN, or run where ${resolve(dataDir, "api-tokens.json")} exists (the directory 'npm start' runs in).`,
+        `No operator token: pass --token-file FILE, set DRIVE_STATION_TOKEN_FILE or DRIVE_STATION_TOKEN, or run where ${resolve(dataDir, "api-tokens.json")} exists (the directory 'npm start' runs in).`,
       );
     this.token = token;
     this.url = (opts.url ?? process.env.DRIVE_STATION_URL ?? DEFAULT_URL).replace(/\/$/, "");

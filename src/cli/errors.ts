@@ -3,6 +3,8 @@
  * bad command line (the operator can fix the arguments), 1 for a failure of the station or of a
  * request the station refused.
  */
+import { scrubSecrets } from "../secrets.js";
+
 export const EXIT_USAGE = 2;
 export const EXIT_FAILED = 1;
 
@@ -30,9 +32,9 @@ const endWithStop = (s: string) => (/[.!?)]$/.test(s.trim()) ? "" : ".");
 
 export function nextStep(code: string, status: number): string {
   if (status === 401)
-    return "check the token (--token, DRIVE_STATION_TOKEN, or data/api-tokens.json of the running agent).";
+    return "check the token (--token-file, DRIVE_STATION_TOKEN_FILE, DRIVE_STATION_TOKEN, or data/api-tokens.json of the running agent).";
   if (status === 403 || code === "AuthorizationFailed")
-    return "use an operator token (--token or DRIVE_STATION_TOKEN).";
+    return "use an operator token (--token-file or DRIVE_STATION_TOKEN_FILE).";
   if (code === "JobNotFound" || status === 404) return "list the jobs with 'station jobs'.";
   if (code === "InvalidJobState" || code === "InvalidDriveState" || status === 409)
     return "see the job's state and drives with 'station show JOB'.";
@@ -40,11 +42,20 @@ export function nextStep(code: string, status: number): string {
   return "check the arguments with 'station COMMAND --help'.";
 }
 
-/** Flattens commander's messages ("error: unknown option '--x'\n(Did you mean --y?)") to one line. */
+/**
+ * Flattens commander's messages ("error: unknown option '--x'\n(Did you mean --y?)") to one line.
+ * An option's value is never echoed (`unknown option '--tokn=SECRET'`: a mistyped --token), and
+ * the rest passes the secret scrubber.
+ */
 export function oneLine(message: string, commandPath: string): string {
-  const text = message
-    .replace(/^error:\s*/i, "")
-    .replace(/\s*\n\s*/g, " ")
-    .trim();
+  const text = scrubSecrets(
+    message
+      .replace(/^error:\s*/i, "")
+      // up to the quote that closes commander's '--opt=value' (the value may hold quotes, spaces, newlines)
+      .replace(/(--?[A-Za-z][\w-]*=)[\s\S]*'/, "$1…'")
+      .replace(/(--?[A-Za-z][\w-]*=)[^'"\s]+/g, "$1…")
+      .replace(/\s*\n\s*/g, " ")
+      .trim(),
+  );
   return `${commandPath}: ${text}${endWithStop(text)} See '${commandPath} --help'.`;
 }

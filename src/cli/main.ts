@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { CommanderError } from "commander";
-import { PrepareError } from "../prepare/prepare-drive.js";
-import { CliError, EXIT_FAILED, EXIT_USAGE } from "./errors.js";
+import { EXIT_USAGE } from "./errors.js";
+import { failureOutput } from "./failure.js";
 import { buildProgram } from "./program.js";
 
 function packageVersion(): string {
@@ -34,21 +34,9 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError)
       return e.code === "commander.helpDisplayed" || e.code === "commander.version" ? 0 : EXIT_USAGE;
-    if (e instanceof CliError) {
-      process.stderr.write(`station: ${e.message}\n`);
-      return e.exitCode;
-    }
-    if (e instanceof PrepareError) {
-      process.stderr.write(`station: ${e.message}\n`);
-      return EXIT_USAGE;
-    }
-    // Not expected: still one line, and where to look next.
-    const err = e as NodeJS.ErrnoException;
-    process.stderr.write(
-      `station: ${err?.code ? `${err.code}: ` : ""}${err?.message ?? String(e)}. Next: retry; if it persists, run with NODE_DEBUG=station and report it.\n`,
-    );
-    if (process.env.NODE_DEBUG?.includes("station")) process.stderr.write(`${err?.stack}\n`);
-    return EXIT_FAILED;
+    const { text, exitCode } = failureOutput(e, Boolean(process.env.NODE_DEBUG?.includes("station")));
+    process.stderr.write(text);
+    return exitCode;
   }
 }
 

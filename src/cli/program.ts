@@ -19,14 +19,21 @@ export function buildProgram(version = "0.0.0"): Command {
     .description("Operate a drive-station copy station: jobs, drives, the dock, and drive preparation.")
     .version(version, "-V, --version")
     .option("--url <url>", "the agent's API (default: DRIVE_STATION_URL or http://127.0.0.1:7480)")
-    .option("--token <token>", "operator token (default: DRIVE_STATION_TOKEN or DATA_DIR/api-tokens.json)")
+    .option(
+      "--token-file <file>",
+      "read the operator token from this file (default: DRIVE_STATION_TOKEN_FILE, DRIVE_STATION_TOKEN, or DATA_DIR/api-tokens.json)",
+    )
+    .option(
+      "--token <token>",
+      "operator token on the command line: avoid it, ps and shell history show it; use --token-file",
+    )
     .option("--ca <cert.pem>", "trust this certificate (a station with a self-signed certificate)")
     .option("--data-dir <dir>", "the running agent's data directory, for its generated tokens", "data")
     .option("--subscription <id>", "pick the job among jobs of the same name")
     .option("--resource-group <name>", "pick the job among jobs of the same name")
     .addHelpText(
       "after",
-      "\nJOB is a job name; add --subscription and --resource-group when the name is not unique.\nFirst time here? Start the agent ('npm start'), then run 'station demo' as root.",
+      "\nJOB is a job name; add --subscription and --resource-group when the name is not unique.\nThe token: --token-file FILE, or the environment (DRIVE_STATION_TOKEN_FILE, DRIVE_STATION_TOKEN), or the\nrunning agent's DATA_DIR/api-tokens.json; --token puts it where ps and shell history show it.\nFirst time here? Start the agent ('npm start'), then run 'station demo' as root.",
     );
   registerReadCommands(program);
   registerAttachedCommand(program);

@@ -1,9 +1,11 @@
 /**
  * Port decorators the composition root wraps around the stores: they tell the console feed that
  * jobs or notices changed (so it pushes without polling the store) and count finished blobs for
- * the metrics, without the service or the engine knowing either exists.
+ * the metrics, and pass notices through the secret scrubber, without the service or the engine
+ * knowing any of it exists.
  */
 import type { JobStore, NoticeLog } from "../jobs/store.js";
+import { scrubSecrets } from "../secrets.js";
 import type { CheckpointStore } from "../transfer/checkpoints.js";
 import type { TransferObserver } from "./metrics.js";
 
@@ -32,6 +34,18 @@ export function signallingNoticeLog(log: NoticeLog, changed: () => void): Notice
       await log.add(notices);
       if (notices.length) changed();
     },
+  };
+}
+
+/**
+ * Notices are output (console, API, CLI): their messages pass the secret scrubber when written,
+ * and again when read (a notice stored by an older version).
+ */
+export function scrubbingNoticeLog(log: NoticeLog): NoticeLog {
+  return {
+    add: (notices) => log.add(notices.map((n) => ({ ...n, message: scrubSecrets(n.message) }))),
+    recent: async (options) =>
+      (await log.recent(options)).map((n) => ({ ...n, message: scrubSecrets(n.message) })),
   };
 }
 

@@ -146,7 +146,7 @@ export class TransferManager {
       drive.view.message = `${drive.view.message} This station has no export engine configured: the drive waits.`;
       this.deps.log.warn(
         { drive: drive.key, job: jobLabel(drive.job) },
-        "export drive ready, but exports are not implemented yet",
+        "export drive ready, but this station was started without an export engine: the drive waits",
       );
       return;
     }

@@ -39,7 +39,10 @@ describe("config", () => {
       station: { location: stationLocation },
       api: { tokens: [{ name: "a", token: "short-secret", role: "operator" }] },
     };
-    expect(() => parseConfig(bad, "x.json")).toThrow(/api\.tokens\.0\.token = \[redacted\]/);
+    expect(() => parseConfig(bad, "x.json")).toThrow(
+      /api\.tokens\.0\.token = \(hidden: a string of 12 characters\): must be at least 16 characters\. api\.tokens holds secrets/,
+    );
+    expect(() => parseConfig(bad, "x.json")).not.toThrow(/short-secret/);
   });
 
   it("the agent exits 78 (EX_CONFIG) with the reason on a bad config", async () => {

@@ -70,7 +70,7 @@ describe("config: the store", () => {
       message = (e as Error).message;
     }
     expect(message).toMatch(
-      /store\.url = "mysql:\/\/station:\[redacted\]@db\/x": must be a postgres:\/\/ URL/,
+      /store\.url = mysql:\/\/station:\[redacted\]@db\/x \(credentials hidden\): must be a postgres:\/\/ URL/,
     );
     expect(message).not.toContain(PG_PASSWORD);
     expect(() => parseConfig({ ...base, station: { ...base.station, id: "bad id!" } }, "x.json")).toThrow(

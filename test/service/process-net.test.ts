@@ -22,7 +22,9 @@ describe("unhandled rejections", () => {
     const line = JSON.parse(stdout.split("\n").find((l) => l.includes("unhandled promise rejection"))!);
     expect(line.level).toBe(50);
     expect(line.err.message).toBe("lost-rejection-4711");
-    expect(line.stack).toMatch(/lost-rejection-4711\n\s+at /);
+    // The stack is kept, inside the scrubbed err (no raw `stack` field beside it).
+    expect(line.err.stack).toMatch(/lost-rejection-4711\n\s+at /);
+    expect(line.stack).toBeUndefined();
     expect(stdout).toContain("STILL RUNNING");
     expect(stdout).not.toContain("FORCED");
   });
