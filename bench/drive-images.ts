@@ -8,7 +8,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { prepareDrive } from "../src/prepare/prepare-drive.js";
@@ -109,9 +109,11 @@ export function mountReadOnly(image: string, dir: string): { device: string; unm
   return {
     device,
     unmount() {
-      spawnSync("umount", [dir]);
+      // A tool's last file handles can close just after it returns: retry, then detach lazily.
+      for (let i = 0; i < 50 && spawnSync("umount", [dir]).status !== 0; i++) execFileSync("sleep", ["0.1"]);
+      spawnSync("umount", ["-l", dir]);
       detach(device);
-      rmdirSync(dir);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
