@@ -4,8 +4,8 @@
  * when the bench is given them), its log lines timestamped by the bench's clock as they arrive.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 export const BENCH_ACCOUNT = "benchacct";
 export const BENCH_KEY = Buffer.from("drive-station-benchmark-account-key-000000").toString("base64");
@@ -34,6 +34,10 @@ export interface BenchAgent {
   logLineAt<T>(msg: string, count?: number): Promise<{ line: T; at: number }>;
   stop(): Promise<void>;
 }
+
+/** Whether the built agent's config knows `transfer.hashThreads` (the hashing pool's size). */
+export const agentKnowsHashThreads = (agentMain: string): boolean =>
+  readFileSync(join(dirname(agentMain), "config.js"), "utf8").includes("hashThreads");
 
 /** The bench's clock: seconds, monotonic. */
 export const now = (): number => Number(process.hrtime.bigint()) / 1e9;
@@ -154,6 +158,7 @@ export async function shipImportJob(
   agent: BenchAgent,
   name: string,
   drives: { driveId: string; manifestFile: string; manifestHash: string }[],
+  extra: { logLevel?: "Error" | "Verbose" } = {},
 ): Promise<void> {
   const path = `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/${name}?api-version=2021-01-01`;
   const put = await agent.api("PUT", path, {
@@ -169,7 +174,12 @@ export async function shipImportJob(
         phone: "1",
         email: "a@b.c",
       },
-      driveList: drives,
+      driveList: drives.map(({ driveId, manifestFile, manifestHash }) => ({
+        driveId,
+        manifestFile,
+        manifestHash,
+      })),
+      ...extra,
     },
   });
   if (!put.ok) throw new Error(`creating job ${name}: ${put.status} ${await put.text()}`);
