@@ -42,7 +42,7 @@ const agentMain = resolve(dirname(fileURLToPath(import.meta.url)), "..", "agent"
 interface BayRun {
   n: number;
   seconds: number;
-  perDrive: { driveId: string; seconds: number; mbps: number; throttledRead: number }[];
+  perDrive: { driveId: string; seconds: number; mbps: number; ownMbps: number; throttledRead: number }[];
   rssMiB: number;
   agentCpu: number;
   agentMain: number;
@@ -77,13 +77,15 @@ async function run(n: number, drives: BenchDrive[]): Promise<BayRun> {
       devices.push(dev);
     }
     const ends = new Map<string, number>();
+    const own = new Map<string, number>();
     for (let k = 1; k <= n; k++) {
-      const { line, at } = await agent.logLineAt<{ driveId: string; status: string }>(
+      const { line, at } = await agent.logLineAt<{ driveId: string; status: string; mbPerSecond: number }>(
         "drive import finished",
         k,
       );
       if (line.status !== "Completed") throw new Error(`drive ${line.driveId} ended ${line.status}`);
       ends.set(line.driveId, at - t0);
+      own.set(line.driveId, line.mbPerSecond);
     }
     const seconds = Math.max(...ends.values());
     const [c1, m1] = [processCpu(agent.pid), machineCpu()];
@@ -94,6 +96,7 @@ async function run(n: number, drives: BenchDrive[]): Promise<BayRun> {
         driveId: d.driveId,
         seconds: ends.get(d.driveId)!,
         mbps: d.bytes / 1e6 / ends.get(d.driveId)!,
+        ownMbps: own.get(d.driveId)!,
         throttledRead: throttle.readBytes(devices[i]!),
       })),
       rssMiB: peakRssMiB(agent.pid),
@@ -176,6 +179,9 @@ async function main(): Promise<void> {
       console.log(
         `   WARNING: ${unthrottled.map((d) => d.driveId).join(", ")}: fewer bytes seen by the throttle than the drive holds (page cache?)`,
       );
+    console.log(
+      `   per drive, the agent's own rate (from its claim): ${r.perDrive.map((d) => fmt(d.ownMbps, 1)).join(" ")} MB/s`,
+    );
     if (agg < (0.9 * r.n * rate) / 1e6) console.log(`   under target: limit ${limitOf(r)}`);
   }
   const load1 = loadavg();
