@@ -95,7 +95,16 @@ export async function sinkImport(o: {
     sample();
     const c1 = processCpu(agent.pid);
     const u = process.cpuUsage(u0);
-    if (line.status !== "Completed") throw new Error(`the import into the sink ended ${line.status}`);
+    if (line.status !== "Completed") {
+      const warnings = agent
+        .output()
+        .split("\n")
+        .filter((l) => /"level":(40|50)/.test(l))
+        .slice(-5);
+      throw new Error(
+        `the import into the sink ended ${line.status}; the agent's last warnings:\n${warnings.join("\n")}`,
+      );
+    }
     return {
       seconds: at - t0,
       agentSeconds: line.seconds,
