@@ -122,7 +122,11 @@ async function main(): Promise<void> {
         } else res = await peerRun(ctx, ds, tool, tag);
         cacheDropped &&= res.cacheDropped;
         perTool.get(tool)!.push(res);
-        console.log(`  ${tool.padEnd(26)} ${fmt(res.seconds)} s`);
+        // Each run's own line, so that a run cut short still leaves its figures.
+        const gb = ds.drive.bytes / 1e9;
+        console.log(
+          `  ${tool.padEnd(26)} ${fmt(res.seconds)} s, CPU s/GB ${fmt(res.cpu / gb)}${res.main !== undefined ? ` (main thread ${fmt(res.main / gb)}), peak RSS ${fmt(res.rssMiB!, 0)} MiB, own time ${fmt(res.agentSeconds!)} s` : ""}, Azurite ${fmt(res.azurite / gb)}`,
+        );
       }
     }
   }
