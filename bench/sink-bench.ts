@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     rates.push(gbps);
     const gb = bytes / 1e9;
     rows.push(
-      `${(threads ? String(threads) : "event loop").padEnd(10)} | ${fmt(gbps, 3)} GB/s (${fmt(r.seconds)} s; agent's own ${fmt(bytes / 1e9 / r.agentSeconds, 3)}) | ${fmt((gbps * 1000) / limit)}x | ${fmt(r.cpu / gb)} | ${fmt(r.main / gb)} | ${fmt(r.sinkCpu / gb)} | ${fmt(r.peakRssMiB, 0)} MiB`,
+      `${(threads ? String(threads) : "event loop").padEnd(10)} | ${fmt(gbps, 3)} GB/s (${fmt(r.seconds)} s; agent's own ${fmt(bytes / 1e9 / r.agentSeconds, 3)}) | ${fmt((gbps * 1000) / limit)}x | ${fmt(r.cpu / gb)} | ${fmt(r.main / gb)} | ${fmt(r.sinkCpu / gb)} | ${fmt(r.peakRssMiB, 0)} MiB | ${fmt(gb / r.main, 3)} / ${fmt((cpus().length * gb) / (r.cpu + r.sinkCpu), 3)} GB/s`,
     );
   }
   console.log(`\n${fmt(bytes / 1e9, 2)} GB from one loop drive into the sink (bytes discarded unhashed)`);
@@ -119,6 +119,9 @@ async function main(): Promise<void> {
     "hash threads | rate (from plug; agent's own from claim) | x MD5 limit | agent CPU s/GB | main thread s/GB | sink s/GB | peak RSS",
   );
   for (const row of rows) console.log(row);
+  console.log(
+    "on a loaded machine the wall-clock rates are low; the CPU figures hold: the event loop's ceiling is 1 / (main thread s/GB) GB/s, the process's on all cores is cores / (agent + sink s/GB)",
+  );
   if (rates.length >= 2)
     console.log(`${counts[1]} threads / ${counts[0]} thread(s): ${fmt(rates[1]! / rates[0]!)}x`);
   const load1 = loadavg();
