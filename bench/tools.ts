@@ -5,7 +5,7 @@
  * sampler, CPU accounting, the agent as a child process, and a timer. Used by bench/import.ts
  * and bench/export.ts.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -23,18 +23,6 @@ export async function timed(fn: () => Promise<unknown> | unknown): Promise<numbe
   const t = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t) / 1e9;
-}
-
-export function freePort(): number {
-  const out = execFileSync(
-    process.execPath,
-    [
-      "-e",
-      "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})",
-    ],
-    { encoding: "utf8" },
-  );
-  return Number(out.trim());
 }
 
 /** Samples a process's peak RSS (VmHWM) until stopped; returns MiB. */
@@ -258,124 +246,21 @@ export function childrenCpuSeconds(): number {
   return (Number(f[13]) + Number(f[14])) / 100;
 }
 
-export const BENCH_ACCOUNT = "benchacct";
-export const BENCH_KEY = Buffer.from("drive-station-benchmark-account-key-000000").toString("base64");
-const BENCH_TOKEN = "bench-operator-token-0123456789";
-
-export interface BenchAgent {
-  pid: number;
-  api(method: string, path: string, body?: unknown): Promise<Response>;
-  /** Everything the agent logged so far. */
-  output(): string;
-  /** Waits for the `count`-th log line containing `msg`, parsed. */
-  logLine<T>(msg: string, count?: number): Promise<T>;
-  stop(): Promise<void>;
-}
+export { BENCH_ACCOUNT, BENCH_KEY, type BenchAgent, freePort, startBenchAgent } from "./bench-agent.js";
 
 /**
- * The real agent as a child process against `azPort`'s Azurite, loop images taken from
- * `<root>/plugged`. `BENCH_AGENT_NODE_ARGS` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") adds
- * node flags.
+ * Drops the page cache (root only), so every tool starts with the same cold drive: `sync`, then
+ * `drop_caches` (which also drops a loop image's backing file pages), then BLKFLSBUF on each
+ * given block device (a still-attached loop device's own buffers). Returns whether the kernel
+ * let the bench drop the cache (if not, every tool reads a warm cache alike).
  */
-export async function startBenchAgent(o: {
-  agentMain: string;
-  root: string;
-  azPort: number;
-  concurrency: number;
-  /** Give the station the bench account's key (export reads with the station's own key). */
-  withAccountKey?: boolean;
-}): Promise<BenchAgent> {
-  const apiPort = freePort();
-  const config = join(o.root, "agent.json");
-  mkdirSync(join(o.root, "plugged"), { recursive: true });
-  writeFileSync(
-    config,
-    JSON.stringify({
-      dataDir: join(o.root, "data"),
-      log: { level: "info" },
-      api: {
-        host: "127.0.0.1",
-        port: apiPort,
-        tokens: [{ name: "op", token: BENCH_TOKEN, role: "operator" }],
-      },
-      station: {
-        location: {
-          id: "bench",
-          name: "Bench",
-          recipientName: "b",
-          streetAddress1: "b",
-          city: "b",
-          postalCode: "1",
-          countryOrRegion: "US",
-          phone: "1",
-          supportedCarriers: ["FedEx"],
-        },
-      },
-      storage: {
-        mode: "azure",
-        endpointTemplate: `http://127.0.0.1:${o.azPort}/{account}`,
-        ...(o.withAccountKey ? { accounts: [{ name: BENCH_ACCOUNT, key: BENCH_KEY }] } : {}),
-      },
-      drives: {
-        physical: false,
-        pollIntervalMs: 200,
-        loopImageDirs: [join(o.root, "plugged")],
-        mountRoot: join(o.root, "mnt"),
-      },
-      transfer: { concurrency: o.concurrency, blobConcurrency: 32 },
-    }),
-  );
-  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  let output = "";
-  const agent: ChildProcess = spawn(process.execPath, [...nodeArgs, o.agentMain, "--config", config], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  agent.stdout!.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  agent.stderr!.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`http://127.0.0.1:${apiPort}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${BENCH_TOKEN}`, "content-type": "application/json" },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-  for (let i = 0; ; i++) {
-    if ((await api("GET", "/station/v1/jobs").catch(() => undefined))?.ok) break;
-    if (i > 300 || agent.exitCode !== null) {
-      agent.kill("SIGKILL");
-      throw new Error(`agent did not start:\n${output.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    pid: agent.pid!,
-    api,
-    output: () => output,
-    async logLine<T>(msg: string, count = 1): Promise<T> {
-      for (;;) {
-        const lines = output.split("\n").filter((l) => l.includes(`"${msg}"`));
-        if (lines.length >= count) return JSON.parse(lines[count - 1]!) as T;
-        if (agent.exitCode !== null) throw new Error(`agent exited:\n${output.slice(-3000)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    async stop() {
-      if (agent.exitCode !== null) return;
-      agent.kill("SIGTERM");
-      await new Promise((r) => agent.once("exit", r));
-    },
-  };
-}
-
-/** Drops the page cache (root only), so every tool starts with the same cold storage files. */
-export function dropCaches(): void {
+export function dropCaches(devices: string[] = []): boolean {
   spawnSync("sync");
+  for (const d of devices) spawnSync("blockdev", ["--flushbufs", d]);
   try {
     writeFileSync("/proc/sys/vm/drop_caches", "3");
+    return true;
   } catch {
-    // not allowed here: the page cache stays warm for every tool alike
+    return false;
   }
 }
