@@ -130,7 +130,7 @@ function limitOf(r: BayRun): string {
   if (r.rssMiB >= Number(values["rss-limit-mib"])) found.push(`memory (peak RSS ${fmt(r.rssMiB, 0)} MiB)`);
   return found.length
     ? found.join("; ")
-    : `none of CPU, storage, memory saturated (machine ${fmt(100 * r.machineBusy, 0)} % busy): look at the agent's I/O threads (UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? "unset: 4"}) and scheduling`;
+    : `none of CPU, storage, memory saturated (machine ${fmt(100 * r.machineBusy, 0)} % busy): look at the agent's I/O threads (transfer.ioThreads) and scheduling`;
 }
 
 async function main(): Promise<void> {
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
   }
   const load1 = loadavg();
   console.log(
-    `machine load (1/5/15 min): before ${load0.map((l) => fmt(l, 1)).join("/")}, after ${load1.map((l) => fmt(l, 1)).join("/")} (a shared machine: figures are noisy); UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? "unset (libuv default 4)"}`,
+    `machine load (1/5/15 min): before ${load0.map((l) => fmt(l, 1)).join("/")}, after ${load1.map((l) => fmt(l, 1)).join("/")} (a shared machine: figures are noisy); the agent sizes its own I/O and hashing threads (agent/threads.ts)`,
   );
 }
 

@@ -6,6 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { threadSizes } from "../agent/threads.js";
 
 export const BENCH_ACCOUNT = "benchacct";
 export const BENCH_KEY = Buffer.from("drive-station-benchmark-account-key-000000").toString("base64");
@@ -102,9 +103,16 @@ export async function startBenchAgent(o: {
   let output = "";
   const lines: { text: string; at: number }[] = [];
   let partial = "";
+  // The I/O thread count the agent wants, in its environment: it then runs as this one process
+  // (it would otherwise relaunch itself, agent/relaunch.ts, and the pid measured here would be the
+  // idle front process, not the agent).
+  const io = threadSizes({
+    ioThreads: o.transfer?.ioThreads as number | undefined,
+    hashThreads: undefined,
+  }).io;
   const agent: ChildProcess = spawn(process.execPath, [...nodeArgs, o.agentMain, "--config", config], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...o.env },
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(io), ...o.env },
   });
   const take = (d: Buffer) => {
     const at = now();

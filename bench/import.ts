@@ -181,7 +181,7 @@ function report(
   );
   const after = loadavg();
   console.log(
-    `machine load (1/5/15 min): before ${loadBefore.map((l) => fmt(l, 1)).join("/")}, after ${after.map((l) => fmt(l, 1)).join("/")}; UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? "unset (libuv default 4)"}`,
+    `machine load (1/5/15 min): before ${loadBefore.map((l) => fmt(l, 1)).join("/")}, after ${after.map((l) => fmt(l, 1)).join("/")}; the agent sizes its own I/O and hashing threads (agent/threads.ts)`,
   );
 }
 

@@ -92,10 +92,11 @@ const PATTERNS: [RegExp, string | ((m: string) => string)][] = [
   ],
   // The password in a URL's user info (postgres://station:secret@db/...), up to the last `@`.
   [/(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"'<>]*:)[^\s"'<>]*@/gi, `$1${REDACTED}@`],
+  // Before the name=value rules: `password=Bearer <token>` would otherwise lose only "Bearer".
+  [/\b((?:Bearer|Basic|SharedKey)\s+)[A-Za-z0-9._~+/:-]{8,}=*/gi, `$1${REDACTED}`],
   [QUOTED, `$1${REDACTED}$3`],
   [PARAM, `$1${REDACTED}`],
   [/(<(StorageAccountKey|ContainerSas|BitLockerKey|AccountKey|Sas)>)[^<]*/gi, `$1${REDACTED}`],
-  [/\b((?:Bearer|Basic|SharedKey)\s+)[A-Za-z0-9._~+/:-]{8,}=*/gi, `$1${REDACTED}`],
   [/\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, "[redacted-jwt]"],
   // BitLocker recovery password: 48 digits, 8 groups of 6 (with or without separators).
   [/(?<!\d)\d{6}(?:[- ]?\d{6}){7}(?!\d)/g, "[redacted-bitlocker-password]"],
