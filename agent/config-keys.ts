@@ -96,7 +96,8 @@ export function findUnknownKey(
       if (!isPlainObject(value) || !def.shape) return undefined;
       const known = Object.keys(def.shape);
       for (const [k, v] of Object.entries(value)) {
-        const field = def.shape[k];
+        // Own keys only: a key named `constructor` or `__lookupGetter__` is unknown, not Object's.
+        const field = Object.hasOwn(def.shape, k) ? def.shape[k] : undefined;
         if (!field) {
           const suggestion = nearest(k, known);
           return { path: [...path, k].join("."), key: k, known, ...(suggestion ? { suggestion } : {}) };

@@ -47,6 +47,14 @@ describe("strict config", () => {
     expect(nearest("completelyelse", ["port", "host"])).toBeUndefined();
   });
 
+  it("a key named like an Object.prototype member is an unknown key, not a crash", () => {
+    for (const k of ["constructor", "toString", "__lookupGetter__", "hasOwnProperty"]) {
+      expect(() => parseConfig({ ...base(), api: JSON.parse(`{"${k}": 1}`) }, "x.json"), k).toThrow(
+        new RegExp(`^Config x\\.json: unknown key api\\.${k}`),
+      );
+    }
+  });
+
   it("stops on a misspelt key, naming it and the nearest known key", () => {
     expect(() => parseConfig({ ...base(), api: { prot: 8080 } }, "x.json")).toThrow(
       /Config x\.json: unknown key api\.prot; did you mean api\.port\?/,
