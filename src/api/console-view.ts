@@ -70,6 +70,9 @@ export const NEXT_STEPS: Record<NoticeCode, NextStep> = {
   ExportDriveUnreliable: {
     step: "The export drive did not hold what was written: do not ship it. Replace it with a new drive for the job; its copy log names the blobs and chunks that failed.",
   },
+  DriveNeedsRepair: {
+    step: "Nothing to do at the station: tell the customer. The drive's error log (on Get Job) names what failed; the notice gives the station command the customer runs to re-send it from the original files (import) or to mend the returned drive from storage (export).",
+  },
   TransferPaused: {
     step: "Storage did not answer: the station retries by itself and sends nothing twice. If it persists, check the storage endpoint and the network.",
   },

@@ -233,4 +233,5 @@ export type NoticeCode =
   | "StorageRefused"
   | "ExportDriveNotEmpty"
   | "ExportDriveUnreliable"
+  | "DriveNeedsRepair"
   | "DriveClaimedElsewhere";

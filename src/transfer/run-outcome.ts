@@ -9,7 +9,7 @@ import { isStoreDown } from "../fleet/durable-checkpoints.js";
 import { ManifestError } from "../formats/status.js";
 import type { Lease } from "../jobs/store.js";
 import { jobLabel } from "../lifecycle/model.js";
-import { repairImportHint } from "../repair/hint.js";
+import { repairExportHint, repairImportHint } from "../repair/hint.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { StorageOutage } from "./core/retry.js";
 import type { DriveRunResult } from "./engine.js";
@@ -71,6 +71,18 @@ export async function runFinished(c: RunContext, result: DriveRunResult): Promis
   };
   view.message = `${c.label}: ${outcome} (${result.status}), ${result.blobs} blobs, ${result.bytesSucceeded} of ${result.bytesTotal} bytes${result.manifestFile ? `; manifest ${result.manifestFile}` : ""}.${result.errorLogUri ? ` Error log: ${result.errorLogUri}${c.direction === "import" ? `. ${repairImportHint(result.errorLogUri)}` : ""}` : ""}${result.incompleteBlobListUri ? ` Blobs that did not fit: ${result.incompleteBlobListUri}` : ""}`;
   if (result.refusal || result.logsNotWritten) await storageRefused(c, result);
+  if (outcome === "CompletedMoreInfo" && result.errorLogUri && !result.driveUnreliable) {
+    const hint = (c.direction === "import" ? repairImportHint : repairExportHint)(result.errorLogUri);
+    await c.deps.notices.add([
+      {
+        code: "DriveNeedsRepair",
+        at: clock.now().toISOString(),
+        job: key,
+        driveId,
+        message: `Drive ${driveId} of job ${jobLabel(key)} ended CompletedMoreInfo (${result.status}); its error log ${result.errorLogUri} names what failed. ${hint}`,
+      },
+    ]);
+  }
   if (result.driveUnreliable) {
     const message = `Drive ${driveId} of job ${jobLabel(key)} ended ${outcome} (${result.status}): ${result.driveUnreliable}.`;
     log.error({ job: jobLabel(key), driveId }, message);

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobKey } from "../../src/lifecycle/model.js";
 import { type CountingProxy, countingProxy } from "../../src/staging/counting-proxy.js";
-import { CUSTOMER_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
+import { CUSTOMER_TOKEN, OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { built } from "../support/built.js";
 import { returnAddress } from "../support/jobs.js";
@@ -182,6 +182,15 @@ describe.skipIf(!RUN)("staged: station repair-import", () => {
     // The station points the way: the drive's message names the log and the repair command.
     const docked = station.agent.dock!.list().find((x) => x.key.endsWith("/damaged.img"));
     expect(docked?.message).toContain(`station repair-import --log-url ${errorLogUri} --source`);
+    // ... and so does the notice the operator passes on to the customer.
+    const notices = (await (
+      await fetch(`${station.agent.url}/station/v1/notices`, {
+        headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+      })
+    ).json()) as { value: { code: string; driveId?: string; message: string }[] };
+    const n = notices.value.find((x) => x.code === "DriveNeedsRepair" && x.driveId === "REPAIR-0001");
+    expect(n?.message).toContain(`error log ${errorLogUri}`);
+    expect(n?.message).toContain(`station repair-import --log-url ${errorLogUri} --source`);
   });
 
   let errorLogUri = "";
