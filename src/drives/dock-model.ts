@@ -23,6 +23,7 @@ export type DockStatus =
   | "unknown"
   | "failed"
   | "processed"
+  | "conflict"
   | "error";
 
 export interface DockedDrive {

@@ -26,6 +26,12 @@ const keyOf = (job: Job): JobKey => ({
   name: job.name,
 });
 
+/** A drive two live jobs list: both named, with their states, and what the operator does next. */
+export function conflictMessage(driveId: string, jobs: { job: Job; entry: { state: string } }[]): string {
+  const named = jobs.map((m) => `${jobLabel(keyOf(m.job))} (job ${m.job.state}, drive ${m.entry.state})`);
+  return `Drive ${driveId} is listed by ${jobs.length} live jobs: ${named.join(" and ")}. Not processed: a drive serves one job at a time. Next step: finish the job it is done for (ship its drives back) or remove the drive from the job it is not meant for, then plug it in again.`;
+}
+
 export class Dock {
   private readonly drives = new Map<string, DockedDrive>();
   /** Attach, detach and re-attach of one device run strictly in the order the watcher saw them. */
@@ -182,7 +188,7 @@ export class Dock {
    */
   reconsider(job?: JobKey): void {
     for (const d of this.drives.values()) {
-      if (!["unknown", "held", "extra", "error"].includes(d.status)) continue;
+      if (!["unknown", "held", "extra", "error", "conflict"].includes(d.status)) continue;
       if (d.job && !(job && jobLabel(d.job) === jobLabel(job))) continue;
       const source = this.sources.get(d.key);
       if (!source) continue;
@@ -218,6 +224,12 @@ export class Dock {
         },
       ]);
       log.warn({ drive: docked.key, device: docked.device }, docked.message);
+      return;
+    }
+    if (match.kind === "conflict") {
+      docked.status = "conflict";
+      docked.message = conflictMessage(docked.serial ?? "", match.jobs);
+      log.warn({ drive: docked.key, jobs: match.jobs.map((m) => jobLabel(keyOf(m.job))) }, docked.message);
       return;
     }
     const job = match.job;

@@ -34,6 +34,8 @@ export type MatchResult =
   | { kind: "import-failed"; job: Job; entry: Drive; status: DriveLogStatus; message: string }
   | { kind: "export"; job: Job; entry: Drive }
   | { kind: "processed"; job: Job; entry: Drive }
+  /** Two live jobs list this drive: which one it serves is the operator's call, never a guess. */
+  | { kind: "conflict"; jobs: { job: Job; entry: Drive }[] }
   | { kind: "extra"; job: Job; driveId: string; trackingNumber?: string }
   | { kind: "unknown"; message: string };
 
@@ -173,6 +175,10 @@ export async function matchDrive(
   const access = root ? new ManifestAccess(root, readLimits) : undefined;
 
   if (serial) {
+    const live = sorted
+      .filter((j) => j.state !== "Completed" && j.state !== "Closed")
+      .flatMap((job) => job.drives.filter((d) => d.driveId === serial).map((entry) => ({ job, entry })));
+    if (live.length > 1) return { kind: "conflict", jobs: live };
     for (const job of sorted) {
       const entry = job.drives.find((d) => d.driveId === serial);
       if (!entry) continue;

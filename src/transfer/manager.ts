@@ -20,12 +20,21 @@ import { exportEngine, exportJobKey } from "./export/export-engine.js";
 import { importDrive } from "./import/engine.js";
 import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
 import { type ReadyDrive, readyDrive } from "./ready-drive.js";
-import { heldElsewhere, type RunContext, runFailed, runFinished } from "./run-outcome.js";
+import {
+  finishedElsewhere,
+  heldElsewhere,
+  type RunContext,
+  runFailed,
+  runFinished,
+  storePaused,
+} from "./run-outcome.js";
 
 export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
 const VIEW_EVERY_MS = 200;
 const PERSIST_EVERY_MS = 2000;
+/** Drive states after a transfer: nothing left for any station to do. */
+const FINISHED = new Set(["Completed", "CompletedMoreInfo", "ShippedBack"]);
 
 export class TransferManager {
   /** Request slots and block buffers, shared fairly by the drives running now. */
@@ -59,8 +68,9 @@ export class TransferManager {
       for (const r of this.runs.values()) {
         if (!r.drive || r.controller.signal.aborted) continue;
         r.controller.abort(new StorePaused("the job database is unreachable"));
-        r.drive.view.status = "paused";
-        r.drive.view.message = `Drive ${r.drive.driveId} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+        // Shown and logged now, while the cause lasts (the run itself may only settle once the database is back).
+        storePaused(r.drive.view, `${jobLabel(r.drive.job)} drive ${r.drive.driveId}`);
+        deps.log.error({ job: jobLabel(r.drive.job), driveId: r.drive.driveId }, r.drive.view.message);
       }
     }, 250);
     this.storeWatch.unref();
@@ -206,6 +216,11 @@ export class TransferManager {
       );
       const job = await service.get(key);
       const entry = job.drives.find((d) => d.driveId === driveId);
+      if (entry && FINISHED.has(entry.state)) {
+        // Another station won the claim and finished the drive while this one waited: done here too.
+        finishedElsewhere(c, entry.state);
+        return;
+      }
       const resuming = entry?.state === "Transferring";
       const hold = await engine.admit?.(job, { driveId, root: drive.root });
       if (hold) {
