@@ -15,6 +15,7 @@ import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { ProgressMeter } from "./core/progress.js";
 import { StationScheduler } from "./core/scheduler.js";
+import { SAMPLE_SECONDS, ThroughputSamples } from "./core/throughput.js";
 import type { DriveEngine, DriveHold } from "./engine.js";
 import { exportEngine, exportJobKey } from "./export/export-engine.js";
 import { importDrive } from "./import/engine.js";
@@ -50,6 +51,8 @@ export class TransferManager {
     }
   >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Each drive's throughput samples, kept across its runs (a pause shows as a gap of zeros). */
+  private readonly samples = new Map<string, ThroughputSamples>();
   /** Drives an engine holds (an export drive holding data): the operator's confirmation starts them. */
   private readonly waiting = new Map<string, ReadyDrive>();
   /** Paused runs waiting for the job store to answer again. */
@@ -145,6 +148,7 @@ export class TransferManager {
     if (t) clearTimeout(t);
     this.storeWaits.get(key)?.abort();
     this.storeWaits.delete(key);
+    if (why === "pulled") this.samples.delete(key);
     const message = why === "pulled" ? "the drive was pulled" : "the agent is stopping";
     this.runs.get(key)?.controller.abort(new StationError("Cancelled", message, { target: why }));
   }
@@ -201,6 +205,16 @@ export class TransferManager {
           .catch((e) => log.warn({ err: e }, "progress not saved")),
       );
     });
+    const samples = this.samples.get(drive.key) ?? new ThroughputSamples();
+    this.samples.set(drive.key, samples);
+    samples.restart();
+    const sampling = setInterval(() => {
+      if (!progress.bytesTotal) return; // the engine has not started the meter yet
+      samples.record(clock.now().getTime(), progress.bytesSucceeded);
+      const v = samples.view();
+      if (v) view.throughput = v;
+    }, (SAMPLE_SECONDS * 1000) / 4);
+    sampling.unref();
     const lease = new DriveLease({ ...this.deps.fleet, clock }, { job: key, driveId });
     const lane = this.scheduler.lane(controller.signal);
     try {
@@ -267,6 +281,7 @@ export class TransferManager {
       if (end === "store-down") this.resumeWhenStoreAnswers(drive);
       if (end === "outage") this.retryLater(drive);
     } finally {
+      clearInterval(sampling);
       lane.close();
       await lease.release();
     }
