@@ -208,12 +208,15 @@ export class TransferManager {
     const samples = this.samples.get(drive.key) ?? new ThroughputSamples();
     this.samples.set(drive.key, samples);
     samples.restart();
-    const sampling = setInterval(() => {
-      if (!progress.bytesTotal) return; // the engine has not started the meter yet
-      samples.record(clock.now().getTime(), progress.bytesSucceeded);
-      const v = samples.view();
-      if (v) view.throughput = v;
-    }, (SAMPLE_SECONDS * 1000) / 4);
+    const sampling = setInterval(
+      () => {
+        if (!progress.bytesTotal) return; // the engine has not started the meter yet
+        samples.record(clock.now().getTime(), progress.bytesSucceeded);
+        const v = samples.view();
+        if (v) view.throughput = v;
+      },
+      (SAMPLE_SECONDS * 1000) / 4,
+    );
     sampling.unref();
     const lease = new DriveLease({ ...this.deps.fleet, clock }, { job: key, driveId });
     const lane = this.scheduler.lane(controller.signal);

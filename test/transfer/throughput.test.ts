@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { sparklinePoints } from "../../src/api/console/sparkline.js";
-import { stationThroughput, ThroughputSamples } from "../../src/transfer/core/throughput.js";
 import { attachedWatchLines, sparkline } from "../../src/cli/render.js";
+import { stationThroughput, ThroughputSamples } from "../../src/transfer/core/throughput.js";
 
 describe("throughput samples", () => {
   it("one value per clock-aligned second: bytes landed in it; the first record is only the baseline", () => {
@@ -23,7 +23,11 @@ describe("throughput samples", () => {
     s.restart(); // paused, then resumed 3 s later with 10 000 bytes already landed
     s.record(7000, 10_000);
     s.record(8000, 10_400);
-    expect(s.view()).toEqual({ sampleSeconds: 1, lastBucket: 8, values: [500, 1000, 1000, 1000, 0, 0, 0, 400] });
+    expect(s.view()).toEqual({
+      sampleSeconds: 1,
+      lastBucket: 8,
+      values: [500, 1000, 1000, 1000, 0, 0, 0, 400],
+    });
   });
 
   it("keeps only the newest values", () => {

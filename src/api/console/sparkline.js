@@ -22,11 +22,16 @@ export function sparklinePoints(values, width, height, slots = values.length) {
 
 /**
  * The sparkline element for a throughput view ({ sampleSeconds, values }), or null without samples.
- * `slots` fixes the time axis (e.g. 120 = the last two minutes at 1 s), so lines compare side by side.
+ * The time axis spans the newest `slots` samples (two minutes at 1 s), and at least `minSlots`,
+ * so a copy that just started still draws a readable line from the right edge.
  */
-export function sparkline(view, { width = 120, height = 28, slots = 120, label = "throughput" } = {}) {
-  const values = view?.values?.slice(-slots) ?? [];
+export function sparkline(
+  view,
+  { width = 120, height = 28, slots: most = 120, minSlots = 30, label = "throughput" } = {},
+) {
+  const values = view?.values?.slice(-most) ?? [];
   if (!values.length) return null;
+  const slots = Math.max(values.length, minSlots);
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("class", "sparkline");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
@@ -39,8 +44,13 @@ export function sparkline(view, { width = 120, height = 28, slots = 120, label =
   title.textContent = `${label}: the last ${minutes} min, peak ${Math.max(...values)} B/s`;
   svg.setAttribute("aria-label", title.textContent);
   svg.append(title);
+  const points = sparklinePoints(values, width, height, slots);
+  // A soft area under the line: a short or low line stays visible.
+  const area = document.createElementNS(SVG, "polygon");
+  const firstX = points.split(",")[0];
+  area.setAttribute("points", `${firstX},${height} ${points} ${width},${height}`);
   const line = document.createElementNS(SVG, "polyline");
-  line.setAttribute("points", sparklinePoints(values, width, height, slots));
-  svg.append(line);
+  line.setAttribute("points", points);
+  svg.append(area, line);
   return svg;
 }

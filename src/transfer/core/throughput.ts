@@ -44,7 +44,8 @@ export class ThroughputSamples {
       Math.max(0, bytesSucceeded - this.base.bytes) / ((bucket - this.base.bucket) * this.sampleSeconds);
     // Buckets between the last value and this one: idle before the baseline, the average over it since.
     const from = this.lastBucket === undefined ? this.base.bucket : this.lastBucket;
-    for (let b = from + 1; b <= bucket; b++) this.values.push(b <= this.base.bucket ? 0 : Math.round(perSecond));
+    for (let b = from + 1; b <= bucket; b++)
+      this.values.push(b <= this.base.bucket ? 0 : Math.round(perSecond));
     if (this.values.length > this.keep) this.values.splice(0, this.values.length - this.keep);
     this.lastBucket = bucket;
     this.base = { bucket, bytes: bytesSucceeded };
@@ -71,5 +72,9 @@ export function stationThroughput(
       if (at >= 0) values[at]! += x;
     });
   const first = values.findIndex((x, i) => x > 0 || i === keep - 1);
-  return { sampleSeconds: views[0]!.sampleSeconds, lastBucket: last, values: values.slice(Math.max(0, first - 1)) };
+  return {
+    sampleSeconds: views[0]!.sampleSeconds,
+    lastBucket: last,
+    values: values.slice(Math.max(0, first - 1)),
+  };
 }
