@@ -8,6 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { KeyedLock } from "../jobs/keyed-lock.js";
+import { conflictMessage } from "../lifecycle/drive-conflict.js";
 import type { Job, JobKey } from "../lifecycle/model.js";
 import { jobLabel } from "../lifecycle/model.js";
 import type { DockDeps, DockedDrive } from "./dock-model.js";
@@ -25,12 +26,6 @@ const keyOf = (job: Job): JobKey => ({
   resourceGroup: job.resourceGroup,
   name: job.name,
 });
-
-/** A drive two live jobs list: both named, with their states, and what the operator does next. */
-export function conflictMessage(driveId: string, jobs: { job: Job; entry: { state: string } }[]): string {
-  const named = jobs.map((m) => `${jobLabel(keyOf(m.job))} (job ${m.job.state}, drive ${m.entry.state})`);
-  return `Drive ${driveId} is listed by ${jobs.length} live jobs: ${named.join(" and ")}. Not processed: a drive serves one job at a time. Next step: finish the job it is done for (ship its drives back) or remove the drive from the job it is not meant for, then plug it in again.`;
-}
 
 export class Dock {
   private readonly drives = new Map<string, DockedDrive>();
@@ -229,6 +224,16 @@ export class Dock {
     if (match.kind === "conflict") {
       docked.status = "conflict";
       docked.message = conflictMessage(docked.serial ?? "", match.jobs);
+      if (this.unknownNoticed.has(docked.key)) return; // one notice per plugging
+      this.unknownNoticed.add(docked.key);
+      await this.deps.notices.add([
+        {
+          code: "DriveInTwoJobs",
+          at: this.deps.clock.now().toISOString(),
+          ...(docked.serial ? { driveId: docked.serial } : {}),
+          message: `On ${docked.device}: ${docked.message}`,
+        },
+      ]);
       log.warn({ drive: docked.key, jobs: match.jobs.map((m) => jobLabel(keyOf(m.job))) }, docked.message);
       return;
     }

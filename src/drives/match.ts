@@ -13,6 +13,7 @@ import { join, sep } from "node:path";
 import type { ManifestHeader } from "../formats/manifest.js";
 import { checkFilePath } from "../formats/names.js";
 import { type DriveLogStatus, ManifestError } from "../formats/status.js";
+import { liveJobsListing } from "../lifecycle/drive-conflict.js";
 import type { Drive, Job } from "../lifecycle/model.js";
 import {
   DEFAULT_READ_LIMITS,
@@ -175,9 +176,7 @@ export async function matchDrive(
   const access = root ? new ManifestAccess(root, readLimits) : undefined;
 
   if (serial) {
-    const live = sorted
-      .filter((j) => j.state !== "Completed" && j.state !== "Closed")
-      .flatMap((job) => job.drives.filter((d) => d.driveId === serial).map((entry) => ({ job, entry })));
+    const live = liveJobsListing(sorted, serial);
     if (live.length > 1) return { kind: "conflict", jobs: live };
     for (const job of sorted) {
       const entry = job.drives.find((d) => d.driveId === serial);

@@ -232,4 +232,5 @@ export type NoticeCode =
   | "TransferPaused"
   | "StorageRefused"
   | "ExportDriveNotEmpty"
-  | "DriveClaimedElsewhere";
+  | "DriveClaimedElsewhere"
+  | "DriveInTwoJobs";
