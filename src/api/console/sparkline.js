@@ -27,7 +27,7 @@ export function sparklinePoints(values, width, height, slots = values.length) {
  */
 export function sparkline(
   view,
-  { width = 120, height = 28, slots: most = 120, minSlots = 30, label = "throughput" } = {},
+  { width = 120, height = 28, slots: most = 120, minSlots = 12, label = "throughput" } = {},
 ) {
   const values = view?.values?.slice(-most) ?? [];
   if (!values.length) return null;
