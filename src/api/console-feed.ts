@@ -1,11 +1,13 @@
 /**
- * The console's push feed. Three streams, each sent only when it changed: `drives` (the dock,
- * with live progress; diffed every tick, so at most 1000/tickMs updates a second), `jobs` and
+ * The console's push feed. Four streams, each sent only when it changed: `drives` (the dock,
+ * with live progress and each drive's throughput samples; diffed every tick, so at most
+ * 1000/tickMs updates a second), `station` (the station's throughput: its drives' samples summed), `jobs` and
  * `notices` (re-read from the store when a write signals a change, and every `refreshMs` for
  * writes the signal cannot see, such as another station on a shared store).
  */
 import type { DockedDrive } from "../drives/door.js";
 import type { Job, Notice } from "../lifecycle/model.js";
+import { stationThroughput } from "../transfer/core/throughput.js";
 import { consoleDrive, consoleJobs, consoleNotice, stateCounts } from "./console-view.js";
 
 export interface FeedSources {
@@ -14,7 +16,7 @@ export interface FeedSources {
   notices(limit: number): Promise<(Notice & { id: number })[]>;
 }
 
-export type FeedEvent = { type: "drives" | "jobs" | "notices"; data: unknown };
+export type FeedEvent = { type: "drives" | "station" | "jobs" | "notices"; data: unknown };
 type Listener = (event: FeedEvent) => void;
 
 export interface FeedOptions {
@@ -26,7 +28,12 @@ export interface FeedOptions {
 
 export class ConsoleFeed {
   private readonly listeners = new Set<Listener>();
-  private readonly last: Record<FeedEvent["type"], string> = { drives: "", jobs: "", notices: "" };
+  private readonly last: Record<FeedEvent["type"], string> = {
+    drives: "",
+    station: "",
+    jobs: "",
+    notices: "",
+  };
   private readonly timer: NodeJS.Timeout;
   private dirty = true;
   private loading: Promise<void> | undefined;
@@ -61,6 +68,7 @@ export class ConsoleFeed {
       for (const type of ["jobs", "notices"] as const)
         if (this.last[type]) listener({ type, data: JSON.parse(this.last[type]) });
       listener({ type: "drives", data: this.drivesView() });
+      listener({ type: "station", data: this.stationView() });
       this.listeners.add(listener);
     });
     return () => {
@@ -76,6 +84,10 @@ export class ConsoleFeed {
 
   private drivesView() {
     return this.sources.drives().map(consoleDrive);
+  }
+
+  private stationView() {
+    return { throughput: stationThroughput(this.sources.drives().map((d) => d.throughput)) ?? null };
   }
 
   private ensureLoaded(): Promise<void> {
@@ -107,7 +119,9 @@ export class ConsoleFeed {
 
   private async tick(): Promise<void> {
     if (this.dirty || Date.now() - this.loadedAt >= (this.opts.refreshMs ?? 5000)) await this.load();
-    if (this.listeners.size) this.publish("drives", this.drivesView());
+    if (!this.listeners.size) return;
+    this.publish("drives", this.drivesView());
+    this.publish("station", this.stationView());
   }
 
   private publish(type: FeedEvent["type"], data: unknown): void {

@@ -64,6 +64,9 @@ export const NEXT_STEPS: Record<NoticeCode, NextStep> = {
   DriveClaimedElsewhere: {
     step: "Another station is transferring this drive: pull it there first to move it here, or leave it; this station takes over if that station stops renewing its claim.",
   },
+  DriveInTwoJobs: {
+    step: "Two live jobs list this drive: finish the job it is done for (ship its drives back) or have the customer remove it from the other job; then plug it in again.",
+  },
   ExportDriveNotEmpty: {
     step: "The export drive already holds data: check it is the customer's blank drive, then confirm it with 'station confirm-export-drive <job> <drive>' to write the export onto it.",
   },

@@ -24,6 +24,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   "/console/dom.js": { file: "dom.js", type: "text/javascript; charset=utf-8" },
   "/console/notices.js": { file: "notices.js", type: "text/javascript; charset=utf-8" },
   "/console/session.js": { file: "session.js", type: "text/javascript; charset=utf-8" },
+  "/console/sparkline.js": { file: "sparkline.js", type: "text/javascript; charset=utf-8" },
   "/console/console.css": { file: "console.css", type: "text/css; charset=utf-8" },
 };
 

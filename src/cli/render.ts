@@ -80,7 +80,21 @@ export function attachedTable(drives: Attached[]): string {
   ]);
 }
 
-/** The live view: two lines per drive, the second its progress bar (or what it waits for). */
+const BLOCKS = "▁▂▃▄▅▆▇█";
+
+/**
+ * The newest `width` throughput values as a line of block characters, scaled to their peak (an
+ * idle sample is the lowest block, so the line's length is its time span).
+ */
+export function sparkline(values: readonly number[], width = 60): string {
+  const shown = values.slice(-width);
+  const peak = Math.max(...shown, 0);
+  return shown
+    .map((v) => BLOCKS[peak > 0 ? Math.min(7, Math.round((Math.max(0, v) / peak) * 7)) : 0])
+    .join("");
+}
+
+/** The live view: two lines per drive, the second its progress bar (or what it waits for), then its throughput sparkline. */
 export function attachedWatchLines(drives: Attached[], width = 120): string[] {
   if (!drives.length) return ["no drives attached (plug one in; Ctrl-C to stop watching)"];
   const lines: string[] = [];
@@ -89,6 +103,14 @@ export function attachedWatchLines(drives: Attached[], width = 120): string[] {
     lines.push(`${d.device}  ${who}  ${d.code ? `${d.status} (${d.code})` : d.status}`.slice(0, width));
     const p = progress(d.status, d.progress);
     lines.push(`  ${p === "-" ? d.message : p}`.slice(0, width));
+    const t = d.throughput;
+    if (t?.values.length) {
+      const span = Math.max(10, Math.min(width - 24, 120));
+      const shown = Math.min(t.values.length, span);
+      lines.push(
+        `  ${sparkline(t.values, span)}  last ${duration(shown * t.sampleSeconds)}, peak ${bytes(Math.max(...t.values.slice(-span)))}/s`,
+      );
+    }
   }
   return lines;
 }

@@ -50,6 +50,8 @@ export interface Attached {
   job?: { subscriptionId?: string; resourceGroup?: string; name: string };
   message: string;
   progress?: AttachedProgress;
+  /** Bytes per second over the last minutes, one value per `sampleSeconds`, newest last. */
+  throughput?: { sampleSeconds: number; lastBucket: number; values: number[] };
 }
 
 export interface Notice {

@@ -5,6 +5,7 @@ import type { Clock, JobService } from "../jobs/service.js";
 import type { NoticeLog } from "../jobs/store.js";
 import type { JobKey } from "../lifecycle/model.js";
 import type { ReadLimits } from "../transfer/core/drive-reads.js";
+import type { ThroughputView } from "../transfer/core/throughput.js";
 import type { Exec } from "./exec.js";
 import type { MatchResult } from "./match.js";
 import type { AttachedDrive } from "./model.js";
@@ -23,6 +24,7 @@ export type DockStatus =
   | "unknown"
   | "failed"
   | "processed"
+  | "conflict"
   | "error";
 
 export interface DockedDrive {
@@ -51,6 +53,8 @@ export interface DockedDrive {
     etaSeconds?: number;
     seconds?: number;
   };
+  /** Bytes per second over the last minutes (the sparklines), kept across the drive's runs. */
+  throughput?: ThroughputView;
 }
 
 export interface DockHooks {

@@ -8,6 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { KeyedLock } from "../jobs/keyed-lock.js";
+import { conflictMessage } from "../lifecycle/drive-conflict.js";
 import type { Job, JobKey } from "../lifecycle/model.js";
 import { jobLabel } from "../lifecycle/model.js";
 import type { DockDeps, DockedDrive } from "./dock-model.js";
@@ -182,7 +183,7 @@ export class Dock {
    */
   reconsider(job?: JobKey): void {
     for (const d of this.drives.values()) {
-      if (!["unknown", "held", "extra", "error"].includes(d.status)) continue;
+      if (!["unknown", "held", "extra", "error", "conflict"].includes(d.status)) continue;
       if (d.job && !(job && jobLabel(d.job) === jobLabel(job))) continue;
       const source = this.sources.get(d.key);
       if (!source) continue;
@@ -218,6 +219,22 @@ export class Dock {
         },
       ]);
       log.warn({ drive: docked.key, device: docked.device }, docked.message);
+      return;
+    }
+    if (match.kind === "conflict") {
+      docked.status = "conflict";
+      docked.message = conflictMessage(docked.serial ?? "", match.jobs);
+      if (this.unknownNoticed.has(docked.key)) return; // one notice per plugging
+      this.unknownNoticed.add(docked.key);
+      await this.deps.notices.add([
+        {
+          code: "DriveInTwoJobs",
+          at: this.deps.clock.now().toISOString(),
+          ...(docked.serial ? { driveId: docked.serial } : {}),
+          message: `On ${docked.device}: ${docked.message}`,
+        },
+      ]);
+      log.warn({ drive: docked.key, jobs: match.jobs.map((m) => jobLabel(keyOf(m.job))) }, docked.message);
       return;
     }
     const job = match.job;

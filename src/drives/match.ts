@@ -13,6 +13,7 @@ import { join, sep } from "node:path";
 import type { ManifestHeader } from "../formats/manifest.js";
 import { checkFilePath } from "../formats/names.js";
 import { type DriveLogStatus, ManifestError } from "../formats/status.js";
+import { liveJobsListing } from "../lifecycle/drive-conflict.js";
 import type { Drive, Job } from "../lifecycle/model.js";
 import {
   DEFAULT_READ_LIMITS,
@@ -34,6 +35,8 @@ export type MatchResult =
   | { kind: "import-failed"; job: Job; entry: Drive; status: DriveLogStatus; message: string }
   | { kind: "export"; job: Job; entry: Drive }
   | { kind: "processed"; job: Job; entry: Drive }
+  /** Two live jobs list this drive: which one it serves is the operator's call, never a guess. */
+  | { kind: "conflict"; jobs: { job: Job; entry: Drive }[] }
   | { kind: "extra"; job: Job; driveId: string; trackingNumber?: string }
   | { kind: "unknown"; message: string };
 
@@ -173,6 +176,8 @@ export async function matchDrive(
   const access = root ? new ManifestAccess(root, readLimits) : undefined;
 
   if (serial) {
+    const live = liveJobsListing(sorted, serial);
+    if (live.length > 1) return { kind: "conflict", jobs: live };
     for (const job of sorted) {
       const entry = job.drives.find((d) => d.driveId === serial);
       if (!entry) continue;

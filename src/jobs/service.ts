@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import { isStationError, StationError } from "../errors.js";
+import { conflictMessage, liveJobsListing } from "../lifecycle/drive-conflict.js";
 import {
   applyStationEvent,
   applyTimers,
@@ -90,8 +91,36 @@ export class JobService {
   }
 
   /** An event from the station: the operator (check-in, ship back, fault) or the transfer engine. */
-  station(key: JobKey, event: StationEvent): Promise<Job> {
-    return this.mutate(key, event.type, (job, now) => applyStationEvent(job, event, now));
+  async station(key: JobKey, event: StationEvent): Promise<Job> {
+    const job = await this.mutate(key, event.type, (job, now) => applyStationEvent(job, event, now));
+    if (event.type === "CheckInPackage") await this.listedElsewhere(job, event.driveIds);
+    return job;
+  }
+
+  /** A checked-in drive another live job lists too: the operator is told, naming both jobs and what to do. */
+  private async listedElsewhere(job: Job, driveIds: readonly string[]): Promise<void> {
+    const others: Job[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.list({}, 100, token);
+      others.push(...page.jobs.filter((j) => jobLabel(j) !== jobLabel(job)));
+      token = page.skipToken;
+    } while (token);
+    const notices: Notice[] = [];
+    for (const driveId of driveIds) {
+      const elsewhere = liveJobsListing(others, driveId);
+      if (!elsewhere.length) continue;
+      const here = liveJobsListing([job], driveId);
+      const listed = [...(here.length ? here : [{ job, entry: { state: "extra" } }]), ...elsewhere];
+      notices.push({
+        code: "DriveInTwoJobs",
+        at: this.deps.clock.now().toISOString(),
+        job: { subscriptionId: job.subscriptionId, resourceGroup: job.resourceGroup, name: job.name },
+        driveId,
+        message: `Checked in with package of job ${jobLabel(job)}: ${conflictMessage(driveId, listed)}`,
+      });
+    }
+    await this.publish(notices);
   }
 
   delete(key: JobKey): Promise<void> {

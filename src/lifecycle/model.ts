@@ -234,4 +234,5 @@ export type NoticeCode =
   | "ExportDriveNotEmpty"
   | "ExportDriveUnreliable"
   | "DriveNeedsRepair"
-  | "DriveClaimedElsewhere";
+  | "DriveClaimedElsewhere"
+  | "DriveInTwoJobs";

@@ -15,17 +15,27 @@ import { JobStorage } from "../storage/blob-access.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import { ProgressMeter } from "./core/progress.js";
 import { StationScheduler } from "./core/scheduler.js";
+import { SAMPLE_SECONDS, ThroughputSamples } from "./core/throughput.js";
 import type { DriveEngine, DriveHold } from "./engine.js";
 import { exportEngine, exportJobKey } from "./export/export-engine.js";
 import { importDrive } from "./import/engine.js";
 import { StorePaused, type TransferManagerDeps } from "./manager-deps.js";
 import { type ReadyDrive, readyDrive } from "./ready-drive.js";
-import { heldElsewhere, type RunContext, runFailed, runFinished } from "./run-outcome.js";
+import {
+  finishedElsewhere,
+  heldElsewhere,
+  type RunContext,
+  runFailed,
+  runFinished,
+  storePaused,
+} from "./run-outcome.js";
 
 export type { FleetSettings, TransferManagerDeps, TransferSettings } from "./manager-deps.js";
 
 const VIEW_EVERY_MS = 200;
 const PERSIST_EVERY_MS = 2000;
+/** Drive states after a transfer: nothing left for any station to do. */
+const FINISHED = new Set(["Completed", "CompletedMoreInfo", "ShippedBack"]);
 
 export class TransferManager {
   /** Request slots and block buffers, shared fairly by the drives running now. */
@@ -41,6 +51,8 @@ export class TransferManager {
     }
   >();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Each drive's throughput samples, kept across its runs (a pause shows as a gap of zeros). */
+  private readonly samples = new Map<string, ThroughputSamples>();
   /** Drives an engine holds (an export drive holding data): the operator's confirmation starts them. */
   private readonly waiting = new Map<string, ReadyDrive>();
   /** Paused runs waiting for the job store to answer again. */
@@ -59,8 +71,9 @@ export class TransferManager {
       for (const r of this.runs.values()) {
         if (!r.drive || r.controller.signal.aborted) continue;
         r.controller.abort(new StorePaused("the job database is unreachable"));
-        r.drive.view.status = "paused";
-        r.drive.view.message = `Drive ${r.drive.driveId} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+        // Shown and logged now, while the cause lasts (the run itself may only settle once the database is back).
+        storePaused(r.drive.view, `${jobLabel(r.drive.job)} drive ${r.drive.driveId}`);
+        deps.log.error({ job: jobLabel(r.drive.job), driveId: r.drive.driveId }, r.drive.view.message);
       }
     }, 250);
     this.storeWatch.unref();
@@ -135,6 +148,7 @@ export class TransferManager {
     if (t) clearTimeout(t);
     this.storeWaits.get(key)?.abort();
     this.storeWaits.delete(key);
+    if (why === "pulled") this.samples.delete(key);
     const message = why === "pulled" ? "the drive was pulled" : "the agent is stopping";
     this.runs.get(key)?.controller.abort(new StationError("Cancelled", message, { target: why }));
   }
@@ -191,6 +205,19 @@ export class TransferManager {
           .catch((e) => log.warn({ err: e }, "progress not saved")),
       );
     });
+    const samples = this.samples.get(drive.key) ?? new ThroughputSamples();
+    this.samples.set(drive.key, samples);
+    samples.restart();
+    const sampling = setInterval(
+      () => {
+        if (!progress.bytesTotal) return; // the engine has not started the meter yet
+        samples.record(clock.now().getTime(), progress.bytesSucceeded);
+        const v = samples.view();
+        if (v) view.throughput = v;
+      },
+      (SAMPLE_SECONDS * 1000) / 4,
+    );
+    sampling.unref();
     const lease = new DriveLease({ ...this.deps.fleet, clock }, { job: key, driveId });
     const lane = this.scheduler.lane(controller.signal);
     try {
@@ -206,6 +233,11 @@ export class TransferManager {
       );
       const job = await service.get(key);
       const entry = job.drives.find((d) => d.driveId === driveId);
+      if (entry && FINISHED.has(entry.state)) {
+        // Another station won the claim and finished the drive while this one waited: done here too.
+        finishedElsewhere(c, entry.state);
+        return;
+      }
       const resuming = entry?.state === "Transferring";
       const hold = await engine.admit?.(job, { driveId, root: drive.root });
       if (hold) {
@@ -252,6 +284,7 @@ export class TransferManager {
       if (end === "store-down") this.resumeWhenStoreAnswers(drive);
       if (end === "outage") this.retryLater(drive);
     } finally {
+      clearInterval(sampling);
       lane.close();
       await lease.release();
     }

@@ -19,6 +19,7 @@ export interface TransferView {
   message: string;
   code?: DockedDrive["code"];
   progress?: DriveProgress;
+  throughput?: DockedDrive["throughput"];
 }
 
 /** A drive ready to transfer: matched to a job, mounted, past the door rules. */

@@ -29,6 +29,26 @@ export interface RunContext {
   started: number;
 }
 
+const STORE_DOWN = "the job database is unreachable";
+
+/** The view of a run paused on the job store, while the store does not answer. */
+export function storePaused(view: ReadyDrive["view"], label: string): void {
+  view.status = "paused";
+  view.message = `${label} paused: ${STORE_DOWN}. It resumes by itself when the database answers; nothing already sent will be sent again.`;
+}
+
+/**
+ * The drive was finished by another station while this one waited for its claim: done here too,
+ * with nothing for the operator to retry.
+ */
+export function finishedElsewhere(c: RunContext, state: string): void {
+  const { view, driveId, job } = c.drive;
+  view.status = "done";
+  delete view.progress;
+  view.message = `${c.label}: already ${state}, finished by another station of the fleet. Nothing to do here: the drive goes back with its job.`;
+  c.deps.log.info({ job: jobLabel(job), driveId, state }, "drive finished by another station");
+}
+
 /** What the manager does after a run that threw. */
 export type RunEnd =
   /** Paused on the job store: start again once it answers. */
@@ -115,9 +135,15 @@ export async function runFailed(c: RunContext, e: unknown, signal: AbortSignal):
   const { view, driveId, job: key } = c.drive;
   const { label } = c;
   if (signal.reason instanceof StorePaused || (!signal.aborted && isStoreDown(e))) {
-    view.status = "paused";
-    view.message = `${label} paused: the job database is unreachable. It resumes by itself when the database answers; nothing already sent will be sent again.`;
-    log.error({ job: jobLabel(key), driveId }, view.message);
+    if (c.deps.fleet.health.healthy()) {
+      // The cause has gone by the time the run settled: say what happens now, not the old pause.
+      view.status = "paused";
+      view.message = `${label}: the job database answers again; resuming where it stopped.`;
+      log.info({ job: jobLabel(key), driveId }, view.message);
+    } else if (view.status !== "paused" || !view.message.includes(STORE_DOWN)) {
+      storePaused(view, label); // not yet shown and logged by the manager's store watch
+      log.error({ job: jobLabel(key), driveId }, view.message);
+    }
     return "store-down";
   }
   if (signal.aborted || isCancellation(e)) {

@@ -6,6 +6,7 @@ import { ACTION_LABEL, actionsFor, openAction } from "./actions.js";
 import { $, ago, bar, bytes, duration, h, pill } from "./dom.js";
 import { renderNotices } from "./notices.js";
 import { jobOf, session, state } from "./session.js";
+import { sparkline } from "./sparkline.js";
 
 let streamAbort;
 
@@ -59,6 +60,7 @@ function onBlock(block) {
   }
   if (!data.length || !(type in state)) return;
   state[type] = JSON.parse(data.join("\n"));
+  if (type === "station") return renderStation();
   if (type === "drives") {
     renderDrives();
     liveJobBars();
@@ -90,6 +92,7 @@ const DRIVE_STATUS_KIND = {
   error: "error",
   done: "ok",
   processed: "ok",
+  conflict: "error",
 };
 
 function renderDrives() {
@@ -132,13 +135,28 @@ function renderDrives() {
           ? h("div", { class: "sub muted" }, `${Math.floor(percent)} % · ${bytes(done)} of ${bytes(total)}`)
           : null,
       ),
-      h("td", { class: "num" }, moving && p.bytesPerSecond > 0 ? `${bytes(p.bytesPerSecond)}/s` : "—"),
+      h(
+        "td",
+        { class: "num speed-col" },
+        h("div", {}, moving && p.bytesPerSecond > 0 ? `${bytes(p.bytesPerSecond)}/s` : "—"),
+        sparkline(d.throughput, { label: `Drive ${d.driveId ?? d.serial ?? d.device} throughput` }),
+      ),
       h("td", { class: "num" }, moving && p.etaSeconds !== undefined ? duration(p.etaSeconds) : "—"),
     );
   });
   $("drives").replaceChildren(...rows);
   $("drives-empty").hidden = rows.length > 0;
   $("drives-count").textContent = rows.length ? String(rows.length) : "";
+}
+
+/** The station's throughput (its drives summed) beside the dock's heading. */
+function renderStation() {
+  const t = state.station?.throughput;
+  const line = sparkline(t, { width: 160, label: "Station throughput" });
+  $("station-throughput").hidden = !line;
+  $("station-sparkline").replaceChildren(...(line ? [line] : []));
+  const now = t?.values?.at(-1);
+  $("station-speed").textContent = now !== undefined ? `${bytes(now)}/s` : "";
 }
 
 // ------------------------------------------------------------------ jobs

@@ -3,7 +3,7 @@
 
 const TOKEN_KEY = "drive-station.operatorToken";
 
-export const state = { drives: [], jobs: [], notices: [] };
+export const state = { drives: [], station: {}, jobs: [], notices: [] };
 
 export const session = {
   token: sessionStorage.getItem(TOKEN_KEY),

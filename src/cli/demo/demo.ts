@@ -20,7 +20,7 @@ import type { Attached, Job } from "../views.js";
 
 /** The subscription the agent's generated customer token is granted when it names none. */
 export const DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000";
-const FINISHED = new Set(["done", "failed", "error", "processed", "unknown", "extra", "held"]);
+const FINISHED = new Set(["done", "failed", "error", "processed", "conflict", "unknown", "extra", "held"]);
 
 export interface DemoOptions {
   dataDir: string;
