@@ -8,6 +8,7 @@
 import type { DockedDrive } from "../drives/door.js";
 import { jobPercentComplete } from "../lifecycle/machine.js";
 import type { Job, Notice, NoticeCode } from "../lifecycle/model.js";
+import { repairExportHint, repairImportHint } from "../repair/hint.js";
 
 /** An operator action the console offers; the route is under /station/v1/.../jobs/{name}. */
 export type ConsoleAction = "checkIn" | "arrived" | "fault" | "resolve" | "shipBack" | "close";
@@ -107,6 +108,10 @@ export function consoleJob(job: Job) {
       ...(d.bytesTotal !== undefined ? { bytesTotal: d.bytesTotal } : {}),
       ...(d.copyStatus ? { copyStatus: d.copyStatus } : {}),
       ...(d.faulted ? { faulted: d.faulted } : {}),
+      // The customer's next step for a drive with problems: the copy log and the repair command.
+      ...(d.state === "CompletedMoreInfo" && d.errorLogUri
+        ? { repairHint: (job.type === "Export" ? repairExportHint : repairImportHint)(d.errorLogUri) }
+        : {}),
     })),
     extraDrives: job.extraDrives,
     heldPackages: job.heldPackages,

@@ -234,6 +234,7 @@ function renderJobs() {
         bar(percent, DRIVE_STATE_KIND[d.state]),
         h("span", { class: "sub muted num" }, `${percent} %`),
         detail ? h("span", { class: "sub job-drive-detail" }, `Copy status: ${detail}`) : null,
+        d.repairHint ? h("span", { class: "sub job-drive-hint mono" }, d.repairHint) : null,
       );
     });
     const held = j.heldPackages.map((p) =>
