@@ -1,9 +1,11 @@
 /**
  * The export source on the Azure SDK: the embedded Azurite and a real account alike, with the
  * station's own key for the job's account (export manifests carry no credential, reference §1.9).
+ * The customer's `station repair-export` may read with a SAS instead of the key.
  */
 import { Readable } from "node:stream";
 import {
+  AnonymousCredential,
   type BlobClient,
   type BlobGetPropertiesResponse,
   type BlobItem,
@@ -17,7 +19,9 @@ import type { ExportBlobInfo, ExportBlobRef, ExportSource, RangeRead } from "./e
 export interface AzureExportSourceOptions {
   endpoint: StorageEndpoint;
   storageAccountId: string;
-  accountKey: string;
+  /** The account key, or `sas`: an account or container SAS (query string, with or without `?`). */
+  accountKey?: string;
+  sas?: string;
   retry?: { maxTries: number; retryDelayInMs: number; maxRetryDelayInMs: number; tryTimeoutInMs: number };
 }
 
@@ -74,9 +78,11 @@ export class AzureExportSource implements ExportSource {
       maxRetryDelayInMs: 4000,
       tryTimeoutInMs: 120_000,
     };
+    if (!opts.accountKey === !opts.sas) throw new Error("an export source needs an account key or a SAS");
+    const sas = opts.sas?.replace(/^\?/, "");
     this.service = new BlobServiceClient(
-      this.baseUrl,
-      new StorageSharedKeyCredential(account, opts.accountKey),
+      sas ? `${this.baseUrl}?${sas}` : this.baseUrl,
+      opts.accountKey ? new StorageSharedKeyCredential(account, opts.accountKey) : new AnonymousCredential(),
       {
         retryOptions: { retryPolicyType: StorageRetryPolicyType.EXPONENTIAL, ...r },
         keepAliveOptions: { enable: true },

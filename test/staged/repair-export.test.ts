@@ -22,6 +22,11 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import {
+  AccountSASPermissions,
+  generateAccountSASQueryParameters,
+  StorageSharedKeyCredential,
+} from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { md5Hex } from "../../src/formats/blob-properties.js";
 import { type LogBlob, renderDriveLog } from "../../src/formats/drive-log.js";
@@ -159,8 +164,25 @@ describe.skipIf(!RUN)("staged: station repair-export", () => {
       expect(readFileSync(join(mnt, "exp", "a.bin")).equals(blobs["a.bin"]!)).toBe(true);
       expect(readFileSync(join(mnt, "exp", "b.bin")).equals(blobs["b.bin"]!)).toBe(false); // not in the log
 
-      const second = await cli([...args, "--manifest", "--json"]);
+      // The second run reads with a read-and-list account SAS instead of the key (a customer's usual credential).
+      const sas = generateAccountSASQueryParameters(
+        {
+          expiresOn: new Date(Date.now() + 3_600_000),
+          permissions: AccountSASPermissions.parse("rl"),
+          services: "b",
+          resourceTypes: "sco",
+        },
+        new StorageSharedKeyCredential(ACCOUNT, ACCOUNT_KEY),
+      ).toString();
+      writeFileSync(join(root, "sas.txt"), sas);
+      const withSas = args.map((a) =>
+        a === "--account-key-file" ? "--sas-file" : a === join(root, "key.txt") ? join(root, "sas.txt") : a,
+      );
+      const second = await cli([...withSas, "--manifest", "--json"]);
       expect(second.code, second.stderr).toBe(0);
+      const sig = new URLSearchParams(sas).get("sig") ?? "";
+      expect(sig.length).toBeGreaterThan(10);
+      expect(second.stdout + second.stderr).not.toContain(sig);
       const report = JSON.parse(second.stdout);
       const repaired = report.outcomes.filter((o: { result: string }) => o.result === "repaired");
       expect(repaired.map((o: { filePath: string; what: string }) => `${o.filePath} ${o.what}`)).toEqual([

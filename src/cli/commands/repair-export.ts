@@ -1,6 +1,6 @@
 /**
- * `station repair-export`: RepairExport on Linux. The storage account key comes from a file or
- * AZURE_STORAGE_KEY, never from the command line.
+ * `station repair-export`: RepairExport on Linux. The storage account key (or a SAS) comes from a
+ * file or the environment, never from the command line.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +16,7 @@ interface Flags {
   drive: string;
   account: string;
   accountKeyFile?: string;
+  sasFile?: string;
   endpoint: string;
   manifest?: string | boolean;
   json?: boolean;
@@ -31,19 +32,32 @@ const read = (file: string, what: string): Buffer => {
   }
 };
 
-function accountKey(o: Flags): string {
+/** The credential: the account key, or a SAS with read and list rights on the exported containers. */
+function credential(o: Flags): { accountKey: string } | { sas: string } {
+  const sas = o.sasFile
+    ? read(o.sasFile, "SAS file").toString("utf8").trim()
+    : o.accountKeyFile
+      ? undefined
+      : process.env.AZURE_STORAGE_SAS_TOKEN?.trim();
+  if (sas) {
+    if (!/(^|[?&])sig=/.test(sas))
+      throw new CliError(
+        "repair-export: the SAS has no signature (sig=). Next: copy the whole SAS token, from 'sv=' to the end.",
+      );
+    return { sas };
+  }
   const key = o.accountKeyFile
     ? read(o.accountKeyFile, "account key file").toString("utf8").trim()
     : process.env.AZURE_STORAGE_KEY?.trim();
   if (!key)
     throw new CliError(
-      "repair-export: the storage account key is needed: --account-key-file FILE or AZURE_STORAGE_KEY. See 'station repair-export --help'.",
+      "repair-export: a credential is needed: --account-key-file FILE (or AZURE_STORAGE_KEY), or --sas-file FILE (or AZURE_STORAGE_SAS_TOKEN). See 'station repair-export --help'.",
     );
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key))
     throw new CliError(
       "repair-export: the account key is not Base64. Next: copy it again from the portal (Access keys).",
     );
-  return key;
+  return { accountKey: key };
 }
 
 function render(r: RepairExportReport): string {
@@ -65,6 +79,10 @@ export function registerRepairExportCommand(program: Command): void {
     .requiredOption("--account <name>", "the storage account the export read")
     .option("--account-key-file <file>", "a file holding the account key (default: AZURE_STORAGE_KEY)")
     .option(
+      "--sas-file <file>",
+      "instead of the key: a file holding a SAS with read and list rights (default: AZURE_STORAGE_SAS_TOKEN)",
+    )
+    .option(
       "--endpoint <template>",
       "blob endpoint; {account} is replaced",
       "https://{account}.blob.core.windows.net",
@@ -82,7 +100,7 @@ export function registerRepairExportCommand(program: Command): void {
       const source = new AzureExportSource({
         endpoint: { template: o.endpoint },
         storageAccountId: `/subscriptions/-/resourceGroups/-/providers/Microsoft.Storage/storageAccounts/${o.account}`,
-        accountKey: accountKey(o),
+        ...credential(o),
       });
       let manifest: Buffer | undefined;
       if (o.manifest === true) {
