@@ -47,7 +47,8 @@ export const now = (): number => Number(process.hrtime.bigint()) / 1e9;
  * The real agent as a child process against `azPort` (an Azurite or the bench's storage sink),
  * loop images taken from `<root>/plugged`. `BENCH_AGENT_NODE_ARGS` (e.g. "--cpu-prof
  * --cpu-prof-dir=/tmp/prof") adds node flags; `transfer` adds keys to the config's `transfer`
- * object (an agent that does not know a key refuses to start, naming it).
+ * object and `export` sets its `export` object (an agent that does not know a key refuses to
+ * start, naming it).
  */
 export async function startBenchAgent(o: {
   agentMain: string;
@@ -57,6 +58,8 @@ export async function startBenchAgent(o: {
   /** Give the station the bench account's key (export reads with the station's own key). */
   withAccountKey?: boolean;
   transfer?: Record<string, unknown>;
+  /** The config's `export` object (e.g. `{ verify: "written" }`); the agent's default when absent. */
+  export?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
 }): Promise<BenchAgent> {
   const apiPort = freePort();
@@ -97,6 +100,7 @@ export async function startBenchAgent(o: {
         mountRoot: join(o.root, "mnt"),
       },
       transfer: { concurrency: o.concurrency, blobConcurrency: 32, ...o.transfer },
+      ...(o.export ? { export: o.export } : {}),
     }),
   );
   const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -168,11 +172,48 @@ export async function shipImportJob(
   drives: { driveId: string; manifestFile: string; manifestHash: string }[],
   extra: { logLevel?: "Error" | "Verbose" } = {},
 ): Promise<void> {
+  await shipJob(agent, name, {
+    jobType: "Import",
+    driveList: drives.map(({ driveId, manifestFile, manifestHash }) => ({
+      driveId,
+      manifestFile,
+      manifestHash,
+    })),
+    ...extra,
+  });
+}
+
+/**
+ * Creates an export job for every blob of `container`, ships it and checks in its empty drive
+ * `driveId` (the agent then exports onto the drive once it is plugged).
+ */
+export async function shipExportJob(
+  agent: BenchAgent,
+  name: string,
+  container: string,
+  driveId: string,
+): Promise<void> {
+  await shipJob(agent, name, {
+    jobType: "Export",
+    export: { blobList: { blobPathPrefix: [`/${container}/`] } },
+  });
+  const checkIn = await agent.api(
+    "POST",
+    `/station/v1/subscriptions/bench/resourceGroups/rg/jobs/${name}/packages`,
+    {
+      trackingNumber: name,
+      driveIds: [driveId],
+    },
+  );
+  if (!checkIn.ok)
+    throw new Error(`checking in drive ${driveId} of job ${name}: ${checkIn.status} ${await checkIn.text()}`);
+}
+
+async function shipJob(agent: BenchAgent, name: string, properties: Record<string, unknown>): Promise<void> {
   const path = `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/${name}?api-version=2021-01-01`;
   const put = await agent.api("PUT", path, {
     properties: {
       storageAccountId: `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/${BENCH_ACCOUNT}`,
-      jobType: "Import",
       returnAddress: {
         recipientName: "R",
         streetAddress1: "S",
@@ -182,12 +223,7 @@ export async function shipImportJob(
         phone: "1",
         email: "a@b.c",
       },
-      driveList: drives.map(({ driveId, manifestFile, manifestHash }) => ({
-        driveId,
-        manifestFile,
-        manifestHash,
-      })),
-      ...extra,
+      ...properties,
     },
   });
   if (!put.ok) throw new Error(`creating job ${name}: ${put.status} ${await put.text()}`);

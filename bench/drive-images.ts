@@ -4,7 +4,8 @@
  * mounted image in 4 MiB pieces, so no file is ever one Buffer: the old builders held each file
  * in one `randomBytes` Buffer, which stops at 2 GiB. The manifest is made by `station prepare`'s
  * code with skip-write (the files are already on the drive). Also plugging helpers: attach the
- * loop device, mount it read-only for a tool that is not the agent, detach.
+ * loop device, mount it for a tool that is not the agent (read-only to import from, read-write
+ * to export onto), detach.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
@@ -102,10 +103,20 @@ function partitionOf(device: string): string {
 }
 
 /** Attaches `image` and mounts its partition read-only at `dir` (how a peer tool reads the drive). */
-export function mountReadOnly(image: string, dir: string): { device: string; unmount(): void } {
+export const mountReadOnly = (image: string, dir: string) => mountDrive(image, dir, "ro");
+
+/**
+ * Attaches `image` and mounts its partition at `dir`: read-only for a peer tool reading an import
+ * drive, read-write for one writing an export drive. `unmount` writes back what is dirty.
+ */
+export function mountDrive(
+  image: string,
+  dir: string,
+  mode: "ro" | "rw",
+): { device: string; unmount(): void } {
   const device = attach(image);
   mkdirSync(dir, { recursive: true });
-  execFileSync("mount", ["-o", "ro", partitionOf(device), dir]);
+  execFileSync("mount", ["-o", mode, partitionOf(device), dir]);
   return {
     device,
     unmount() {

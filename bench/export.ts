@@ -1,291 +1,148 @@
 /**
- * Export benchmark: the same blobs in one local Azurite, downloaded onto identical ext4 loop
- * drives by drive-station's export (the real agent process: every chunk written, read back and
- * hashed, every file checked against the blob's Content-MD5, manifest written), by AzCopy
- * (`--from-to BlobLocal`, `--check-md5 FailIfDifferent`), by rclone (when installed; it checks
- * the MD5 too) and by the raw @azure/storage-blob SDK (downloadToFile, no verification). Prints
- * seconds, MB/s, the CPU seconds per GB of each tool and of Azurite, ratios and the agent's peak
- * RSS. Needs root (loop devices, mount). Never part of the tests.
- *   npm run bench:export [-- --large-mib 256 --large-files 4 --concurrency 16]
+ * Export benchmark, a fair race: drive-station (the real agent process, with `export.verify:
+ * "medium"`, read-backs from the drive past every cache, and with `"written"`, read-backs from the
+ * page cache), AzCopy (`--from-to BlobLocal --check-md5 FailIfDifferent`), rclone (when
+ * installed; it checks the MD5 too) and the raw @azure/storage-blob SDK (downloadToFile, no
+ * check). Every run of every tool gets a fresh Azurite holding the same blobs, a fresh empty ext4
+ * loop drive and a dropped page cache, and is timed by the bench's clock from the drive's plug
+ * (see export-runs.ts). The order of the tools rotates over the rounds and the median of the
+ * rounds is reported, with min-max. Prints seconds, MB/s, the CPU seconds per GB of each tool and
+ * of Azurite, the agent's main-thread CPU per GB and peak RSS, and drive-station / AzCopy ratios
+ * (wall time and CPU per GB). Needs root (loop devices, mount, drop_caches). Never part of the tests.
+ *   npm run bench:export [-- --rounds 3 --large-mib 256 --large-files 4 --concurrency 16
+ *     --tools medium,written,azcopy,rclone,raw]
  */
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
-import PQueue from "p-queue";
-import { attach, detach, makeDriveImage } from "../src/staging/images.js";
-import { startAzurite } from "../src/storage/embedded-azurite.js";
-import {
-  azcopyBinary,
-  BENCH_ACCOUNT,
-  BENCH_KEY,
-  childrenCpuSeconds,
-  containerSasUrl,
-  cpuSeconds,
-  dropCaches,
-  freePort,
-  MiB,
-  rcloneAvailable,
-  rssSampler,
-  runAzcopy,
-  runRclone,
-  startBenchAgent,
-  timed,
-} from "./tools.js";
+import { detach } from "../src/staging/images.js";
+import { driveStationExport, type ExportContext, type ExportPeer, peerExport } from "./export-runs.js";
+import { fmt, median, type RunResult, rotated, runLine } from "./measure.js";
+import { azcopyBinary, MiB, rcloneAvailable } from "./tools.js";
 
 const { values } = parseArgs({
   options: {
+    rounds: { type: "string", default: "3" },
     "large-mib": { type: "string", default: "256" },
     "large-files": { type: "string", default: "4" },
     concurrency: { type: "string", default: "16" },
+    tools: { type: "string", default: "medium,written,azcopy,rclone,raw" },
   },
 });
-const largeMiB = Number(values["large-mib"]);
-const largeFiles = Number(values["large-files"]);
-const concurrency = Number(values.concurrency);
-const here = dirname(fileURLToPath(import.meta.url));
-const agentMain = resolve(here, "..", "agent", "main.js");
+const rounds = Number(values.rounds);
+const wanted = new Set(values.tools.split(","));
 const root = mkdtempSync(join(tmpdir(), "bench-export-"));
-const cleanups: (() => void)[] = [];
-function run(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-/** An empty ext4 drive image of the given size, attached and mounted read-write (for the other tools). */
-async function mountedDrive(name: string, sizeMiB: number): Promise<string> {
-  const image = join(root, `${name}.img`);
-  await makeDriveImage(image, "ext4", sizeMiB);
-  const dev = attach(image);
-  cleanups.push(() => detach(dev));
-  const part = `${dev}p1`;
-  for (let i = 0; i < 100 && !existsSync(part); i++) {
-    if (i === 0) spawnSync("partx", ["-a", dev]);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const mnt = join(root, `mnt-${name}`);
-  mkdirSync(mnt);
-  run("mount", [part, mnt]);
-  cleanups.push(() => spawnSync("umount", ["-l", mnt]));
-  return mnt;
-}
-
-interface Figures {
-  seconds?: number;
-  /** CPU seconds of the tool, and of Azurite serving it. */
-  cpu?: number;
-  azurite?: number;
-  note?: string;
-}
+const MEDIUM = "drive-station (medium)";
+const WRITTEN = "drive-station (written)";
+type Tool = typeof MEDIUM | typeof WRITTEN | ExportPeer;
+const AZCOPY: ExportPeer = "AzCopy --check-md5";
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
-    throw new Error("run as root: the benchmark attaches loop devices and mounts them");
-  const totalBytes = largeFiles * largeMiB * MiB;
-  const driveMiB = Math.ceil((totalBytes / MiB) * 1.15) + 96;
+    throw new Error("run as root: the benchmark attaches loop devices, mounts them and drops the page cache");
+  const largeMiB = Number(values["large-mib"]);
+  const files = Array.from({ length: Number(values["large-files"]) }, (_, i) => ({
+    rel: `large-${i}.bin`,
+    size: largeMiB * MiB,
+  }));
+  const bytes = files.reduce((a, f) => a + f.size, 0);
+  const ctx: ExportContext = {
+    root,
+    agentMain: resolve(dirname(fileURLToPath(import.meta.url)), "..", "agent", "main.js"),
+    concurrency: Number(values.concurrency),
+    files,
+    // ext4's metadata and journal, the export manifest and copy logs: 15 % and 96 MiB of headroom.
+    driveMiB: Math.ceil((bytes / MiB) * 1.15) + 96,
+  };
+  const notes: string[] = [];
+  const tools: Tool[] = [];
+  if (wanted.has("medium")) tools.push(MEDIUM);
+  if (wanted.has("written")) tools.push(WRITTEN);
+  const azcopy = wanted.has("azcopy") ? azcopyBinary(root) : undefined;
+  if (azcopy) {
+    ctx.azcopy = azcopy;
+    tools.push(AZCOPY);
+  } else if (wanted.has("azcopy")) notes.push("AzCopy is not installed (npm @azure-tools/azcopy-linux)");
+  if (wanted.has("rclone") && rcloneAvailable()) tools.push("rclone");
+  else if (wanted.has("rclone")) notes.push("rclone is not installed (apt-get install rclone)");
+  if (wanted.has("raw")) tools.push("raw SDK (no check)");
+
   const loadBefore = loadavg();
-  const azPort = freePort();
-  const azurite = await startAzurite({
-    location: join(root, "azurite"),
-    host: "127.0.0.1",
-    port: azPort,
-    accounts: [{ name: BENCH_ACCOUNT, key: BENCH_KEY }],
-  });
-  cleanups.push(() => void azurite.stop());
-  const azPid = azurite.process.pid!;
-  const endpoint = `http://127.0.0.1:${azPort}/${BENCH_ACCOUNT}`;
-  const cred = new StorageSharedKeyCredential(BENCH_ACCOUNT, BENCH_KEY);
-  const service = new BlobServiceClient(endpoint, cred);
-  const container = service.getContainerClient("bench");
-  await container.createIfNotExists();
-  console.log(`uploading ${largeFiles} x ${largeMiB} MiB blobs to Azurite …`);
-  const sums: Record<string, string> = {};
-  for (let i = 0; i < largeFiles; i++) {
-    const data = randomBytes(largeMiB * MiB);
-    const md5 = createHash("md5").update(data).digest();
-    sums[`large-${i}.bin`] = md5.toString("hex");
-    await container.getBlockBlobClient(`large-${i}.bin`).uploadData(data, {
-      blockSize: 4 * MiB,
-      concurrency: 8,
-      blobHTTPHeaders: { blobContentMD5: md5 },
-    });
-  }
-  const filesOk = (dir: string) => {
-    for (const [f, sum] of Object.entries(sums))
-      if (
-        createHash("md5")
-          .update(readFileSync(join(dir, f)))
-          .digest("hex") !== sum
-      )
-        return `wrote ${f} wrong`;
-    return undefined;
-  };
-
-  // ---------------------------------------------------------------- drive-station
-  const dsImage = join(root, "BENCH-EXPORT.img");
-  await makeDriveImage(dsImage, "ext4", driveMiB);
-  const agent = await startBenchAgent({ agentMain, root, azPort, concurrency, withAccountKey: true });
-  cleanups.unshift(() => void agent.stop());
-  const rss = rssSampler(agent.pid);
-  const path =
-    "/subscriptions/bench/resourceGroups/rg/providers/Microsoft.ImportExport/jobs/xbench?api-version=2021-01-01";
-  const jobBody = {
-    properties: {
-      storageAccountId: `/subscriptions/bench/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/${BENCH_ACCOUNT}`,
-      jobType: "Export",
-      returnAddress: {
-        recipientName: "R",
-        streetAddress1: "S",
-        city: "C",
-        postalCode: "1",
-        countryOrRegion: "US",
-        phone: "1",
-        email: "a@b.c",
-      },
-      export: { blobList: { blobPathPrefix: ["/bench/"] } },
-    },
-  };
-  for (const [m, b] of [
-    ["PUT", jobBody],
-    [
-      "PATCH",
-      { properties: { state: "Shipping", deliveryPackage: { carrierName: "FedEx", trackingNumber: "X" } } },
-    ],
-  ] as const) {
-    const r = await agent.api(m, path, b);
-    if (!r.ok) throw new Error(`${m} job: ${r.status} ${await r.text()}`);
-  }
-  const checkIn = await agent.api(
-    "POST",
-    "/station/v1/subscriptions/bench/resourceGroups/rg/jobs/xbench/packages",
-    {
-      trackingNumber: "X",
-      driveIds: ["BENCH-EXPORT"],
-    },
-  );
-  if (!checkIn.ok) throw new Error(`check-in: ${checkIn.status} ${await checkIn.text()}`);
-  dropCaches();
-  console.log("drive-station: exporting …");
-  const ds: Figures = {};
-  const [agentCpu0, azCpu0] = [cpuSeconds(agent.pid), cpuSeconds(azPid)];
-  const plugged = join(root, "plugged", "BENCH-EXPORT.img");
-  renameSync(dsImage, plugged);
-  writeFileSync(`${plugged}.serial`, "BENCH-EXPORT");
-  const dev = attach(plugged);
-  cleanups.push(() => detach(dev));
-  const done = await agent.logLine<{ seconds: number; status: string; chunksRewritten: number }>(
-    "drive export finished",
-  );
-  ds.cpu = cpuSeconds(agent.pid) - agentCpu0;
-  ds.azurite = cpuSeconds(azPid) - azCpu0;
-  const peakRss = rss.stop();
-  if (done.status !== "Completed") throw new Error(`drive-station export ended ${done.status}`);
-  ds.seconds = done.seconds;
-  await agent.stop();
-
-  // ---------------------------------------------------------------- AzCopy
-  const az: Figures = {};
-  const azcopy = azcopyBinary(root);
-  if (!azcopy) az.note = "AzCopy is not installed (npm @azure-tools/azcopy-linux)";
-  else {
-    const dir = await mountedDrive("azcopy", driveMiB);
-    dropCaches();
-    console.log("AzCopy: downloading …");
-    const [c0, a0] = [childrenCpuSeconds(), cpuSeconds(azPid)];
-    try {
-      az.seconds = await timed(() =>
-        runAzcopy({
-          bin: azcopy,
-          workDir: root,
-          from: `${containerSasUrl(service, cred, "bench").replace("?", "/*?")}`,
-          to: dir,
-          fromTo: "BlobLocal",
-          concurrency,
-        }),
-      );
-      [az.cpu, az.azurite] = [childrenCpuSeconds() - c0, cpuSeconds(azPid) - a0];
-      az.note = filesOk(dir);
-    } catch (e) {
-      az.note = `AzCopy failed: ${(e as Error).message}`;
+  const results = new Map<Tool, RunResult[]>(tools.map((t) => [t, []]));
+  let cacheDropped = true;
+  console.log(`export of ${files.length} x ${largeMiB} MiB; tools: ${tools.join(", ")}`);
+  for (let r = 0; r < rounds; r++) {
+    const order = rotated(tools, r);
+    console.log(`round ${r + 1}/${rounds}: ${order.join(" → ")}`);
+    for (const tool of order) {
+      const tag = `${r}-${tools.indexOf(tool)}`;
+      const res =
+        tool === MEDIUM
+          ? await driveStationExport(ctx, "medium", tag)
+          : tool === WRITTEN
+            ? await driveStationExport(ctx, "written", tag)
+            : await peerExport(ctx, tool, tag);
+      cacheDropped &&= res.cacheDropped;
+      results.get(tool)!.push(res);
+      console.log(runLine(tool, res, bytes / 1e9));
     }
   }
+  report(bytes, files.length, tools, results, notes, cacheDropped, loadBefore);
+}
 
-  // ---------------------------------------------------------------- rclone
-  const rc: Figures = {};
-  if (!rcloneAvailable()) rc.note = "rclone is not installed (apt-get install rclone)";
-  else {
-    const dir = await mountedDrive("rclone", driveMiB);
-    dropCaches();
-    console.log("rclone: downloading …");
-    const [c0, a0] = [childrenCpuSeconds(), cpuSeconds(azPid)];
-    try {
-      rc.seconds = await timed(() =>
-        runRclone({
-          from: "",
-          to: dir,
-          container: "bench",
-          sasUrl: containerSasUrl(service, cred, "bench"),
-          extra: [
-            "--transfers",
-            String(largeFiles),
-            "--multi-thread-streams",
-            String(Math.max(1, concurrency / largeFiles)),
-          ],
-        }),
-      );
-      [rc.cpu, rc.azurite] = [childrenCpuSeconds() - c0, cpuSeconds(azPid) - a0];
-      rc.note = filesOk(dir);
-    } catch (e) {
-      rc.note = `rclone failed: ${(e as Error).message}`;
-    }
-  }
-
-  // ---------------------------------------------------------------- raw SDK (no verification)
-  const sdkDir = await mountedDrive("sdk", driveMiB);
-  dropCaches();
-  console.log("raw @azure/storage-blob: downloading …");
-  const raw: Figures = {};
-  const [u0, a0] = [process.cpuUsage(), cpuSeconds(azPid)];
-  raw.seconds = await timed(async () => {
-    const q = new PQueue({ concurrency: largeFiles });
-    await Promise.all(
-      Object.keys(sums).map((f) => q.add(() => container.getBlobClient(f).downloadToFile(join(sdkDir, f)))),
+function report(
+  bytes: number,
+  count: number,
+  tools: Tool[],
+  results: Map<Tool, RunResult[]>,
+  notes: string[],
+  cacheDropped: boolean,
+  loadBefore: number[],
+): void {
+  const gb = bytes / 1e9;
+  console.log(
+    `\nexport of ${count} x ${fmt(bytes / count / MiB, 0)} MiB = ${fmt(bytes / 1e6, 1)} MB onto ext4 loop drives; median of ${rounds} (min-max), fresh Azurite with the same blobs, fresh drive and cold cache each run`,
+  );
+  const wall = new Map<Tool, number>();
+  const cpu = new Map<Tool, number>();
+  for (const tool of tools) {
+    const runs = results.get(tool)!;
+    const secs = runs.map((r) => r.seconds);
+    wall.set(tool, median(secs));
+    cpu.set(tool, median(runs.map((r) => r.cpu)) / gb);
+    console.log(
+      `  ${tool.padEnd(26)} ${fmt(wall.get(tool)!).padStart(7)} s (${fmt(Math.min(...secs))}-${fmt(Math.max(...secs))}) ${fmt(bytes / 1e6 / wall.get(tool)!, 1).padStart(7)} MB/s   CPU s/GB tool ${fmt(cpu.get(tool)!)} + Azurite ${fmt(median(runs.map((r) => r.azurite)) / gb)}`,
     );
-  });
-  const u = process.cpuUsage(u0);
-  [raw.cpu, raw.azurite] = [(u.user + u.system) / 1e6, cpuSeconds(azPid) - a0];
-
-  const gb = totalBytes / 1e9;
-  const row = (name: string, f: Figures, how: string) =>
-    f.seconds === undefined
-      ? `${name.padEnd(24)} ${f.note ?? ""}`
-      : `${name.padEnd(24)} ${f.seconds.toFixed(2).padStart(7)} s ${((gb * 1000) / f.seconds).toFixed(1).padStart(7)} MB/s  CPU s/GB ${((f.cpu ?? 0) / gb).toFixed(2).padStart(5)} + Azurite ${((f.azurite ?? 0) / gb).toFixed(2)}  (${f.note ?? how})`;
+  }
+  for (const ds of [MEDIUM, WRITTEN] as const) {
+    const runs = results.get(ds);
+    if (!runs) continue;
+    console.log(
+      `  ${ds} agent: CPU s per GB ${fmt(cpu.get(ds)!)} whole process, ${fmt(median(runs.map((r) => r.main!)) / gb)} main thread (event loop); peak RSS ${fmt(Math.max(...runs.map((r) => r.rssMiB!)), 0)} MiB; its own logged time (from its claim) ${fmt(median(runs.map((r) => r.agentSeconds!)))} s`,
+    );
+    if (wall.has(AZCOPY))
+      console.log(
+        `    / AzCopy: speed ${fmt(wall.get(AZCOPY)! / wall.get(ds)!)}x (higher is better for drive-station), CPU per GB ${fmt(cpu.get(ds)! / cpu.get(AZCOPY)!)}x (lower is better)`,
+      );
+    const others = tools
+      .filter((t) => t !== ds && t !== AZCOPY)
+      .map((t) => `${fmt(wall.get(t)! / wall.get(ds)!)}x ${t}`)
+      .join(", ");
+    if (others) console.log(`    speed as a multiple of the others: ${others}`);
+  }
+  for (const n of notes) console.log(`note: ${n}`);
   console.log(
-    `\nexport of ${largeFiles} x ${largeMiB} MiB = ${(totalBytes / 1e6).toFixed(0)} MB onto ext4 loop drives (concurrency ${concurrency})`,
+    cacheDropped
+      ? "page cache dropped (sync; drop_caches=3) before every run"
+      : "WARNING: the kernel refused drop_caches: every tool read a warm cache",
   );
+  const after = loadavg();
   console.log(
-    row(
-      "drive-station export",
-      ds,
-      `every chunk written, read back, hashed; each file checked against Content-MD5; ${done.chunksRewritten} rewritten`,
-    ),
-  );
-  console.log(row("AzCopy BlobLocal", az, "whole-file MD5 check"));
-  console.log(row("rclone", rc, "rclone copy defaults"));
-  console.log(row("raw SDK downloadToFile", raw, "no verification, one stream per file"));
-  console.log("\ndrive-station speed as a multiple of each (higher is better for drive-station):");
-  const ratio = (f: Figures) =>
-    f.seconds === undefined || f.note ? "n/a" : `${(f.seconds / done.seconds).toFixed(2)}x`;
-  console.log(`  ${ratio(az)} AzCopy, ${ratio(rc)} rclone, ${ratio(raw)} the raw SDK`);
-  console.log(`drive-station agent peak RSS: ${peakRss.toFixed(0)} MiB`);
-  const loadAfter = loadavg();
-  console.log(
-    `machine load (1/5/15 min): before ${loadBefore.map((l) => l.toFixed(1)).join("/")}, after ${loadAfter.map((l) => l.toFixed(1)).join("/")}`,
+    `machine load (1/5/15 min): before ${loadBefore.map((l) => fmt(l, 1)).join("/")}, after ${after.map((l) => fmt(l, 1)).join("/")}`,
   );
 }
 
@@ -295,15 +152,12 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const c of cleanups.reverse()) {
-      try {
-        c();
-      } catch {
-        // best effort
-      }
-    }
-    setTimeout(() => {
-      rmSync(root, { recursive: true, force: true });
-      process.exit();
-    }, 1500);
+    spawnSync("sh", [
+      "-c",
+      `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`,
+    ]);
+    const loops = spawnSync("sh", ["-c", `losetup -a | grep '${root}/' | cut -d: -f1`], { encoding: "utf8" });
+    for (const d of loops.stdout.split("\n").filter(Boolean)) detach(d);
+    rmSync(root, { recursive: true, force: true });
+    process.exit();
   });

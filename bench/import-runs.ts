@@ -18,25 +18,16 @@ import {
   nameOf,
   unmountBelow,
 } from "./drive-images.js";
-import { freshAzurite, peakRssMiB, processCpu } from "./measure.js";
+import { freshAzurite, peakRssMiB, processCpu, type RunResult } from "./measure.js";
+
+export type { RunResult } from "./measure.js";
+
 import { containerSasUrl, dropCaches, ingestCeiling, MiB, metered, runAzcopy, runRclone } from "./tools.js";
 
 export interface Dataset {
   name: string;
   drive: BenchDrive;
   files: BenchFile[];
-}
-
-export interface RunResult {
-  seconds: number;
-  /** CPU seconds of the tool (for drive-station: the agent process; `main`: its main thread). */
-  cpu: number;
-  main?: number;
-  azurite: number;
-  rssMiB?: number;
-  /** drive-station's own figure (its log line: from its claim of the drive to its end). */
-  agentSeconds?: number;
-  cacheDropped: boolean;
 }
 
 export interface RunContext {

@@ -28,7 +28,7 @@ import {
   type RunContext,
   type RunResult,
 } from "./import-runs.js";
-import { fmt, median, rotated } from "./measure.js";
+import { fmt, median, rotated, runLine } from "./measure.js";
 import { azcopyBinary, MiB, rcloneAvailable } from "./tools.js";
 
 const { values } = parseArgs({
@@ -123,10 +123,7 @@ async function main(): Promise<void> {
         cacheDropped &&= res.cacheDropped;
         perTool.get(tool)!.push(res);
         // Each run's own line, so that a run cut short still leaves its figures.
-        const gb = ds.drive.bytes / 1e9;
-        console.log(
-          `  ${tool.padEnd(26)} ${fmt(res.seconds)} s, CPU s/GB ${fmt(res.cpu / gb)}${res.main !== undefined ? ` (main thread ${fmt(res.main / gb)}), peak RSS ${fmt(res.rssMiB!, 0)} MiB, own time ${fmt(res.agentSeconds!)} s` : ""}, Azurite ${fmt(res.azurite / gb)}`,
-        );
+        console.log(runLine(tool, res, ds.drive.bytes / 1e9));
       }
     }
   }

@@ -93,4 +93,21 @@ export async function freshAzurite(dir: string): Promise<FreshAzurite> {
   };
 }
 
+/** One timed run of one tool (bench/import-runs.ts, bench/export-runs.ts). */
+export interface RunResult {
+  seconds: number;
+  /** CPU seconds of the tool (for drive-station: the agent process; `main`: its main thread). */
+  cpu: number;
+  main?: number;
+  azurite: number;
+  rssMiB?: number;
+  /** drive-station's own figure (its log line: from its claim of the drive to its end). */
+  agentSeconds?: number;
+  cacheDropped: boolean;
+}
+
 export const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+/** One run's line, printed as it ends (so that a bench cut short still leaves its figures). */
+export const runLine = (tool: string, res: RunResult, gb: number): string =>
+  `  ${tool.padEnd(26)} ${fmt(res.seconds)} s, CPU s/GB ${fmt(res.cpu / gb)}${res.main !== undefined ? ` (main thread ${fmt(res.main / gb)}), peak RSS ${fmt(res.rssMiB!, 0)} MiB, own time ${fmt(res.agentSeconds!)} s` : ""}, Azurite ${fmt(res.azurite / gb)}`;
