@@ -147,7 +147,8 @@ export async function startSink(): Promise<StorageSink> {
     const refused = h("if-none-match") === "*" && exists;
     if (comp === "block") {
       await body(req, false);
-      b ??= fresh();
+      // Looked up again after the body: concurrent first blocks of one blob must share one record.
+      b = blobs.get(name) ?? fresh();
       blobs.set(name, b);
       b.uncommitted.set(q.get("blockid") ?? "", Number(h("content-length") ?? 0));
       b.blocksReceived++;
@@ -156,7 +157,7 @@ export async function startSink(): Promise<StorageSink> {
     if (comp === "blocklist") {
       const xml = await body(req, true);
       if (refused) return fail(res, 409, "BlobAlreadyExists");
-      b ??= fresh();
+      b = blobs.get(name) ?? fresh();
       blobs.set(name, b);
       const sizes = new Map([...b.committed.map((c) => [c.name, c.size] as const), ...b.uncommitted]);
       const ids = [...xml.matchAll(/<(?:Latest|Committed|Uncommitted)>([^<]*)<\//g)].map((m) => m[1]!);
