@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { attach, detach } from "../src/staging/images.js";
 import { now, shipImportJob, startBenchAgent } from "./bench-agent.js";
 import { type BenchDrive, buildDrive, loopsOf, nameOf, unmountBelow } from "./drive-images.js";
-import { fmt, freshAzurite, machineCpu, peakRssMiB, processCpu } from "./measure.js";
+import { fmt, freshAzurite, loadLine, machineCpu, peakRssMiB, processCpu } from "./measure.js";
 import { readThrottle } from "./throttle.js";
 import { dropCaches, MiB } from "./tools.js";
 
@@ -184,10 +184,7 @@ async function main(): Promise<void> {
     );
     if (agg < (0.9 * r.n * rate) / 1e6) console.log(`   under target: limit ${limitOf(r)}`);
   }
-  const load1 = loadavg();
-  console.log(
-    `machine load (1/5/15 min): before ${load0.map((l) => fmt(l, 1)).join("/")}, after ${load1.map((l) => fmt(l, 1)).join("/")} (a shared machine: figures are noisy); the agent sizes its own I/O and hashing threads (agent/threads.ts)`,
-  );
+  console.log(`${loadLine(load0)}`);
 }
 
 main()

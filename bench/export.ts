@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { detach } from "../src/staging/images.js";
 import { driveStationExport, type ExportContext, type ExportPeer, peerExport } from "./export-runs.js";
-import { fmt, median, type RunResult, rotated, runLine } from "./measure.js";
+import { fmt, loadLine, median, type RunResult, rotated, runLine } from "./measure.js";
 import { azcopyBinary, MiB, rcloneAvailable } from "./tools.js";
 
 const { values } = parseArgs({
@@ -140,10 +140,7 @@ function report(
       ? "page cache dropped (sync; drop_caches=3) before every run"
       : "WARNING: the kernel refused drop_caches: every tool read a warm cache",
   );
-  const after = loadavg();
-  console.log(
-    `machine load (1/5/15 min): before ${loadBefore.map((l) => fmt(l, 1)).join("/")}, after ${after.map((l) => fmt(l, 1)).join("/")}`,
-  );
+  console.log(`${loadLine(loadBefore)}`);
 }
 
 main()

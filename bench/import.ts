@@ -28,7 +28,7 @@ import {
   type RunContext,
   type RunResult,
 } from "./import-runs.js";
-import { fmt, median, rotated, runLine } from "./measure.js";
+import { fmt, loadLine, median, rotated, runLine } from "./measure.js";
 import { azcopyBinary, MiB, rcloneAvailable } from "./tools.js";
 
 const { values } = parseArgs({
@@ -176,10 +176,7 @@ function report(
       ? "page cache dropped (sync; drop_caches=3) before every run"
       : "WARNING: the kernel refused drop_caches: every tool read a warm cache",
   );
-  const after = loadavg();
-  console.log(
-    `machine load (1/5/15 min): before ${loadBefore.map((l) => fmt(l, 1)).join("/")}, after ${after.map((l) => fmt(l, 1)).join("/")}; the agent sizes its own I/O and hashing threads (agent/threads.ts)`,
-  );
+  console.log(`${loadLine(loadBefore)}`);
 }
 
 main()

@@ -4,7 +4,9 @@
  * the median of repeated runs; plus a fresh Azurite per run, so no tool finds blobs another
  * tool left behind.
  */
+
 import { readFileSync, rmSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
@@ -111,3 +113,9 @@ export const fmt = (n: number, digits = 2) => n.toFixed(digits);
 /** One run's line, printed as it ends (so that a bench cut short still leaves its figures). */
 export const runLine = (tool: string, res: RunResult, gb: number): string =>
   `  ${tool.padEnd(26)} ${fmt(res.seconds)} s, CPU s/GB ${fmt(res.cpu / gb)}${res.main !== undefined ? ` (main thread ${fmt(res.main / gb)}), peak RSS ${fmt(res.rssMiB!, 0)} MiB, own time ${fmt(res.agentSeconds!)} s` : ""}, Azurite ${fmt(res.azurite / gb)}`;
+
+/** The machine's load around a bench run: on a shared machine, the figures' context. */
+export function loadLine(before: number[]): string {
+  const f = (l: number[]) => l.map((x) => x.toFixed(1)).join("/");
+  return `machine load (1/5/15 min): before ${f(before)}, after ${f(loadavg())} (on a shared machine the wall-clock figures are noisy; CPU per GB holds better); the agent sizes its own I/O and hashing threads (agent/threads.ts)`;
+}

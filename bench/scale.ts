@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { detach } from "../src/staging/images.js";
 import { type BenchDrive, buildDrive, loopsOf, manyFiles } from "./drive-images.js";
-import { fmt } from "./measure.js";
+import { fmt, loadLine } from "./measure.js";
 import { type SinkImport, sinkImport } from "./sink-run.js";
 import { MiB } from "./tools.js";
 
@@ -134,10 +134,7 @@ async function main(): Promise<void> {
     report(name, drive, r, container);
     rmSync(drive.image, { force: true });
   }
-  const load1 = loadavg();
-  console.log(
-    `\nmachine load (1/5/15 min): before ${load0.map((l) => fmt(l, 1)).join("/")}, after ${load1.map((l) => fmt(l, 1)).join("/")} (shared machine: noisy)`,
-  );
+  console.log(`\n${loadLine(load0)}`);
 }
 
 main()

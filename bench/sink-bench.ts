@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { detach } from "../src/staging/images.js";
 import { agentKnowsHashThreads } from "./bench-agent.js";
 import { buildDrive, loopsOf } from "./drive-images.js";
-import { fmt } from "./measure.js";
+import { fmt, loadLine } from "./measure.js";
 import { sinkImport } from "./sink-run.js";
 import { MiB, timed } from "./tools.js";
 
@@ -124,10 +124,7 @@ async function main(): Promise<void> {
   );
   if (rates.length >= 2)
     console.log(`${counts[1]} threads / ${counts[0]} thread(s): ${fmt(rates[1]! / rates[0]!)}x`);
-  const load1 = loadavg();
-  console.log(
-    `machine load (1/5/15 min): before ${load0.map((l) => fmt(l, 1)).join("/")}, after ${load1.map((l) => fmt(l, 1)).join("/")} (shared machine: noisy)`,
-  );
+  console.log(`${loadLine(load0)}`);
 }
 
 main()

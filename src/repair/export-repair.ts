@@ -22,7 +22,7 @@ import {
   mediumVolumeOf,
   prepareMediumRead,
 } from "../transfer/core/medium-read.js";
-import { companionBody } from "./export-companions.js";
+import { companionBody } from "../transfer/export/companions.js";
 
 export type RepairSource = Pick<ExportSource, "getBlob" | "readRange">;
 

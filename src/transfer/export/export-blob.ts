@@ -12,7 +12,7 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import type { Logger } from "pino";
-import { md5Hex, writeMetadataFile, writePropertiesFile } from "../../formats/blob-properties.js";
+import { md5Hex } from "../../formats/blob-properties.js";
 import type { LogBlob, LogChunk } from "../../formats/drive-log.js";
 import { MAX_CHUNK } from "../../formats/manifest.js";
 import { indexBlockId, type ManifestBlobOut } from "../../formats/manifest-writer.js";
@@ -34,6 +34,7 @@ import {
   readBackChunks,
   spansOf,
 } from "./blob-chunks.js";
+import { companionBody } from "./companions.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
 import { blobPathOf, type PlannedBlob, type SelectedBlob } from "./planner.js";
 import type { DoneBlob, ExportStore } from "./store.js";
@@ -291,21 +292,8 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       }
     };
     if (Object.keys(b.metadata).length)
-      await companion(METADATA_SUFFIX, writeMetadataFile(b.metadata), "metadata");
-    await companion(
-      PROPERTIES_SUFFIX,
-      writePropertiesFile({
-        "Last-Modified": new Date(b.lastModified).toUTCString(),
-        Etag: b.etag,
-        "Content-Length": String(b.length),
-        ...(b.contentType ? { "Content-Type": b.contentType } : {}),
-        ...(b.contentMd5 ? { "Content-MD5": b.contentMd5 } : {}),
-        ...(b.contentEncoding ? { "Content-Encoding": b.contentEncoding } : {}),
-        ...(b.contentLanguage ? { "Content-Language": b.contentLanguage } : {}),
-        ...(b.cacheControl ? { "Cache-Control": b.cacheControl } : {}),
-      }),
-      "properties",
-    );
+      await companion(METADATA_SUFFIX, companionBody("metadata", b), "metadata");
+    await companion(PROPERTIES_SUFFIX, companionBody("properties", b), "properties");
     return { index: b.index, bytes: b.length, log: entry, manifest };
   } catch (e) {
     inOrder?.stop(e);

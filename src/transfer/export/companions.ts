@@ -1,10 +1,11 @@
 /**
  * The properties and metadata files an export writes beside each file (reference §1.9, §2),
- * rebuilt from the blob's current properties: what repair-export writes back. Mirrors the bodies
- * export-blob.ts writes, so an unchanged blob yields the same bytes and the manifest's MD5.
+ * from the blob's properties. The export writes them (export-blob.ts) and repair-export rebuilds
+ * them from the blob's current properties: one body, so an unchanged blob yields the same bytes
+ * and the manifest's MD5.
  */
-import { writeMetadataFile, writePropertiesFile } from "../formats/blob-properties.js";
-import type { ExportBlobInfo } from "../storage/export-source.js";
+import { writeMetadataFile, writePropertiesFile } from "../../formats/blob-properties.js";
+import type { ExportBlobInfo } from "../../storage/export-source.js";
 
 export function companionBody(which: "metadata" | "properties", b: ExportBlobInfo): string {
   if (which === "metadata") return writeMetadataFile(b.metadata);
