@@ -4,12 +4,10 @@
  * for the exit with a deadline, start it again on the same data dir, and clean up the mounts and
  * loop devices it (or its killed predecessors) left. Needs root for the cleanup (umount, losetup).
  */
-
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { threadSizes } from "../../agent/threads.js";
 import { detach } from "./images.js";
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -117,10 +115,7 @@ export class AgentProcess {
       {
         stdio: ["ignore", "pipe", "pipe"],
         ...(this.o.cwd ? { cwd: this.o.cwd } : {}),
-        // The I/O thread count the agent wants, in its environment: it runs as this one process
-        // (no relaunch, agent/relaunch.ts), so a kill -9 here ends the agent itself at once and
-        // the cleanup never races a relaunched child still holding its mounts.
-        env: { ...process.env, UV_THREADPOOL_SIZE: String(threadSizes({}).io), ...this.o.env },
+        env: { ...process.env, ...this.o.env },
       },
     );
     const keep = (d: Buffer) => {
