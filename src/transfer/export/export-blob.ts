@@ -31,12 +31,12 @@ import {
   fetchSpan,
   fetchVerifiedChunk,
   InOrderHashing,
-  readBackChunks,
   spansOf,
 } from "./blob-chunks.js";
 import { companionBody } from "./companions.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
 import { blobPathOf, type PlannedBlob, type SelectedBlob } from "./planner.js";
+import { readBackChunks } from "./read-back.js";
 import type { DoneBlob, ExportStore } from "./store.js";
 
 export type { Chunk } from "./blob-chunks.js";
