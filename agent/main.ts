@@ -19,6 +19,8 @@ import { threadSizes } from "./threads.js";
 const EX_CONFIG = 78;
 /** Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL a stopping agent. */
 const STOP_DEADLINE_MS = 20_000;
+/** How long a new agent waits for the one before it (a relaunched child outliving its killed front) to end. */
+const INSTANCE_WAIT_MS = 15_000;
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /**
@@ -58,6 +60,16 @@ async function main(): Promise<void> {
   if (ensureIoThreads(threads.io, (m) => process.stderr.write(`drive-station: ${m}\n`)) === "front") return;
   ({ hungReadsInKernel } = await import("../src/transfer/core/drive-reads.js"));
   const { startAgent } = await import("./agent.js");
+  const baseDir = resolve(dirname(file), "..");
+  // Before anything touches drives, storage or the database: one agent per data directory.
+  const { holdInstanceLock } = await import("./instance-lock.js");
+  await holdInstanceLock(resolve(baseDir, config.dataDir), {
+    waitMs: INSTANCE_WAIT_MS,
+    onWait: (f) =>
+      process.stderr.write(
+        `drive-station: waiting for the agent that holds ${f} to end (at most ${INSTANCE_WAIT_MS / 1000} s)\n`,
+      ),
+  });
   // Signals that arrive during the start still stop the agent once it is up.
   let stopRequested: string | undefined;
   const early = (signal: string) => {
@@ -66,7 +78,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", early);
   process.on("SIGINT", early);
-  const a: RunningAgent = await startAgent(config, { baseDir: resolve(dirname(file), "..") });
+  const a: RunningAgent = await startAgent(config, { baseDir });
   installProcessNet(
     process,
     a.log,

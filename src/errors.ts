@@ -28,6 +28,7 @@ export type StationErrorCode =
   | "ConfigInvalid"
   | "StorageUnavailable"
   | "StoragePortTaken"
+  | "AgentAlreadyRunning"
   // a transfer stopped on purpose (drive pulled, agent stopping): not a failure of any blob
   | "Cancelled"
   | "StoreUnavailable"

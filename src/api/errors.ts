@@ -25,6 +25,7 @@ export const HTTP_STATUS: Record<StationErrorCode, number> = {
   ConfigInvalid: 500,
   StorageUnavailable: 503,
   StoragePortTaken: 503,
+  AgentAlreadyRunning: 503,
   Cancelled: 503,
   StoreUnavailable: 503,
   InternalError: 500,

@@ -217,6 +217,9 @@ export class AgentProcess {
     const exited = new Promise<Exit>((r) =>
       p.once("exit", (code, sig) => r({ code, signal: sig, ms: Date.now() - t0 })),
     );
+    // After a kill -9 of a relaunch front, its agent dies by itself a moment later (agent/relaunch.ts);
+    // kill it now and wait, as systemd's KillMode=mixed does, so no cleanup races its mounts.
+    const relaunched = signal === "SIGKILL" && p.pid ? relaunchedAgentsOf(p.pid) : [];
     p.kill(signal);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((r) => {
@@ -231,6 +234,7 @@ export class AgentProcess {
         `the agent did not exit within ${deadlineMs} ms of ${signal} (killed)\n--- agent output ---\n${this.tail()}`,
       );
     }
+    await killAndReap(relaunched);
     this.exits.push(exit);
     return exit;
   }
@@ -267,6 +271,40 @@ export class AgentProcess {
     }
     for (const d of this.devices) detach(d);
   }
+}
+
+/** The agent a relaunch front started: its child carrying DRIVE_STATION_RELAUNCHED=1. */
+function relaunchedAgentsOf(front: number): number[] {
+  return childrenOf(front).filter((c) => {
+    try {
+      return readFileSync(`/proc/${c}/environ`, "latin1").split("\0").includes("DRIVE_STATION_RELAUNCHED=1");
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Gone, or a zombie (its files and mounts already let go). */
+function ended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** SIGKILLs `pids` and waits (at most 10 s: a read hung in the kernel may hold one) until they ended. */
+async function killAndReap(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  const until = Date.now() + 10_000;
+  while (pids.some((pid) => !ended(pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** Child processes of `pid` (by /proc/PID/stat's parent field). */
