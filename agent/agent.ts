@@ -175,8 +175,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
 
     let watcher: DriveWatcher | undefined;
     if (config.drives.enabled) {
-      let hashes: DriveWiring["hashes"];
-      ({ watcher, transfers, dock, hashes } = await wireDrives({
+      let threads: DriveWiring["threads"];
+      ({ watcher, transfers, dock, threads } = await wireDrives({
         config,
         abs,
         service,
@@ -191,7 +191,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       }));
       // Stop order: claim no new drive, cancel the transfers (they read from mounted drives), then unmount.
       cleanup.unshift(() => dock?.stop());
-      cleanup.unshift(() => hashes.close());
+      cleanup.unshift(() => threads.close());
       cleanup.unshift(() => transfers?.stop());
       cleanup.unshift(() => dock?.stopWatching());
     }

@@ -220,6 +220,8 @@ export const configSchema = z.object({
       hungReadsPerDrive: z.number().int().min(1).max(64).default(3),
       /** Threads hashing imported blocks (both MD5s). Unset: one per core; 0: on the event loop (comparisons). */
       hashThreads: z.number().int().min(0).max(256).optional(),
+      /** Threads sending block and page bodies (socket writes, TLS). Unset: half the cores, 1 to 8; 0: on the event loop. */
+      uploadThreads: z.number().int().min(0).max(64).optional(),
       /** libuv I/O threads (drive reads, opens; a hung read holds one). Unset: 32, or 4 per core when more. */
       ioThreads: z.number().int().min(4).max(1024).optional(),
     })

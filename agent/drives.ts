@@ -10,6 +10,7 @@ import type { SqliteStore } from "../src/jobs/sqlite-store.js";
 import type { NoticeLog } from "../src/jobs/store.js";
 import type { StationMetrics } from "../src/observability/metrics.js";
 import { observedCheckpoints } from "../src/observability/observed-ports.js";
+import { UploadThreads } from "../src/storage/upload-threads.js";
 import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
 import { type BlockHashes, HashPool, InlineHashes } from "../src/transfer/core/hash-pool.js";
 import { TransferManager, type TransferManagerDeps } from "../src/transfer/manager.js";
@@ -35,8 +36,8 @@ export interface DriveWiring {
   watcher: DriveWatcher;
   transfers: TransferManager;
   dock: Dock;
-  /** The hashing threads: closed after the transfers stopped. */
-  hashes: { close(): Promise<void> };
+  /** The hashing and upload threads: closed after the transfers stopped. */
+  threads: { close(): Promise<void> };
 }
 
 export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
@@ -61,7 +62,7 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
   }
   const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
   const t = config.transfer;
-  const { hash: hashThreads } = threadSizes(t);
+  const { hash: hashThreads, upload: uploadThreads } = threadSizes(t);
   const hashes: BlockHashes & { close(): Promise<void> } =
     hashThreads > 0
       ? new HashPool({
@@ -69,8 +70,13 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
           onFault: (message) => log.error(message),
         })
       : Object.assign(new InlineHashes(), { close: async () => undefined });
+  const uploads =
+    uploadThreads > 0
+      ? new UploadThreads({ threads: uploadThreads, onFault: (message) => log.error(message) })
+      : undefined;
   const transfers = new TransferManager({
     hashes,
+    ...(uploads ? { uploads } : {}),
     service,
     checkpoints: observedCheckpoints(store, metrics),
     notices,
@@ -106,5 +112,10 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
     readsHungUnder: (mountpoint) =>
       rootsWithHungReads().some((r) => r === mountpoint || r.startsWith(`${mountpoint}/`)),
   });
-  return { watcher, transfers, dock, hashes };
+  const threads = {
+    close: async () => {
+      await Promise.all([hashes.close(), uploads?.close()]);
+    },
+  };
+  return { watcher, transfers, dock, threads };
 }

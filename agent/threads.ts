@@ -1,7 +1,7 @@
 /**
  * The agent's threads, sized from its config and the machine's cores: libuv's I/O threads (drive
- * reads and opens; each hung read holds one) and the hashing threads (both MD5s of every imported
- * byte). The event loop itself only orchestrates.
+ * reads and opens; each hung read holds one), the hashing threads (both MD5s of every imported
+ * byte) and the upload threads (the requests carrying blocks). The event loop itself only orchestrates.
  */
 import { availableParallelism } from "node:os";
 import type { AgentConfig } from "./config.js";
@@ -11,10 +11,12 @@ export interface ThreadSizes {
   io: number;
   /** Hashing threads; 0 hashes on the event loop. */
   hash: number;
+  /** Threads sending block and page bodies; 0 sends from the event loop. */
+  upload: number;
 }
 
 export function threadSizes(
-  t: Pick<AgentConfig["transfer"], "ioThreads" | "hashThreads">,
+  t: Pick<AgentConfig["transfer"], "ioThreads" | "hashThreads" | "uploadThreads">,
   cores = availableParallelism(),
 ): ThreadSizes {
   return {
@@ -22,5 +24,7 @@ export function threadSizes(
     io: t.ioThreads ?? Math.max(32, 4 * cores),
     // Hashing is the station's CPU work: one thread per core (the event loop needs little).
     hash: t.hashThreads ?? cores,
+    // A body's socket writes (and TLS) cost about a third of its two MD5s.
+    upload: t.uploadThreads ?? Math.max(1, Math.min(8, Math.ceil(cores / 2))),
   };
 }

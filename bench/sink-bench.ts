@@ -6,7 +6,9 @@
  * once, hashing on its event loop) and reports GB/s, the ratio to this machine's MD5 limit for
  * two digests per byte (MD5 MB/s per core measured here, x cores / 2), CPU per GB (process and
  * main thread) and peak RSS. Root only.
- *   npm run bench:sink [-- --threads 1,2 --files 4 --file-mib 512 --concurrency 16 --md5-mib 512]
+ * `--upload-threads 0,1` runs each hashing thread count once per upload thread count (the
+ * agent's transfer.uploadThreads; 0 sends the bodies from the event loop).
+ *   npm run bench:sink [-- --threads 1,2 --upload-threads 0,1 --files 4 --file-mib 512 --concurrency 16 --md5-mib 512]
  */
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -25,6 +27,7 @@ import { MiB, timed } from "./tools.js";
 const { values } = parseArgs({
   options: {
     threads: { type: "string", default: "1,2" },
+    "upload-threads": { type: "string" },
     files: { type: "string", default: "4" },
     "file-mib": { type: "string", default: "512" },
     concurrency: { type: "string", default: "16" },
@@ -91,18 +94,20 @@ async function main(): Promise<void> {
   const load0 = loadavg();
   const rows: string[] = [];
   const rates: number[] = [];
-  for (const threads of counts) {
-    const runRoot = join(root, `t${threads}`);
+  const uploads: (number | undefined)[] = values["upload-threads"]?.split(",").map(Number) ?? [undefined];
+  const runs = counts.flatMap((threads) => uploads.map((upload) => ({ threads, upload })));
+  for (const { threads, upload } of runs) {
+    const runRoot = join(root, `t${threads}-u${upload ?? "d"}`);
     mkdirSync(runRoot);
-    console.log(
-      `importing into the sink, ${threads ? `${threads} hashing thread(s)` : "hashing on the event loop"} …`,
-    );
+    const label = `${threads ? `${threads} hashing` : "hashing on the event loop"}, ${upload === undefined ? "default" : upload} upload`;
+    console.log(`importing into the sink, ${label} thread(s) …`);
     const r = await sinkImport({
       agentMain,
       runRoot,
       drive,
       concurrency: Number(values.concurrency),
       ...(threads ? { hashThreads: threads } : {}),
+      ...(upload !== undefined ? { uploadThreads: upload } : {}),
     });
     const got = r.sink.bytes();
     await r.sink.stop();
@@ -111,18 +116,18 @@ async function main(): Promise<void> {
     rates.push(gbps);
     const gb = bytes / 1e9;
     rows.push(
-      `${(threads ? String(threads) : "event loop").padEnd(10)} | ${fmt(gbps, 3)} GB/s (${fmt(r.seconds)} s; agent's own ${fmt(bytes / 1e9 / r.agentSeconds, 3)}) | ${fmt((gbps * 1000) / limit)}x | ${fmt(r.cpu / gb)} | ${fmt(r.main / gb)} | ${fmt(r.sinkCpu / gb)} | ${fmt(r.peakRssMiB, 0)} MiB | ${fmt(gb / r.main, 3)} / ${fmt((cpus().length * gb) / (r.cpu + r.sinkCpu), 3)} GB/s`,
+      `${(threads ? String(threads) : "event loop").padEnd(6)} ${(upload === undefined ? "default" : String(upload)).padEnd(7)} | ${fmt(gbps, 3)} GB/s (${fmt(r.seconds)} s; agent's own ${fmt(bytes / 1e9 / r.agentSeconds, 3)}) | ${fmt((gbps * 1000) / limit)}x | ${fmt(r.cpu / gb)} | ${fmt(r.main / gb)} | ${fmt(r.sinkCpu / gb)} | ${fmt(r.peakRssMiB, 0)} MiB | ${fmt(gb / r.main, 3)} / ${fmt((cpus().length * gb) / (r.cpu + r.sinkCpu), 3)} GB/s`,
     );
   }
   console.log(`\n${fmt(bytes / 1e9, 2)} GB from one loop drive into the sink (bytes discarded unhashed)`);
   console.log(
-    "hash threads | rate (from plug; agent's own from claim) | x MD5 limit | agent CPU s/GB | main thread s/GB | sink s/GB | peak RSS",
+    "hash / upload threads | rate (from plug; agent's own from claim) | x MD5 limit | agent CPU s/GB | main thread s/GB | sink s/GB | peak RSS",
   );
   for (const row of rows) console.log(row);
   console.log(
     "on a loaded machine the wall-clock rates are low; the CPU figures hold: the event loop's ceiling is 1 / (main thread s/GB) GB/s, the process's on all cores is cores / (agent + sink s/GB)",
   );
-  if (rates.length >= 2)
+  if (counts.length >= 2 && uploads.length === 1)
     console.log(`${counts[1]} threads / ${counts[0]} thread(s): ${fmt(rates[1]! / rates[0]!)}x`);
   console.log(`${loadLine(load0)}`);
 }

@@ -56,6 +56,8 @@ export async function sinkImport(o: {
   drive: BenchDrive;
   concurrency: number;
   hashThreads?: number;
+  /** The agent's transfer.uploadThreads (0: bodies sent from the event loop); its default when absent. */
+  uploadThreads?: number;
   logLevel?: "Error" | "Verbose";
 }): Promise<SinkImport> {
   const sink = await startSink();
@@ -64,7 +66,10 @@ export async function sinkImport(o: {
     root: o.runRoot,
     azPort: sink.port,
     concurrency: o.concurrency,
-    ...(o.hashThreads ? { transfer: { hashThreads: o.hashThreads } } : {}),
+    transfer: {
+      ...(o.hashThreads ? { hashThreads: o.hashThreads } : {}),
+      ...(o.uploadThreads !== undefined ? { uploadThreads: o.uploadThreads } : {}),
+    },
   });
   const plugged = join(o.runRoot, "plugged", `${nameOf(o.drive.image)}.img`);
   let device: string | undefined;

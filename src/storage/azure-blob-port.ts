@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import type { BlobHTTPHeaders } from "@azure/storage-blob";
 import type { JobStorage } from "./blob-access.js";
 import type { BlobHeaders, BlobPort, BlobProperties, BlobRef } from "./blob-port.js";
+import { UploadThreads } from "./upload-threads.js";
 
 const sdkHeaders = (h: BlobHeaders): BlobHTTPHeaders => ({
   ...(h.contentType ? { blobContentType: h.contentType } : {}),
@@ -16,7 +17,25 @@ const sdkHeaders = (h: BlobHeaders): BlobHTTPHeaders => ({
 });
 
 export class AzureBlobPort implements BlobPort {
-  constructor(private readonly storage: JobStorage) {}
+  /** `uploads`: the station's upload threads, which send block and page bodies off the event loop. */
+  constructor(
+    private readonly storage: JobStorage,
+    private readonly uploads?: UploadThreads,
+  ) {}
+
+  /** URLs the upload threads send to, one per blob in flight: built (and confined) once, not per block. */
+  private readonly urls = new Map<string, string>();
+
+  private urlOf(b: BlobRef, make: () => string): string {
+    const key = `${b.container}/${b.name}`;
+    let url = this.urls.get(key);
+    if (url === undefined) {
+      url = make(); // the SDK client's own URL, checked by JobStorage against the blob's address
+      if (this.urls.size >= 256) this.urls.delete(this.urls.keys().next().value!);
+      this.urls.set(key, url);
+    }
+    return url;
+  }
 
   get sasContainer(): string | undefined {
     return this.storage.sasContainerName;
@@ -59,6 +78,16 @@ export class AzureBlobPort implements BlobPort {
   }
 
   async stageBlock(b: BlobRef, id: string, data: Buffer, md5: Buffer, signal: AbortSignal): Promise<void> {
+    if (this.uploads && UploadThreads.carries(data)) {
+      const url = this.urlOf(b, () => this.storage.block(b.container, b.name).url);
+      return this.uploads.send(
+        { kind: "block", url, blockId: id },
+        this.storage.uploadTarget,
+        data,
+        md5,
+        signal,
+      );
+    }
     await this.storage.block(b.container, b.name).stageBlock(id, data, data.length, {
       transactionalContentMD5: md5,
       abortSignal: signal,
@@ -100,6 +129,10 @@ export class AzureBlobPort implements BlobPort {
   }
 
   async putPages(b: BlobRef, offset: number, data: Buffer, md5: Buffer, signal: AbortSignal): Promise<void> {
+    if (this.uploads && UploadThreads.carries(data)) {
+      const url = this.urlOf(b, () => this.storage.page(b.container, b.name).url);
+      return this.uploads.send({ kind: "page", url, offset }, this.storage.uploadTarget, data, md5, signal);
+    }
     await this.storage.page(b.container, b.name).uploadPages(data, offset, data.length, {
       transactionalContentMD5: md5,
       abortSignal: signal,

@@ -21,6 +21,7 @@ import { StationError } from "../errors.js";
 import type { Credential } from "../formats/manifest.js";
 import { checkContainerName } from "../formats/names.js";
 import { assertConfined, blobUrl, containerUrl, encodeBlobName } from "./blob-address.js";
+import type { UploadTarget } from "./upload-threads.js";
 
 export interface StorageEndpoint {
   /** `https://{account}.blob.core.windows.net` or, for Azurite, `http://127.0.0.1:10000/{account}`. */
@@ -125,6 +126,8 @@ export class JobStorage {
   /** The SAS token (without '?') appended to every URL, or "" with an account key. */
   private readonly query: string;
   private readonly baseUrl: string;
+  /** What an upload thread needs to make this job's requests as the event loop would. */
+  readonly uploadTarget: UploadTarget;
 
   constructor(readonly opts: JobStorageOptions) {
     this.account = accountFromResourceId(opts.storageAccountId);
@@ -134,6 +137,13 @@ export class JobStorage {
       retryDelayInMs: 400,
       maxRetryDelayInMs: 4000,
       tryTimeoutInMs: 120_000,
+    };
+    this.uploadTarget = {
+      credential: {
+        account: this.account,
+        ...(opts.credential.kind === "accountKey" ? { key: opts.credential.key } : {}),
+      },
+      retry: r,
     };
     const pipeline: StoragePipelineOptions = {
       retryOptions: { retryPolicyType: StorageRetryPolicyType.EXPONENTIAL, ...r },

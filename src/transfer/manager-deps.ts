@@ -1,8 +1,10 @@
 /** What the transfer manager is built from: its collaborators and settings (agent/agent.ts fills them). */
+
 import type { Logger } from "pino";
 import type { Clock, JobService } from "../jobs/service.js";
 import type { DriveClaims, NoticeLog, StoreHealth } from "../jobs/store.js";
 import type { JobStorageOptions, StorageEndpoint } from "../storage/blob-access.js";
+import type { UploadThreads } from "../storage/upload-threads.js";
 import type { CheckpointStore } from "./checkpoints.js";
 import type { ReadLimits } from "./core/drive-reads.js";
 import type { BlockHashes } from "./core/hash-pool.js";
@@ -43,6 +45,8 @@ export interface TransferManagerDeps {
   settings: TransferSettings;
   /** The station's hashing threads (the composition root owns and closes them). */
   hashes: BlockHashes;
+  /** The station's upload threads (block and page bodies sent off the event loop); owned by the composition root. */
+  uploads?: UploadThreads;
   /** The export engine's store and the station's own access to job storage accounts. */
   exports?: ExportEngineDeps;
   fleet: FleetSettings;

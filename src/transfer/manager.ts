@@ -264,6 +264,7 @@ export class TransferManager {
               credential,
               ...(settings.storageRetry ? { retry: settings.storageRetry } : {}),
             }),
+            this.deps.uploads,
           ),
         pipeline: { queue: lane.queue, pool: lane.pool, hashes: this.deps.hashes },
         blobConcurrency: settings.blobConcurrency,

@@ -56,9 +56,14 @@ function run(
 
 describe("thread sizes", () => {
   it("come from the config, else from the cores", () => {
-    expect(threadSizes({}, 2)).toEqual({ io: 32, hash: 2 });
-    expect(threadSizes({}, 16)).toEqual({ io: 64, hash: 16 });
-    expect(threadSizes({ ioThreads: 8, hashThreads: 0 }, 16)).toEqual({ io: 8, hash: 0 });
+    expect(threadSizes({}, 2)).toEqual({ io: 32, hash: 2, upload: 1 });
+    expect(threadSizes({}, 16)).toEqual({ io: 64, hash: 16, upload: 8 });
+    expect(threadSizes({}, 64)).toEqual({ io: 256, hash: 64, upload: 8 });
+    expect(threadSizes({ ioThreads: 8, hashThreads: 0, uploadThreads: 0 }, 16)).toEqual({
+      io: 8,
+      hash: 0,
+      upload: 0,
+    });
   });
 });
 
