@@ -41,8 +41,8 @@ export interface ExportDriveContext {
   lock: KeyedLock;
   queue: RequestQueue;
   pool: BlockPool;
-  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
-  hasher?: FileHasher;
+  /** The station's hashing threads (core/hash-pool.ts): downloaded ranges and read-backs. */
+  hasher: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
   /** Where read-backs come from (default "medium": the drive itself, past every cache). */
@@ -185,7 +185,7 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
           progress(n);
         },
         counters,
-        ...(ctx.hasher ? { hasher: ctx.hasher } : {}),
+        hasher: ctx.hasher,
         ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
         verify,
         ...(volume ? { volume } : {}),

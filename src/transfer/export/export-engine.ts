@@ -13,6 +13,7 @@ import { readdir } from "node:fs/promises";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import { type JobKey, jobLabel } from "../../lifecycle/model.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import type { FileHasher } from "../core/file-hasher.js";
 import type { DriveEngine } from "../engine.js";
 import type { ExportVerify, ReadBackHook } from "./export-blob.js";
 import { exportDrive } from "./export-drive.js";
@@ -33,6 +34,8 @@ export interface ExportEngineDeps {
   lock: KeyedLock;
   /** The station's access to the job's storage account; throws when it holds no key for it. */
   sourceFor(storageAccountId: string): ExportSource;
+  /** The station's hashing threads (one pool for both directions, owned by agent/). */
+  hasher: FileHasher;
   /** Where read-backs come from (config export.verify; default "medium"). */
   verify?: ExportVerify;
   /** Tests: called after a file's chunks are synced, before they are read back. */
@@ -63,6 +66,7 @@ export function exportEngine(deps: ExportEngineDeps): DriveEngine {
       lock: deps.lock,
       queue: run.pipeline.queue,
       pool: run.pipeline.pool,
+      hasher: deps.hasher,
       blobConcurrency: run.blobConcurrency,
       ...(deps.verify ? { verify: deps.verify } : {}),
       ...(deps.beforeReadBack ? { beforeReadBack: deps.beforeReadBack } : {}),

@@ -4,13 +4,14 @@ import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import PQueue from "p-queue";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { readBlobList } from "../../../src/formats/blob-list.js";
 import { md5Hex } from "../../../src/formats/blob-properties.js";
 import { type ManifestBlob, readManifest } from "../../../src/formats/manifest.js";
 import { KeyedLock } from "../../../src/jobs/keyed-lock.js";
 import { SqliteExportStore } from "../../../src/jobs/sqlite-export-store.js";
 import { BufferPool } from "../../../src/transfer/core/buffer-pool.js";
+import { HashPool } from "../../../src/transfer/core/hash-pool.js";
 import { geometryFor } from "../../../src/transfer/export/capacity.js";
 import { type ExportDriveContext, exportDrive } from "../../../src/transfer/export/export-drive.js";
 import { type ExportStore, MemoryExportStore } from "../../../src/transfer/export/store.js";
@@ -22,6 +23,9 @@ const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+/** The station's hashing threads, as the agent hands them to the export engine. */
+const hashes = new HashPool({ threads: 2 });
+afterAll(() => hashes.close());
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), "export-"));
   dirs.push(d);
@@ -56,6 +60,7 @@ function ctx(
     lock: o.lock ?? new KeyedLock(),
     queue: o.queue ?? new PQueue({ concurrency: 4 }),
     pool: o.pool ?? new BufferPool(4 * MiB, 6),
+    hasher: o.hasher ?? hashes,
     blobConcurrency: 4,
     signal: o.signal ?? new AbortController().signal,
     log: captureLog().log,
