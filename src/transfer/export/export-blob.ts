@@ -60,6 +60,8 @@ export interface ExportCounters {
   chunksRewritten: number;
   /** Why blobs failed because the drive did not hold what was written (one line each). */
   unreliable: string[];
+  /** Why blobs failed because reading them back from the drive hung (one line each). */
+  hung: string[];
 }
 
 export interface BlobEnv {
@@ -313,7 +315,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     } else if (e instanceof FileFailure) {
       // A read-back that hung (its thread written off) or a hashing thread that failed.
       status = e.status;
-      if (e instanceof ReadHung) env.counters.unreliable.push(e.message);
+      if (e instanceof ReadHung) env.counters.hung.push(e.message);
     } else {
       const kind = classify(e);
       const code = (e as NodeJS.ErrnoException).code;

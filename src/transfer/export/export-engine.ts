@@ -42,6 +42,18 @@ export interface ExportEngineDeps {
   beforeReadBack?: ReadBackHook;
 }
 
+/** Why a drive ended CompletedMoreInfo through its own fault, and what the operator does next. */
+function unreliableDrive(r: { unreliable: string[]; hung: string[] }): string {
+  const why: string[] = [];
+  if (r.unreliable.length)
+    why.push(
+      `${r.unreliable.length} blob(s) failed because the drive did not return what was written, even after writing it again (${r.unreliable[0]})`,
+    );
+  if (r.hung.length)
+    why.push(`${r.hung.length} blob(s) failed because reading them back from the drive hung (${r.hung[0]})`);
+  return `${why.join("; ")}. Replace the drive: put the failed blobs on a new drive of the job`;
+}
+
 export function exportEngine(deps: ExportEngineDeps): DriveEngine {
   const engine: DriveEngine = async (run) => {
     const { job, driveId } = run;
@@ -97,11 +109,7 @@ export function exportEngine(deps: ExportEngineDeps): DriveEngine {
       ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
       ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       ...(result.incompleteBlobListUri ? { incompleteBlobListUri: result.incompleteBlobListUri } : {}),
-      ...(result.unreliable.length
-        ? {
-            driveUnreliable: `${result.unreliable.length} blob(s) failed because the drive did not return what was written, even after writing it again (${result.unreliable[0]}). Replace the drive: put the failed blobs on a new drive of the job`,
-          }
-        : {}),
+      ...(result.unreliable.length || result.hung.length ? { driveUnreliable: unreliableDrive(result) } : {}),
       details: {
         ordinal: result.plan.ordinal,
         plannedBytes: result.plan.usedBytes,
