@@ -24,6 +24,7 @@ import { KeyedLock } from "../../../src/jobs/keyed-lock.js";
 import { SqliteExportStore } from "../../../src/jobs/sqlite-export-store.js";
 import { BufferPool } from "../../../src/transfer/core/buffer-pool.js";
 import { hungReadsInKernel } from "../../../src/transfer/core/drive-reads.js";
+import type { FileHasher } from "../../../src/transfer/core/file-hasher.js";
 import { HashPool } from "../../../src/transfer/core/hash-pool.js";
 import { geometryFor } from "../../../src/transfer/export/capacity.js";
 import { type ExportDriveContext, exportDrive } from "../../../src/transfer/export/export-drive.js";
@@ -213,8 +214,18 @@ describe("export engine", () => {
     src.corruptRead = (_ref, offset, data) => {
       if (offset === 4 * MiB) data[0] = data[0]! ^ 0xff;
     };
-    const c = ctx(src);
+    // Each range's MD5 is computed on the hashing threads, from the pooled shared buffer (no copy).
+    const hashed: boolean[] = [];
+    const hasher: FileHasher = {
+      hash: (req) => hashes.hash(req),
+      md5: (d) => {
+        hashed.push(d.buffer instanceof SharedArrayBuffer);
+        return hashes.md5(d);
+      },
+    };
+    const c = ctx(src, { hasher });
     const r = await exportDrive(c);
+    expect(hashed).toEqual([true, true, true, true]); // chunk 0 once, chunk 1 three times
     expect(r.status).toBe("CompletedWithErrors");
     const verbose = [...src.uploads.entries()].find(([k]) => k.endsWith("_verbose.xml"))![1];
     expect(verbose).toMatch(/Offset="4194304" Length="2097152" Id="AQAAAA==" Status="Corrupted"/);
