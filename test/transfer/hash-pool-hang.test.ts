@@ -14,6 +14,7 @@ import { closeSync, constants, openSync, writeFileSync, writeSync } from "node:f
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hungReadsInKernel, ReadHung, rootsWithHungReads } from "../../src/transfer/core/drive-reads.js";
+import { newStream } from "../../src/transfer/core/file-hasher.js";
 import { HashPool } from "../../src/transfer/core/hash-pool.js";
 import { useTempDir } from "../support/tmp.js";
 
@@ -72,6 +73,11 @@ describe("a read-back that hangs in the kernel", () => {
     const root = join(dir, "drive");
     const before = hungReadsInKernel();
     const fine = (range: [number, number]) => pool.hash({ fd: fineFd, ranges: [range], each: true });
+    // Two whole-blob hashes under way on the thread that will hang: a read-back's and a block stream.
+    const fileStream = newStream();
+    await pool.hash({ fd: fineFd, ranges: [[0, 1 << 20]], stream: fileStream });
+    const blockStream = pool.stream();
+    await blockStream.update(0, data.subarray(0, 1 << 20));
 
     const hung = pool.hash({
       fd: hangFd,
@@ -81,6 +87,17 @@ describe("a read-back that hangs in the kernel", () => {
       label: "drive DRIVE-9: \\cont\\x.bin",
     });
     const queued = [fine([0, 1 << 20]), fine([1 << 20, 2 << 20])]; // behind the stuck read, on its thread
+    // The streams' last requests, queued behind it too: their state is on the stuck thread, so they
+    // fail; sent to a fresh thread they would hash from nothing and answer a wrong MD5.
+    const endings = [
+      pool.hash({ fd: fineFd, ranges: [], stream: fileStream, wholeLength: 1 << 20 }),
+      blockStream.digest(),
+    ].map((p) =>
+      p.then(
+        () => "answered",
+        (e: Error) => e.message,
+      ),
+    );
     const err = await hung.then(
       () => undefined,
       (e: unknown) => e,
@@ -95,6 +112,7 @@ describe("a read-back that hangs in the kernel", () => {
       hex(data.subarray(0, 1 << 20)),
       hex(data.subarray(1 << 20, 3 << 20)),
     ]);
+    for (const ending of await Promise.all(endings)) expect(ending).toMatch(/hashing thread stopped/);
     expect(pool.writtenOff).toBe(1);
     expect(pool.size).toBe(1); // back to its configured count
     expect(pool.started).toBe(2);

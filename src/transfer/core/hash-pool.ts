@@ -73,7 +73,7 @@ type Answer = {
 };
 type Pending = {
   req: Request;
-  /** The stream (key) the request belongs to: lost with its thread. */
+  /** The stream (key) the request belongs to, its last request too: lost with its thread, never sent elsewhere. */
   stream?: string;
   resolve(a: Answer): void;
   reject(e: Error): void;
@@ -160,11 +160,11 @@ export class HashPool implements BlockHashes, FileHasher {
         if (this.lost.delete(key)) throw this.lostError();
         const t = on();
         end(t);
-        const d = await this.ask(t, {
-          op: "digest",
-          stream: id,
-          ...(length === undefined ? {} : { length }),
-        });
+        const d = await this.ask(
+          t,
+          { op: "digest", stream: id, ...(length === undefined ? {} : { length }) },
+          key,
+        );
         return digestOf(d);
       },
       discard: () => {
@@ -208,7 +208,7 @@ export class HashPool implements BlockHashes, FileHasher {
       this.owner.delete(key);
       t.streams.delete(key);
     }
-    const a = await this.ask(t, { op: "file", req }, ends ? undefined : key);
+    const a = await this.ask(t, { op: "file", req }, key);
     if (!a.file) throw new HashingFailed("a hashing thread answered a read-back without its hashes");
     return a.file;
   }
@@ -296,8 +296,10 @@ export class HashPool implements BlockHashes, FileHasher {
       this.lost.add(key);
     }
     t.streams.clear();
+    // A stream's state was on this thread: a request of it (even its digest) elsewhere would hash
+    // from nothing and answer a wrong MD5. It fails; a request on its own goes to another thread.
     for (const p of queued) {
-      if (p.stream && this.lost.has(p.stream)) p.reject(this.lostError());
+      if (p.stream) p.reject(this.lostError());
       else this.retry(p);
     }
     if (!this.closed) while (this.threads.length < this.o.threads) this.spawn();
