@@ -12,6 +12,7 @@ import type { StationMetrics } from "../src/observability/metrics.js";
 import { observedCheckpoints } from "../src/observability/observed-ports.js";
 import { UploadThreads } from "../src/storage/upload-threads.js";
 import { rootsWithHungReads } from "../src/transfer/core/drive-reads.js";
+import type { FileHasher } from "../src/transfer/core/file-hasher.js";
 import { type BlockHashes, HashPool, InlineHashes } from "../src/transfer/core/hash-pool.js";
 import { TransferManager, type TransferManagerDeps } from "../src/transfer/manager.js";
 import { type AgentConfig, ioThreadsOf, readLimitsOf } from "./config.js";
@@ -28,7 +29,8 @@ export interface DriveWiringDeps {
   clock: Clock;
   metrics: StationMetrics;
   storageEndpoint: string;
-  exports: NonNullable<TransferManagerDeps["exports"]>;
+  /** The export engine's deps but its hashing threads (this wiring owns them). */
+  exports: Omit<NonNullable<TransferManagerDeps["exports"]>, "hasher">;
   stationId: string;
 }
 
@@ -36,7 +38,7 @@ export interface DriveWiring {
   watcher: DriveWatcher;
   transfers: TransferManager;
   dock: Dock;
-  /** The hashing and upload threads: closed after the transfers stopped. */
+  /** The hashing threads (import and export) and the upload threads: closed after the transfers stopped. */
   threads: { close(): Promise<void> };
 }
 
@@ -63,13 +65,18 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
   const watcher = new DriveWatcher(scans, config.drives.pollIntervalMs);
   const t = config.transfer;
   const { hash: hashThreads, upload: uploadThreads } = threadSizes(t);
-  const hashes: BlockHashes & { close(): Promise<void> } =
+  const readLimits = readLimitsOf(t, ioThreadsOf(process.env));
+  // One pool for both directions: import's block and blob MD5s, export's range MD5s and read-backs
+  // (each read-back bounded by the drive read timeout, as import's reads).
+  const hashes: BlockHashes & FileHasher & { close(): Promise<void> } =
     hashThreads > 0
       ? new HashPool({
           threads: hashThreads,
           onFault: (message) => log.error(message),
+          readTimeoutMs: readLimits.timeoutMs,
+          hungLimit: readLimits.hungLimit,
         })
-      : Object.assign(new InlineHashes(), { close: async () => undefined });
+      : new InlineHashes();
   const uploads =
     uploadThreads > 0
       ? new UploadThreads({ threads: uploadThreads, onFault: (message) => log.error(message) })
@@ -89,9 +96,9 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
       blobConcurrency: t.blobConcurrency,
       retry: t.retry,
       outageRetryMs: t.outageRetrySeconds * 1000,
-      readLimits: readLimitsOf(t, ioThreadsOf(process.env)),
+      readLimits,
     },
-    exports: deps.exports,
+    exports: { ...deps.exports, hasher: hashes },
     fleet: {
       claims: store,
       health: store,
@@ -108,7 +115,7 @@ export async function wireDrives(deps: DriveWiringDeps): Promise<DriveWiring> {
     clock,
     mountRoot: abs(config.drives.mountRoot),
     ...(t.enabled ? { hooks: transfers.hooks() } : {}),
-    readLimits: readLimitsOf(t, ioThreadsOf(process.env)),
+    readLimits,
     readsHungUnder: (mountpoint) =>
       rootsWithHungReads().some((r) => r === mountpoint || r.startsWith(`${mountpoint}/`)),
   });

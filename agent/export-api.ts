@@ -12,7 +12,7 @@ import type { TransferManager, TransferManagerDeps } from "../src/transfer/manag
 
 export interface ExportApiDeps {
   service: JobService;
-  exports: NonNullable<TransferManagerDeps["exports"]>;
+  exports: Omit<NonNullable<TransferManagerDeps["exports"]>, "hasher">;
   /** Undefined when drives are disabled on this station. */
   dock: Dock | undefined;
   transfers: TransferManager | undefined;

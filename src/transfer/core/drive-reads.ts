@@ -49,6 +49,20 @@ const count = (root: string, by: number) => {
   else abandonedReads.delete(root);
 };
 
+/**
+ * Counts a read hung in the kernel outside `DriveReads` (a hashing thread stuck reading a drive
+ * file back, hash-pool.ts) in the same station-wide accounting; the returned function uncounts it,
+ * once, when the read returned at last.
+ */
+export function holdHungRead(root: string): () => void {
+  count(root, 1);
+  let held = true;
+  return () => {
+    if (held) count(root, -1);
+    held = false;
+  };
+}
+
 /** A read that did not complete in time (its buffer may still be written later), or was refused after too many. */
 export class ReadHung extends FileFailure {}
 

@@ -13,13 +13,13 @@
  * If the whole-file hash differs from the Content-MD5, every chunk is read again the second way
  * and written, and the chunk-by-chunk read-back runs; a Content-MD5 that still disagrees is the
  * blob's own fault (its chunks matched the service's range hashes) and is reported as such.
- * Read-back hashing runs on the hashing threads (core/file-hasher.ts), off the event loop.
+ * Every MD5 here (each downloaded range, the read-backs) runs on the station's hashing threads
+ * (core/hash-pool.ts), off the event loop.
  */
-import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import type { ExportBlobRef, ExportSource } from "../../storage/export-source.js";
-import { type FileHasher, newStream } from "../core/file-hasher.js";
+import { type FileHasher, type HashRequest, newStream } from "../core/file-hasher.js";
 import type { Retrying } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
 
@@ -44,7 +44,6 @@ export class BlobFailure extends Error {
 }
 
 export const hex = (b: Buffer): string => b.toString("hex").toUpperCase();
-const md5Of = (b: Buffer) => createHash("md5").update(b).digest();
 
 /**
  * The chunks still to download, grouped into runs one request can fetch: consecutive chunks
@@ -94,6 +93,9 @@ export interface ChunkIo {
   /** What read-backs read through: an O_DIRECT descriptor (`direct`) or the file's own. */
   readFd: number;
   direct: boolean;
+  /** Where the drive is mounted and how the operator knows it ("drive X"): a read-back that hangs names them. */
+  root: string;
+  drive: string;
   /**
    * Before chunks `ks` are read back: sync them, then (medium) get past the device's cache.
    * `attempt` 2 reads back a re-write.
@@ -104,7 +106,7 @@ export interface ChunkIo {
   pool: BlockPool;
   /** Storage requests: each attempt takes a slot, so a retry's backoff holds none (as import's sends). */
   queue: RequestQueue;
-  /** Hashes what the file holds, off the event loop. */
+  /** Hashes downloaded ranges and what the file holds, off the event loop. */
   hasher: FileHasher;
   retrying: Retrying;
   warn(fields: object, message: string): void;
@@ -116,6 +118,16 @@ export interface ChunkIo {
   recording: Promise<void>[];
   counters: { bytesWritten: number; chunksRewritten: number };
 }
+
+/** A read-back of the file through `io`'s descriptor: bounded by the read timeout, named for its error. */
+export const readBackOf = (
+  io: Pick<ChunkIo, "readFd" | "direct" | "root" | "drive" | "filePath">,
+): Pick<HashRequest, "fd" | "direct" | "root" | "label"> => ({
+  fd: io.readFd,
+  direct: io.direct,
+  root: io.root,
+  label: `${io.drive}: ${io.filePath}`,
+});
 
 async function writeChunk(io: ChunkIo, k: number, data: Buffer): Promise<void> {
   const c = io.chunks[k]!;
@@ -157,7 +169,8 @@ export async function fetchVerifiedChunk(
           status: "BlobUnexpectedEnd",
         },
       );
-    const md5 = md5Of(r.data);
+    // On a hashing thread, straight from the pooled (shared) buffer the range was read into.
+    const md5 = await io.hasher.md5(r.data);
     if (!r.md5 || r.md5.equals(md5)) {
       if (onDrive !== hex(md5)) await writeChunk(io, k, r.data);
       return hex(md5);
@@ -251,7 +264,16 @@ export class InOrderHashing {
   constructor(
     private readonly io: Pick<
       ChunkIo,
-      "hasher" | "readFd" | "direct" | "beforeRead" | "batchBytes" | "chunks" | "length" | "filePath"
+      | "hasher"
+      | "readFd"
+      | "direct"
+      | "root"
+      | "drive"
+      | "beforeRead"
+      | "batchBytes"
+      | "chunks"
+      | "length"
+      | "filePath"
     >,
     /** Chunks already on the drive (an earlier run): chunk index -> recorded MD5, updated here. */
     private readonly earlier: Map<number, string>,
@@ -296,8 +318,7 @@ export class InOrderHashing {
           const c = this.io.chunks[k]!;
           return this.io.hasher
             .hash({
-              fd: this.io.readFd,
-              direct: this.io.direct,
+              ...readBackOf(this.io),
               ranges: [[c.offset, c.length]],
               each: true,
               stream: this.stream,
@@ -326,8 +347,7 @@ export class InOrderHashing {
     await this.chain;
     if (this.failed) throw this.failed;
     const r = await this.io.hasher.hash({
-      fd: this.io.readFd,
-      direct: this.io.direct,
+      ...readBackOf(this.io),
       ranges: [],
       stream: this.stream,
       wholeLength: this.io.length,

@@ -19,7 +19,9 @@ import { indexBlockId, type ManifestBlobOut } from "../../formats/manifest-write
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
 import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
-import { type FileHasher, sharedFileHasher } from "../core/file-hasher.js";
+import { FileFailure } from "../core/drive-files.js";
+import { ReadHung } from "../core/drive-reads.js";
+import type { FileHasher } from "../core/file-hasher.js";
 import { type MediumVolume, openDirect, prepareMediumRead } from "../core/medium-read.js";
 import { type Retrying, StorageOutage } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
@@ -58,6 +60,8 @@ export interface ExportCounters {
   chunksRewritten: number;
   /** Why blobs failed because the drive did not hold what was written (one line each). */
   unreliable: string[];
+  /** Why blobs failed because reading them back from the drive hung (one line each). */
+  hung: string[];
 }
 
 export interface BlobEnv {
@@ -76,8 +80,8 @@ export interface BlobEnv {
   /** Bytes of this blob newly on the drive (progress). */
   onBytes(n: number): void;
   counters: ExportCounters;
-  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
-  hasher?: FileHasher;
+  /** The station's hashing threads (core/hash-pool.ts): downloaded ranges and read-backs. */
+  hasher: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
   /** "medium": read-backs come from the drive's medium (core/medium-read.ts); "written": from the page cache. */
@@ -169,6 +173,8 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       file,
       readFd: (direct ?? file).fd,
       direct: medium,
+      root: env.root,
+      drive: `drive ${env.driveId}`,
       batchBytes: medium ? MEDIUM_BATCH_BYTES : 0,
       beforeRead: async (ks, attempt) => {
         if (!medium && !hook) return; // page-cache read-backs need no sync
@@ -178,7 +184,7 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       },
       pool: env.pool,
       queue: env.queue,
-      hasher: env.hasher ?? sharedFileHasher(),
+      hasher: env.hasher,
       retrying: env.retrying,
       warn: (fields, message) => env.log.warn(fields, message),
       onWritten: async (k, md5) => {
@@ -306,6 +312,10 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
       status = e.status;
       bad = e.chunk;
       if (e.driveUnreliable) env.counters.unreliable.push(e.message);
+    } else if (e instanceof FileFailure) {
+      // A read-back that hung (its thread written off) or a hashing thread that failed.
+      status = e.status;
+      if (e instanceof ReadHung) env.counters.hung.push(e.message);
     } else {
       const kind = classify(e);
       const code = (e as NodeJS.ErrnoException).code;

@@ -41,8 +41,8 @@ export interface ExportDriveContext {
   lock: KeyedLock;
   queue: RequestQueue;
   pool: BlockPool;
-  /** Hashes drive files off the event loop (default: the station's shared hashing threads). */
-  hasher?: FileHasher;
+  /** The station's hashing threads (core/hash-pool.ts): downloaded ranges and read-backs. */
+  hasher: FileHasher;
   /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
   rangeBytes?: number;
   /** Where read-backs come from (default "medium": the drive itself, past every cache). */
@@ -72,6 +72,8 @@ export interface ExportDriveResult {
   chunksRewritten: number;
   /** Blobs that failed because the drive did not return what was written, even after a re-write. */
   unreliable: string[];
+  /** Blobs that failed because reading them back from the drive hung (past the read timeout). */
+  hung: string[];
   blobs: number;
   manifestFile: string;
   manifestHash: string;
@@ -147,7 +149,7 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
       bytesSucceeded += n;
     }
   }
-  const counters: ExportCounters = { bytesWritten: 0, chunksRewritten: 0, unreliable: [] };
+  const counters: ExportCounters = { bytesWritten: 0, chunksRewritten: 0, unreliable: [], hung: [] };
   const verify = ctx.verify ?? "medium";
   const volume: MediumVolume | undefined = verify === "medium" ? await mediumVolumeOf(ctx.root) : undefined;
   if (volume) log.info({ volume }, "export read-backs come from the drive's medium");
@@ -185,7 +187,7 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
           progress(n);
         },
         counters,
-        ...(ctx.hasher ? { hasher: ctx.hasher } : {}),
+        hasher: ctx.hasher,
         ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
         verify,
         ...(volume ? { volume } : {}),
@@ -223,6 +225,7 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
     bytesWritten: counters.bytesWritten,
     chunksRewritten: counters.chunksRewritten,
     unreliable: counters.unreliable,
+    hung: counters.hung,
     blobs: plan.blobs.length,
     manifestFile: manifest.file,
     manifestHash: manifest.hash,

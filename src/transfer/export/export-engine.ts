@@ -13,6 +13,7 @@ import { readdir } from "node:fs/promises";
 import type { KeyedLock } from "../../jobs/keyed-lock.js";
 import { type JobKey, jobLabel } from "../../lifecycle/model.js";
 import type { ExportSource } from "../../storage/export-source.js";
+import type { FileHasher } from "../core/file-hasher.js";
 import type { DriveEngine } from "../engine.js";
 import type { ExportVerify, ReadBackHook } from "./export-blob.js";
 import { exportDrive } from "./export-drive.js";
@@ -33,10 +34,24 @@ export interface ExportEngineDeps {
   lock: KeyedLock;
   /** The station's access to the job's storage account; throws when it holds no key for it. */
   sourceFor(storageAccountId: string): ExportSource;
+  /** The station's hashing threads (one pool for both directions, owned by agent/). */
+  hasher: FileHasher;
   /** Where read-backs come from (config export.verify; default "medium"). */
   verify?: ExportVerify;
   /** Tests: called after a file's chunks are synced, before they are read back. */
   beforeReadBack?: ReadBackHook;
+}
+
+/** Why a drive ended CompletedMoreInfo through its own fault, and what the operator does next. */
+function unreliableDrive(r: { unreliable: string[]; hung: string[] }): string {
+  const why: string[] = [];
+  if (r.unreliable.length)
+    why.push(
+      `${r.unreliable.length} blob(s) failed because the drive did not return what was written, even after writing it again (${r.unreliable[0]})`,
+    );
+  if (r.hung.length)
+    why.push(`${r.hung.length} blob(s) failed because reading them back from the drive hung (${r.hung[0]})`);
+  return `${why.join("; ")}. Replace the drive: put the failed blobs on a new drive of the job`;
 }
 
 export function exportEngine(deps: ExportEngineDeps): DriveEngine {
@@ -63,6 +78,7 @@ export function exportEngine(deps: ExportEngineDeps): DriveEngine {
       lock: deps.lock,
       queue: run.pipeline.queue,
       pool: run.pipeline.pool,
+      hasher: deps.hasher,
       blobConcurrency: run.blobConcurrency,
       ...(deps.verify ? { verify: deps.verify } : {}),
       ...(deps.beforeReadBack ? { beforeReadBack: deps.beforeReadBack } : {}),
@@ -93,11 +109,7 @@ export function exportEngine(deps: ExportEngineDeps): DriveEngine {
       ...(result.verboseLogUri ? { verboseLogUri: result.verboseLogUri } : {}),
       ...(result.manifestUri ? { manifestUri: result.manifestUri } : {}),
       ...(result.incompleteBlobListUri ? { incompleteBlobListUri: result.incompleteBlobListUri } : {}),
-      ...(result.unreliable.length
-        ? {
-            driveUnreliable: `${result.unreliable.length} blob(s) failed because the drive did not return what was written, even after writing it again (${result.unreliable[0]}). Replace the drive: put the failed blobs on a new drive of the job`,
-          }
-        : {}),
+      ...(result.unreliable.length || result.hung.length ? { driveUnreliable: unreliableDrive(result) } : {}),
       details: {
         ordinal: result.plan.ordinal,
         plannedBytes: result.plan.usedBytes,

@@ -3,7 +3,7 @@
  * every cache, core/medium-read.ts): each chunk against the MD5 recorded when it was written, a
  * disagreeing chunk written once more, a second disagreement the drive's fault.
  */
-import { BlobFailure, type ChunkIo, fetchVerifiedChunk } from "./blob-chunks.js";
+import { BlobFailure, type ChunkIo, fetchVerifiedChunk, readBackOf } from "./blob-chunks.js";
 
 /**
  * Reads back every chunk (after syncing it) and checks it against the MD5 recorded when it was
@@ -22,8 +22,7 @@ export async function readBackChunks(
 ): Promise<string | undefined> {
   const hashChunks = (ks: number[], wholeToo: boolean) =>
     io.hasher.hash({
-      fd: io.readFd,
-      direct: io.direct,
+      ...readBackOf(io),
       ranges: ks.map((k): [number, number] => [io.chunks[k]!.offset, io.chunks[k]!.length]),
       each: true,
       ...(wholeToo ? { wholeLength: io.length } : {}),
@@ -57,8 +56,7 @@ export async function readBackChunks(
   if (!whole) return undefined;
   if (!bad.length) return first.short ? "" : first.whole;
   const r = await io.hasher.hash({
-    fd: io.readFd,
-    direct: io.direct,
+    ...readBackOf(io),
     ranges: io.chunks.map((c) => [c.offset, c.length]),
     wholeLength: io.length,
   });

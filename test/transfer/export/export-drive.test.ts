@@ -1,16 +1,31 @@
 /** The export engine against the in-memory export source, writing to a temporary directory. */
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import PQueue from "p-queue";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { readBlobList } from "../../../src/formats/blob-list.js";
 import { md5Hex } from "../../../src/formats/blob-properties.js";
 import { type ManifestBlob, readManifest } from "../../../src/formats/manifest.js";
 import { KeyedLock } from "../../../src/jobs/keyed-lock.js";
 import { SqliteExportStore } from "../../../src/jobs/sqlite-export-store.js";
 import { BufferPool } from "../../../src/transfer/core/buffer-pool.js";
+import { hungReadsInKernel } from "../../../src/transfer/core/drive-reads.js";
+import type { FileHasher } from "../../../src/transfer/core/file-hasher.js";
+import { HashPool } from "../../../src/transfer/core/hash-pool.js";
 import { geometryFor } from "../../../src/transfer/export/capacity.js";
 import { type ExportDriveContext, exportDrive } from "../../../src/transfer/export/export-drive.js";
 import { type ExportStore, MemoryExportStore } from "../../../src/transfer/export/store.js";
@@ -22,6 +37,9 @@ const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+/** The station's hashing threads, as the agent hands them to the export engine. */
+const hashes = new HashPool({ threads: 2 });
+afterAll(() => hashes.close());
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), "export-"));
   dirs.push(d);
@@ -56,6 +74,7 @@ function ctx(
     lock: o.lock ?? new KeyedLock(),
     queue: o.queue ?? new PQueue({ concurrency: 4 }),
     pool: o.pool ?? new BufferPool(4 * MiB, 6),
+    hasher: o.hasher ?? hashes,
     blobConcurrency: 4,
     signal: o.signal ?? new AbortController().signal,
     log: captureLog().log,
@@ -195,8 +214,18 @@ describe("export engine", () => {
     src.corruptRead = (_ref, offset, data) => {
       if (offset === 4 * MiB) data[0] = data[0]! ^ 0xff;
     };
-    const c = ctx(src);
+    // Each range's MD5 is computed on the hashing threads, from the pooled shared buffer (no copy).
+    const hashed: boolean[] = [];
+    const hasher: FileHasher = {
+      hash: (req) => hashes.hash(req),
+      md5: (d) => {
+        hashed.push(d.buffer instanceof SharedArrayBuffer);
+        return hashes.md5(d);
+      },
+    };
+    const c = ctx(src, { hasher });
     const r = await exportDrive(c);
+    expect(hashed).toEqual([true, true, true, true]); // chunk 0 once, chunk 1 three times
     expect(r.status).toBe("CompletedWithErrors");
     const verbose = [...src.uploads.entries()].find(([k]) => k.endsWith("_verbose.xml"))![1];
     expect(verbose).toMatch(/Offset="4194304" Length="2097152" Id="AQAAAA==" Status="Corrupted"/);
@@ -344,5 +373,64 @@ describe("export engine", () => {
     for (const [i, b] of blobs.entries())
       expect(readFileSync(join(root, "cont", `b${i}.bin`)).equals(b)).toBe(true);
     store.close();
+  });
+});
+
+describe("export read-back that hangs", () => {
+  it("fails that blob IOFailed after the read timeout, naming the drive and file; the drive's other blobs finish; the hung read is counted until it returns", async () => {
+    const dir = tmp();
+    const fifo = join(dir, "dying.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const HANG_LEN = 5 * MiB + 321;
+    // Read-backs of the drive file of HANG_LEN bytes read a FIFO instead: read(2) blocks in the
+    // kernel until the test writes to it, as on a drive that stopped answering.
+    const pool = new HashPool({
+      threads: 2,
+      readTimeoutMs: 300,
+      prelude: `
+const fs = require("node:fs");
+const dying = fs.openSync(${JSON.stringify(fifo)}, "r+");
+const innerRead = readAt;
+readAt = (fd, buf, off, len, pos) =>
+  fs.fstatSync(fd).size === ${HANG_LEN} ? readSync(dying, buf, off, len, null) : innerRead(fd, buf, off, len, pos);
+`,
+    });
+    const writer = openSync(fifo, constants.O_RDWR);
+    try {
+      const src = new FakeExportSource();
+      const blobs = {
+        "hang.bin": randomBytes(HANG_LEN),
+        "a.bin": randomBytes(9 * MiB),
+        "b.bin": randomBytes(MiB),
+      };
+      for (const [name, data] of Object.entries(blobs)) src.put(`cont/${name}`, data);
+      const before = hungReadsInKernel();
+      const c = ctx(src, { hasher: pool });
+      const r = await exportDrive(c);
+
+      expect(r.status).toBe("CompletedWithErrors");
+      expect(r.hung).toHaveLength(1);
+      expect(r.hung[0]).toMatch(
+        /^drive DRIVE1: \\cont\\hang\.bin: reading it back from the drive did not complete within 300 ms; .*check it/,
+      );
+      expect(r.unreliable).toEqual([]);
+      const verbose = [...src.uploads.entries()].find(([k]) => k.endsWith("_verbose.xml"))![1];
+      expect(verbose).toMatch(/<Blob Status="IOFailed">\s*<BlobPath>cont\/hang\.bin<\/BlobPath>/);
+      expect(existsSync(join(c.root, "cont", "hang.bin"))).toBe(false);
+      for (const name of ["a.bin", "b.bin"] as const)
+        expect(fileAt(c.root, `\\cont\\${name}`).equals(blobs[name])).toBe(true);
+      expect(pool.writtenOff).toBe(1);
+      expect(pool.size).toBe(2);
+      expect(hungReadsInKernel()).toBe(before + 1);
+
+      // The drive answers at last: the stuck thread ends and nothing stays counted.
+      writeSync(writer, Buffer.alloc(64 * 1024));
+      for (const end = Date.now() + 30_000; hungReadsInKernel() !== before && Date.now() < end; )
+        await new Promise((res) => setTimeout(res, 20));
+      expect(hungReadsInKernel()).toBe(before);
+    } finally {
+      closeSync(writer);
+      await pool.close();
+    }
   });
 });

@@ -27,7 +27,12 @@ const job = importJobIn("Received", exportSpec()); // an Export job, DRIVE-A and
 function setup() {
   const source = new FakeExportSource();
   const store = new MemoryExportStore();
-  const engine = exportEngine({ store, lock: new KeyedLock(), sourceFor: () => source });
+  const engine = exportEngine({
+    store,
+    lock: new KeyedLock(),
+    sourceFor: () => source,
+    hasher: new InlineHashes(),
+  });
   return { source, store, engine };
 }
 
