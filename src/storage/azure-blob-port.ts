@@ -69,6 +69,17 @@ export class AzureBlobPort implements BlobPort {
     o: Parameters<BlobPort["putBlob"]>[2],
     signal: AbortSignal,
   ): Promise<void> {
+    if (this.uploads && UploadThreads.carries(data)) {
+      const url = this.urlOf(b, () => this.storage.block(b.container, b.name).url);
+      const upload = {
+        kind: "blob" as const,
+        url,
+        headers: sdkHeaders(o.headers),
+        metadata: o.metadata,
+        conditions: o.conditions ?? {},
+      };
+      return this.uploads.send(upload, this.storage.uploadTarget, data, undefined, signal);
+    }
     await this.storage.block(b.container, b.name).upload(data, data.length, {
       blobHTTPHeaders: sdkHeaders(o.headers),
       metadata: o.metadata,

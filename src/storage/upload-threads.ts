@@ -1,6 +1,6 @@
 /**
- * The station's upload threads: the requests that carry a block's or a page range's bytes
- * (Put Block, Put Page) are made from worker threads, each with its own SDK pipeline and
+ * The station's upload threads: the requests that carry a file's bytes (Put Block, Put Page, and
+ * Put Blob for a small file) are made from worker threads, each with its own SDK pipeline and
  * keep-alive connections. On the event loop they were most of its work: the socket writes of
  * every byte (and, to a real account, their TLS encryption), the SDK's policies and the response
  * parsing. The event loop keeps the orchestration: which block, when, retries, checkpoints.
@@ -33,7 +33,9 @@ export interface UploadRetry {
 
 export type Upload =
   | { kind: "block"; url: string; blockId: string }
-  | { kind: "page"; url: string; offset: number };
+  | { kind: "page"; url: string; offset: number }
+  /** A whole small blob (Put Blob): the SDK's headers (Content-MD5 among them), metadata, conditions. */
+  | { kind: "blob"; url: string; headers: object; metadata: Record<string, string>; conditions: object };
 
 export interface UploadTarget {
   credential: UploadCredential;
@@ -53,11 +55,14 @@ const target = (m) => {
 const running = new Map();
 let send = async (m, signal) => {
   const body = Buffer.from(m.buf, m.off, m.len);
-  const md5 = Buffer.from(m.md5);
-  const o = { transactionalContentMD5: md5, abortSignal: signal };
+  const o = { transactionalContentMD5: m.md5 && Buffer.from(m.md5), abortSignal: signal };
   const pipeline = pipelines.get(m.target);
   if (m.kind === "block") await new sdk.BlockBlobClient(m.url, pipeline).stageBlock(m.blockId, body, m.len, o);
-  else await new sdk.PageBlobClient(m.url, pipeline).uploadPages(body, m.offset, m.len, o);
+  else if (m.kind === "blob") {
+    const headers = { ...m.headers };
+    if (headers.blobContentMD5) headers.blobContentMD5 = Buffer.from(headers.blobContentMD5);
+    await new sdk.BlockBlobClient(m.url, pipeline).upload(body, m.len, { blobHTTPHeaders: headers, metadata: m.metadata, conditions: m.conditions, abortSignal: signal });
+  } else await new sdk.PageBlobClient(m.url, pipeline).uploadPages(body, m.offset, m.len, o);
 };
 `;
 
@@ -136,7 +141,13 @@ export class UploadThreads {
    * Sends `data` (a SharedArrayBuffer-backed buffer) with its transactional MD5. Resolves or
    * rejects only once the thread no longer reads `data`, also after `signal` aborted it.
    */
-  send(u: Upload, target: UploadTarget, data: Buffer, md5: Buffer, signal: AbortSignal): Promise<void> {
+  send(
+    u: Upload,
+    target: UploadTarget,
+    data: Buffer,
+    md5: Buffer | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
     if (!UploadThreads.carries(data)) throw new Error("upload threads take only station block buffers");
     if (this.closed)
       return Promise.reject(
@@ -178,7 +189,7 @@ export class UploadThreads {
         buf: data.buffer,
         off: data.byteOffset,
         len: data.length,
-        md5: new Uint8Array(md5),
+        ...(md5 ? { md5: new Uint8Array(md5) } : {}),
       });
     });
   }

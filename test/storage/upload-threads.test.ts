@@ -85,6 +85,45 @@ describe("upload threads", () => {
     expect(pages.subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(true);
   });
 
+  it("put a small blob whole with its headers, metadata and condition; a taken name is a conflict", async () => {
+    const up = threads({ threads: 1 });
+    const p = port(up);
+    const ref = { container: "uploads", name: "small/one.txt" };
+    const body = randomBytes(4096);
+    const write = {
+      headers: { contentType: "text/plain", contentMd5: md5(body) },
+      metadata: { origin: "drive-1" },
+      conditions: { ifNoneMatch: "*" },
+    };
+    await p.putBlob(ref, filled(body), write, signal());
+    expect(up.started).toBe(1);
+    const blob = storage.client.getContainerClient("uploads").getBlobClient("small/one.txt");
+    expect((await blob.downloadToBuffer()).equals(body)).toBe(true);
+    const props = await blob.getProperties();
+    expect([props.contentType, Buffer.from(props.contentMD5 ?? []).toString("hex"), props.metadata]).toEqual([
+      "text/plain",
+      md5(body).toString("hex"),
+      { origin: "drive-1" },
+    ]);
+    const again = await p.putBlob(ref, filled(body), write, signal()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(classify(again)).toBe("conflict");
+    const badMd5 = await p
+      .putBlob(
+        { container: "uploads", name: "small/two.txt" },
+        filled(body),
+        { ...write, headers: { contentMd5: md5(randomBytes(8)) } },
+        signal(),
+      )
+      .then(
+        () => undefined,
+        (e: { statusCode?: number }) => e,
+      );
+    expect(badMd5?.statusCode).toBe(400);
+  });
+
   it("a body that does not match its MD5 is refused by the service, with the same error as from the event loop, without the key", async () => {
     const body = randomBytes(65_536);
     const wrong = md5(randomBytes(16));

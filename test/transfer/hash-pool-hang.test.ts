@@ -65,7 +65,7 @@ describe("a read-back that hangs in the kernel", () => {
     const pool = new HashPool({
       threads: 1, // what waits behind the stuck read can only be served by the thread replacing it
       prelude: FIFO_READS_BLOCK,
-      readTimeoutMs: 300,
+      readTimeoutMs: 1500,
       hungLimit: 1,
       onFault: (m) => faults.push(m),
     });
@@ -105,7 +105,7 @@ describe("a read-back that hangs in the kernel", () => {
     expect(err).toBeInstanceOf(ReadHung);
     expect((err as ReadHung).status).toBe("IOFailed");
     expect((err as Error).message).toMatch(
-      /^drive DRIVE-9: \\cont\\x\.bin: reading it back from the drive did not complete within 300 ms; .*check it/,
+      /^drive DRIVE-9: \\cont\\x\.bin: reading it back from the drive did not complete within 1500 ms; .*check it/,
     );
     // The requests that waited behind it are answered, by the fresh thread.
     expect((await Promise.all(queued)).map((r) => r.each[0])).toEqual([
@@ -141,19 +141,20 @@ describe("a read-back that hangs in the kernel", () => {
 
   it("a thread that keeps reading (a long read-back) is never written off, however long the whole request takes", async () => {
     const dir = tmp();
-    const data = randomBytes(12 << 20);
+    const data = randomBytes(20 << 20);
     writeFileSync(join(dir, "long.bin"), data);
     const fd = openSync(join(dir, "long.bin"), "r");
-    // Every read takes 40 ms: 12 reads of 1 MiB, ~480 ms in all, over a 300 ms read timeout.
+    // Every read takes 100 ms: 20 reads of 1 MiB, ~2 s in all, over a 1.5 s read timeout (generous
+    // per read: a loaded machine may not run a thread for a while).
     const SLOW_READS = `
 const innerRead = readAt;
-readAt = (...a) => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 40); return innerRead(...a); };
+readAt = (...a) => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); return innerRead(...a); };
 `;
-    const pool = new HashPool({ threads: 1, prelude: SLOW_READS, readTimeoutMs: 300 });
+    const pool = new HashPool({ threads: 1, prelude: SLOW_READS, readTimeoutMs: 1500 });
     pools.push(pool);
     const t0 = Date.now();
     const r = await pool.hash({ fd, ranges: [[0, data.length]], each: true });
-    expect(Date.now() - t0).toBeGreaterThan(300); // the request as a whole outlived the timeout
+    expect(Date.now() - t0).toBeGreaterThan(1500); // the request as a whole outlived the timeout
     expect(r.each[0]).toBe(hex(data));
     expect(pool.writtenOff).toBe(0);
     closeSync(fd);

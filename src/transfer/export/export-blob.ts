@@ -21,6 +21,7 @@ import { classify } from "../../storage/blob-access.js";
 import type { ExportSource } from "../../storage/export-source.js";
 import { FileFailure } from "../core/drive-files.js";
 import { ReadHung } from "../core/drive-reads.js";
+import { HashingFailed } from "../core/hash-pool.js";
 import type { FileHasher } from "../core/file-hasher.js";
 import { type MediumVolume, openDirect, prepareMediumRead } from "../core/medium-read.js";
 import { type Retrying, StorageOutage } from "../core/retry.js";
@@ -230,19 +231,36 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     const badRecord = (await Promise.allSettled(io.recording)).find((r) => r.status === "rejected");
     if (failure) throw failure;
     if (env.signal.aborted) throw env.signal.reason;
-    if (badRecord) throw (badRecord as PromiseRejectedResult).reason;
+    // A hashing thread that stopped with this blob's read-back stream in hand (written off for
+    // another drive's hung read, or died) lost the stream, not the bytes: verify them again below.
+    let streamLost = false;
+    const lostStream = (e: unknown) => e instanceof HashingFailed;
+    if (badRecord) {
+      const reason = (badRecord as PromiseRejectedResult).reason;
+      if (!lostStream(reason)) throw reason;
+      streamLost = true;
+    }
 
     // Read back: the whole file against the Content-MD5 (hashed as the chunks landed), else chunk by chunk.
     await file.datasync();
-    let contentMd5 = inOrder ? await inOrder.whole() : undefined;
+    let contentMd5: string | undefined;
+    if (inOrder && !streamLost)
+      contentMd5 = await inOrder.whole().catch((e: unknown) => {
+        if (!lostStream(e)) throw e;
+        streamLost = true;
+        return undefined;
+      });
+    if (streamLost) inOrder?.stop(new Error("its hashing thread stopped"));
     inOrder = undefined;
-    if (!streamed || contentMd5 !== b.contentMd5) {
+    if (!streamed || streamLost || contentMd5 !== b.contentMd5) {
       const slab = await env.pool.acquire();
       try {
         if (streamed) {
           env.log.warn(
             { blob: blobPath, file: p.filePath },
-            "the drive's copy does not match the blob's Content-MD5; every chunk is read again against the service's range MD5",
+            streamLost
+              ? "the hashing thread holding this blob's read-back stopped; every chunk is read again against the service's range MD5"
+              : "the drive's copy does not match the blob's Content-MD5; every chunk is read again against the service's range MD5",
           );
           // Chunks whose drive copy equals the service's range MD5 stay; the others are written again.
           for (const k of chunks.keys()) {
