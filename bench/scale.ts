@@ -63,7 +63,10 @@ function report(name: string, drive: BenchDrive, r: SinkImport, dataContainer: s
   );
   // Every tenth's rate: the first carries the pipeline's fill (sends run ahead of the whole-blob
   // hash by the buffer pool's size), so a steady state shows from the second on.
-  const marks = [start, ...Array.from({ length: 10 }, (_, k) => reach(r.sink.arrivals, (bytes * (k + 1)) / 10))];
+  const marks = [
+    start,
+    ...Array.from({ length: 10 }, (_, k) => reach(r.sink.arrivals, (bytes * (k + 1)) / 10)),
+  ];
   console.log(
     `  MB/s by tenth of the bytes: ${marks
       .slice(1)
