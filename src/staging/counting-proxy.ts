@@ -8,7 +8,7 @@ import { createServer, Agent as HttpAgent, request, type Server } from "node:htt
 
 /** One data write that storage accepted. */
 export interface LandedWrite {
-  /** The blob's path after the container, decoded. */
+  /** The blob's path after the container (after the account when every container counts), decoded. */
   blob: string;
   /** `block` (Put Block), `page` (Put Page) or `blob` (Put Blob). */
   kind: "block" | "page" | "blob";
@@ -35,14 +35,18 @@ export interface CountingProxy {
 export async function countingProxy(
   target: number,
   account: string,
-  container: string,
+  /** The counted container; `undefined` counts data writes into every container of the account. */
+  container: string | undefined,
+  /** Holds each data write's answer this long: a floor under a transfer's time, whatever the machine's speed. */
+  o: { answerDelayMs?: number } = {},
 ): Promise<CountingProxy> {
   let sent = 0;
   let open = 0;
   const landed: LandedWrite[] = [];
   let hook: (() => void) | undefined;
   const upstream = new HttpAgent({ keepAlive: true, maxSockets: 256 });
-  const prefix = `/${account}/${container}/`;
+  const accountPrefix = `/${account}/`;
+  const prefix = container === undefined ? accountPrefix : `${accountPrefix}${container}/`;
   const server: Server = createServer((req, res) => {
     open++;
     res.once("close", () => open--);
@@ -74,8 +78,12 @@ export async function countingProxy(
           hook = undefined;
           if (held) return held();
         }
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        const answer = () => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        };
+        if (counts && o.answerDelayMs) setTimeout(answer, o.answerDelayMs);
+        else answer();
       },
     );
     out.on("error", () => res.destroy());

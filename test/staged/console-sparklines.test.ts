@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobKey } from "../../src/lifecycle/model.js";
+import { type CountingProxy, countingProxy } from "../../src/staging/counting-proxy.js";
 import { OPERATOR_TOKEN, startTestAgent, type TestAgent } from "../support/agent.js";
 import { ACCOUNT, ACCOUNT_KEY, startTestAzurite, type TestAzurite } from "../support/azurite.js";
 import { artifactPath, CHROMIUM, CHROMIUM_ARGS, chromiumGate } from "../support/chromium.js";
@@ -29,6 +30,7 @@ const SERIALS = ["WD-SPARK-0001", "WDC-WX12D71KXF3A-SPARK02"];
 let root: string;
 let station: TestAgent;
 let storage: TestAzurite;
+let proxy: CountingProxy;
 let browser: Browser;
 let page: Page;
 const devices: string[] = [];
@@ -45,9 +47,12 @@ describe.skipIf(!RUN)("staged: throughput sparklines in the console", () => {
     root = mkdtempSync(join(tmpdir(), "staged-sparklines-"));
     mkdirSync(join(root, "plugged"));
     storage = await startTestAzurite(join(root, "azurite"));
+    // Each block's answer held 250 ms, two requests at a time: the imports last ~25 s however fast
+    // the machine is (they once ended before the sparklines held 8 samples).
+    proxy = await countingProxy(storage.port, ACCOUNT, undefined, { answerDelayMs: 250 });
     station = await startTestAgent(join(root, "data"), {
       drives: loopDrives(join(root, "plugged"), root),
-      storageEndpoint: storage.template,
+      storageEndpoint: `http://127.0.0.1:${proxy.port}/{account}`,
       // One request at a time per drive: the imports last long enough for several samples.
       transfer: { concurrency: 2, blobConcurrency: 1 },
     });
@@ -89,6 +94,7 @@ describe.skipIf(!RUN)("staged: throughput sparklines in the console", () => {
     await browser?.close();
     await station?.agent.stop();
     for (const d of devices) detach(d);
+    await proxy?.close();
     await storage?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
   });
