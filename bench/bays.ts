@@ -1,16 +1,3 @@
-/**
- * bench:bays: 1, 2, 4 and 8 drives imported at once into one Azurite by one agent, each drive
- * held to a fixed read rate at the block layer (cgroup v1 blkio throttling of its loop device,
- * for the agent's process: see bench/throttle.ts for why). Each N gets a fresh Azurite, a fresh
- * agent and a dropped page cache; the drives are plugged together and each is timed by the
- * bench's clock from its plug to its "drive import finished" line. Prints, per N, the aggregate
- * MB/s against N x the rate, each drive's own rate, their spread, the agent's peak RSS and CPU
- * (whole process and main thread), Azurite's CPU, and when the aggregate is under 0.9 x N x the
- * rate the limit that was reached (CPU, storage, memory) or that none was. Root only.
- *   npm run bench:bays [-- --drives 1,2,4,8 --rate-mb 40 --files 4 --file-mib 50
- *     --concurrency 16 --hash-threads N --rss-limit-mib 300]
- */
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -18,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { attach, detach } from "../src/staging/images.js";
 import { now, shipImportJob, startBenchAgent } from "./bench-agent.js";
-import { type BenchDrive, buildDrive, loopsOf, nameOf, unmountBelow } from "./drive-images.js";
+import { type BenchDrive, buildDrive, nameOf, runBench, unmountBelow } from "./drive-images.js";
 import { fmt, freshAzurite, loadLine, machineCpu, peakRssMiB, processCpu } from "./measure.js";
 import { readThrottle } from "./throttle.js";
 import { dropCaches, MiB } from "./tools.js";
@@ -188,15 +175,4 @@ async function main(): Promise<void> {
   console.log(`${loadLine(load0)}`);
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    spawnSync("sh", ["-c", `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | xargs -r -n1 umount -l`]);
-    for (let i = 0; i < Math.max(...counts); i++)
-      for (const d of loopsOf(join(root, "images", `bay${i}.img`))) detach(d);
-    rmSync(root, { recursive: true, force: true });
-    process.exit();
-  });
+runBench(main, root);

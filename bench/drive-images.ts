@@ -134,6 +134,28 @@ export function unmountBelow(root: string): void {
   spawnSync("sh", ["-c", `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`]);
 }
 
+/**
+ * Runs a bench's `main`; however it ends: what it left mounted under `root` unmounted, every loop
+ * device backed by a file under `root` detached, `root` removed, the process ended (exit code 1
+ * after an error).
+ */
+export function runBench(main: () => Promise<void>, root: string): void {
+  main()
+    .catch((e) => {
+      console.error(e);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      unmountBelow(root);
+      const loops = spawnSync("sh", ["-c", `losetup -a | grep '${root}/' | cut -d: -f1`], {
+        encoding: "utf8",
+      });
+      for (const d of loops.stdout.split("\n").filter(Boolean)) detach(d);
+      rmSync(root, { recursive: true, force: true });
+      process.exit();
+    });
+}
+
 /** Loop devices backed by `image` (to detach after the agent is gone). */
 export function loopsOf(image: string): string[] {
   const r = spawnSync("losetup", ["-j", image], { encoding: "utf8" });

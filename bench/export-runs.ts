@@ -14,9 +14,9 @@ import { createReadStream, mkdtempSync, renameSync, rmSync, writeFileSync } from
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { attach, detach, makeDriveImage } from "../src/staging/images.js";
-import { now, shipExportJob, startBenchAgent } from "./bench-agent.js";
+import { shipExportJob, startBenchAgent } from "./bench-agent.js";
 import { type BenchFile, fileBytes, mountDrive, unmountBelow } from "./drive-images.js";
-import { type FreshAzurite, freshAzurite, peakRssMiB, processCpu, type RunResult } from "./measure.js";
+import { type FreshAzurite, freshAzurite, type RunResult, timedAgentRun } from "./measure.js";
 import { containerSasUrl, dropCaches, MiB, metered, runAzcopy, runRclone } from "./tools.js";
 
 export interface ExportContext {
@@ -90,24 +90,16 @@ export async function driveStationExport(
   try {
     await makeDriveImage(image, "ext4", ctx.driveMiB);
     await shipExportJob(agent, `xbench-${tag}`, CONTAINER, driveId);
-    const cacheDropped = dropCaches();
-    const [c0, a0] = [processCpu(agent.pid), processCpu(az.pid).total];
-    const t0 = now();
-    writeFileSync(`${plugged}.serial`, driveId);
-    renameSync(image, plugged);
-    device = attach(plugged);
-    const { line, at } = await agent.logLineAt<{ seconds: number; status: string }>("drive export finished");
-    const c1 = processCpu(agent.pid);
-    if (line.status !== "Completed") throw new Error(`drive-station (${verify}) export ended ${line.status}`);
-    return {
-      seconds: at - t0,
-      cpu: c1.total - c0.total,
-      main: c1.main - c0.main,
-      azurite: processCpu(az.pid).total - a0,
-      rssMiB: peakRssMiB(agent.pid),
-      agentSeconds: line.seconds,
-      cacheDropped,
-    };
+    return await timedAgentRun(agent, az, {
+      finished: "drive export finished",
+      what: `drive-station (${verify}) export`,
+      cacheDropped: dropCaches(),
+      plug: () => {
+        writeFileSync(`${plugged}.serial`, driveId);
+        renameSync(image, plugged);
+        device = attach(plugged);
+      },
+    });
   } finally {
     await agent.stop();
     unmountBelow(runRoot);

@@ -1,24 +1,9 @@
-/**
- * Export benchmark, a fair race: drive-station (the real agent process, with `export.verify:
- * "medium"`, read-backs from the drive past every cache, and with `"written"`, read-backs from the
- * page cache), AzCopy (`--from-to BlobLocal --check-md5 FailIfDifferent`), rclone (when
- * installed; it checks the MD5 too) and the raw @azure/storage-blob SDK (downloadToFile, no
- * check). Every run of every tool gets a fresh Azurite holding the same blobs, a fresh empty ext4
- * loop drive and a dropped page cache, and is timed by the bench's clock from the drive's plug
- * (see export-runs.ts). The order of the tools rotates over the rounds and the median of the
- * rounds is reported, with min-max. Prints seconds, MB/s, the CPU seconds per GB of each tool and
- * of Azurite, the agent's main-thread CPU per GB and peak RSS, and drive-station / AzCopy ratios
- * (wall time and CPU per GB). Needs root (loop devices, mount, drop_caches). Never part of the tests.
- *   npm run bench:export [-- --rounds 3 --large-mib 256 --large-files 4 --concurrency 16
- *     --tools medium,written,azcopy,rclone,raw]
- */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { detach } from "../src/staging/images.js";
+import { runBench } from "./drive-images.js";
 import { driveStationExport, type ExportContext, type ExportPeer, peerExport } from "./export-runs.js";
 import { fmt, loadLine, median, type RunResult, rotated, runLine } from "./measure.js";
 import { azcopyBinary, MiB, rcloneAvailable } from "./tools.js";
@@ -143,18 +128,4 @@ function report(
   console.log(`${loadLine(loadBefore)}`);
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    spawnSync("sh", [
-      "-c",
-      `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l`,
-    ]);
-    const loops = spawnSync("sh", ["-c", `losetup -a | grep '${root}/' | cut -d: -f1`], { encoding: "utf8" });
-    for (const d of loops.stdout.split("\n").filter(Boolean)) detach(d);
-    rmSync(root, { recursive: true, force: true });
-    process.exit();
-  });
+runBench(main, root);

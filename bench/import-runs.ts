@@ -9,7 +9,7 @@ import { mkdtempSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { attach, detach } from "../src/staging/images.js";
-import { now, shipImportJob, startBenchAgent } from "./bench-agent.js";
+import { shipImportJob, startBenchAgent } from "./bench-agent.js";
 import {
   type BenchDrive,
   type BenchFile,
@@ -18,7 +18,7 @@ import {
   nameOf,
   unmountBelow,
 } from "./drive-images.js";
-import { freshAzurite, peakRssMiB, processCpu, type RunResult } from "./measure.js";
+import { freshAzurite, type RunResult, timedAgentRun } from "./measure.js";
 
 export type { RunResult } from "./measure.js";
 
@@ -53,23 +53,15 @@ export async function driveStationRun(ctx: RunContext, ds: Dataset, tag: string)
   let device: string | undefined;
   try {
     await shipImportJob(agent, `bench-${tag}`, [ds.drive]);
-    const cacheDropped = dropCaches();
-    const [c0, a0] = [processCpu(agent.pid), processCpu(az.pid).total];
-    const t0 = now();
-    renameSync(ds.drive.image, plugged);
-    device = attach(plugged);
-    const { line, at } = await agent.logLineAt<{ seconds: number; status: string }>("drive import finished");
-    const c1 = processCpu(agent.pid);
-    if (line.status !== "Completed") throw new Error(`drive-station ended ${line.status} on ${ds.name}`);
-    return {
-      seconds: at - t0,
-      cpu: c1.total - c0.total,
-      main: c1.main - c0.main,
-      azurite: processCpu(az.pid).total - a0,
-      rssMiB: peakRssMiB(agent.pid),
-      agentSeconds: line.seconds,
-      cacheDropped,
-    };
+    return await timedAgentRun(agent, az, {
+      finished: "drive import finished",
+      what: `drive-station on ${ds.name}`,
+      cacheDropped: dropCaches(),
+      plug: () => {
+        renameSync(ds.drive.image, plugged);
+        device = attach(plugged);
+      },
+    });
   } finally {
     await agent.stop();
     unmountBelow(runRoot);

@@ -1,24 +1,9 @@
-/**
- * Import benchmark, a fair race: drive-station (the real agent process on a loop drive), AzCopy
- * (npm @azure-tools/azcopy-linux, `--put-md5`), rclone (when installed), the raw SDK uploading
- * from the drive, and the storage's ingest ceiling (the raw SDK uploading the same bytes from
- * memory). Every run of every tool gets a fresh Azurite (empty account) and a dropped page
- * cache, and is timed by the bench's clock from the drive being plugged (see import-runs.ts).
- * The order of the tools rotates over the rounds (each tool runs first once in N rounds) and the
- * median of the rounds is reported. Prints times, ratios, the CPU seconds per GB of the agent
- * (whole process and main thread, the event loop) and of Azurite, and the agent's peak RSS.
- * Needs root (loop devices, mount, drop_caches). Never part of the tests.
- *   npm run bench:import [-- --rounds 3 --large-mib 256 --large-files 4 --small-files 4000
- *     --small-kib 4 --concurrency 16 --hash-threads N --tools ds,ceiling,raw,azcopy,rclone]
- */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { detach } from "../src/staging/images.js";
-import { buildDrive, loopsOf, manyFiles } from "./drive-images.js";
+import { buildDrive, manyFiles, runBench } from "./drive-images.js";
 import {
   ceilingRun,
   type Dataset,
@@ -179,15 +164,4 @@ function report(
   console.log(`${loadLine(loadBefore)}`);
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    spawnSync("sh", ["-c", `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | xargs -r -n1 umount -l`]);
-    for (const name of ["large", "small"])
-      for (const d of loopsOf(join(root, "images", `${name}.img`))) detach(d);
-    rmSync(root, { recursive: true, force: true });
-    process.exit();
-  });
+runBench(main, root);

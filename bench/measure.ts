@@ -10,7 +10,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { startAzurite } from "../src/storage/embedded-azurite.js";
-import { BENCH_ACCOUNT, BENCH_KEY, freePort } from "./bench-agent.js";
+import { BENCH_ACCOUNT, BENCH_KEY, type BenchAgent, freePort, now } from "./bench-agent.js";
 
 const ticks = (statLine: string) => {
   const f = statLine.split(") ")[1]!.split(" ");
@@ -118,4 +118,31 @@ export const runLine = (tool: string, res: RunResult, gb: number): string =>
 export function loadLine(before: number[]): string {
   const f = (l: number[]) => l.map((x) => x.toFixed(1)).join("/");
   return `machine load (1/5/15 min): before ${f(before)}, after ${f(loadavg())} (on a shared machine the wall-clock figures are noisy; CPU per GB holds better); the agent sizes its own I/O and hashing threads (agent/threads.ts)`;
+}
+
+/**
+ * drive-station's timed run: the bench's clock starts, `plug` plugs the drive, and the run ends at
+ * the agent's `finished` log line, which must say Completed. CPU of the agent (process and main
+ * thread) and of Azurite over the run, the agent's peak RSS and its own logged time.
+ */
+export async function timedAgentRun(
+  agent: BenchAgent,
+  az: Pick<FreshAzurite, "pid">,
+  o: { finished: string; what: string; cacheDropped: boolean; plug(): void },
+): Promise<RunResult> {
+  const [c0, a0] = [processCpu(agent.pid), processCpu(az.pid).total];
+  const t0 = now();
+  o.plug();
+  const { line, at } = await agent.logLineAt<{ seconds: number; status: string }>(o.finished);
+  const c1 = processCpu(agent.pid);
+  if (line.status !== "Completed") throw new Error(`${o.what} ended ${line.status}`);
+  return {
+    seconds: at - t0,
+    cpu: c1.total - c0.total,
+    main: c1.main - c0.main,
+    azurite: processCpu(az.pid).total - a0,
+    rssMiB: peakRssMiB(agent.pid),
+    agentSeconds: line.seconds,
+    cacheDropped: o.cacheDropped,
+  };
 }

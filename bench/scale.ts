@@ -1,24 +1,9 @@
-/**
- * bench:scale: does the agent's cost stay flat as the work grows? Imports, into the storage sink
- * (bench/sink.ts, bytes discarded unhashed), a drive of many small files (default 200,000 x 4
- * KiB) and a drive holding one large file of pseudo-random data (default 8 GiB; the drive
- * builder streams it, see drive-images.ts). For each: files/s and MB/s over the first and the
- * last tenth of the work (counted from the first byte the sink received, so the claim and mount
- * are not in the first tenth), the agent's RSS and its data directory's size (the checkpoint
- * store) over the tenths of the run, and the copy logs as they reached the sink (the job asks
- * for the verbose log, one line per blob: a log that arrives as several blocks while the RSS
- * stays flat was streamed, not built whole). Root only.
- *   npm run bench:scale [-- --files 200000 --file-kib 4 --big-gib 8 --which small,big
- *     --concurrency 16 --hash-threads N]     quick check: -- --files 20000 --big-gib 2.5
- */
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { detach } from "../src/staging/images.js";
-import { type BenchDrive, buildDrive, loopsOf, manyFiles } from "./drive-images.js";
+import { type BenchDrive, buildDrive, manyFiles, runBench } from "./drive-images.js";
 import { fmt, loadLine } from "./measure.js";
 import { type SinkImport, sinkImport } from "./sink-run.js";
 import { MiB } from "./tools.js";
@@ -149,14 +134,4 @@ async function main(): Promise<void> {
   console.log(`\n${loadLine(load0)}`);
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    spawnSync("sh", ["-c", `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | xargs -r -n1 umount -l`]);
-    for (const n of ["small", "big"]) for (const d of loopsOf(join(root, "images", `${n}.img`))) detach(d);
-    rmSync(root, { recursive: true, force: true });
-    process.exit();
-  });
+runBench(main, root);

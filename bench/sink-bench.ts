@@ -1,25 +1,11 @@
-/**
- * bench:sink: the agent's own import ceiling. The real agent imports a loop drive (its image on
- * tmpfs when it fits, so the disk is not the limit) into the storage sink (bench/sink.ts), which
- * discards the bytes unhashed: every MD5 on the machine is the agent's. Runs with each hashing
- * thread count of --threads (the agent's `transfer.hashThreads`; an agent without that key runs
- * once, hashing on its event loop) and reports GB/s, the ratio to this machine's MD5 limit for
- * two digests per byte (MD5 MB/s per core measured here, x cores / 2), CPU per GB (process and
- * main thread) and peak RSS. Root only.
- * `--upload-threads 0,1` runs each hashing thread count once per upload thread count (the
- * agent's transfer.uploadThreads; 0 sends the bodies from the event loop).
- *   npm run bench:sink [-- --threads 1,2 --upload-threads 0,1 --files 4 --file-mib 512 --concurrency 16 --md5-mib 512]
- */
-import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, statfsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, statfsSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { detach } from "../src/staging/images.js";
 import { agentKnowsHashThreads } from "./bench-agent.js";
-import { buildDrive, loopsOf } from "./drive-images.js";
+import { buildDrive, runBench } from "./drive-images.js";
 import { fmt, loadLine } from "./measure.js";
 import { sinkImport } from "./sink-run.js";
 import { MiB, timed } from "./tools.js";
@@ -132,14 +118,4 @@ async function main(): Promise<void> {
   console.log(`${loadLine(load0)}`);
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    spawnSync("sh", ["-c", `grep ' ${root}/' /proc/mounts | cut -d' ' -f2 | xargs -r -n1 umount -l`]);
-    for (const d of loopsOf(join(images, "sink.img"))) detach(d);
-    rmSync(root, { recursive: true, force: true });
-    process.exit();
-  });
+runBench(main, root);
