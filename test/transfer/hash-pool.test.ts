@@ -4,14 +4,12 @@
  * was hashing (IOFailed, never committed), the engine carries on, and the pool replaces the thread.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { afterEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/jobs/service.js";
 import { SqliteStore } from "../../src/jobs/sqlite-store.js";
 import { createJob } from "../../src/lifecycle/machine.js";
-import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { type ChunkOutcome, pipeBlocks } from "../../src/transfer/core/block-pipeline.js";
 import { BufferPool } from "../../src/transfer/core/buffer-pool.js";
 import { type BlockHashes, HashPool } from "../../src/transfer/core/hash-pool.js";
@@ -21,6 +19,7 @@ import { importDrive } from "../../src/transfer/import/engine.js";
 import { FakeBlobPort } from "../support/fake-blob-port.js";
 import { actor, importSpec, key, T0 } from "../support/jobs.js";
 import { captureLog } from "../support/log.js";
+import { preparedDir } from "../support/prepared-dir.js";
 import { useTempDir } from "../support/tmp.js";
 
 const KiB = 1024;
@@ -149,23 +148,7 @@ describe("a hashing thread that dies or throws", () => {
       "e-dies-late.bin": lateDeath,
       "f-fine.bin": randomBytes(5 * MiB),
     };
-    const src = tmp();
-    const root = tmp();
-    for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
-    mkdirSync(root, { recursive: true });
-    await prepareDrive({
-      driveRoot: root,
-      source: src,
-      sessionId: "session1",
-      destination: "data/",
-      driveId: "DRIVE-1",
-      credential: {
-        kind: "accountKey",
-        key: Buffer.from("unit-test-account-key-0123456789").toString("base64"),
-      },
-      blobType: "BlockBlob",
-      disposition: "rename",
-    });
+    const { root, manifestPath } = await preparedDir({ root: tmp(), src: tmp() }, files);
     const pool = hashPool(1, FAULTY);
     const store = new SqliteStore(join(tmp(), "db.sqlite"));
     const port = new FakeBlobPort();
@@ -175,7 +158,7 @@ describe("a hashing thread that dies or throws", () => {
       job,
       driveId: "DRIVE-1",
       root,
-      manifestPath: join(root, "DriveManifest.xml"),
+      manifestPath,
       resuming: false,
       portFor: () => port,
       pipeline: { queue: new PQueue({ concurrency: 4 }), pool: new BufferPool(4 * MiB, 6), hashes: pool },

@@ -4,14 +4,13 @@
  * a real Azurite.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { afterAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/jobs/service.js";
 import { SqliteStore } from "../../src/jobs/sqlite-store.js";
 import { createJob } from "../../src/lifecycle/machine.js";
-import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { BufferPool } from "../../src/transfer/core/buffer-pool.js";
 import { readAt } from "../../src/transfer/core/drive-files.js";
 import type { FileReader, ReadLimits } from "../../src/transfer/core/drive-reads.js";
@@ -22,6 +21,7 @@ import { importDrive } from "../../src/transfer/import/engine.js";
 import { FakeBlobPort, storageError } from "../support/fake-blob-port.js";
 import { actor, importSpec, key, T0 } from "../support/jobs.js";
 import { captureLog } from "../support/log.js";
+import { preparedDir } from "../support/prepared-dir.js";
 import { useTempDir } from "../support/tmp.js";
 
 const MiB = 1024 * 1024;
@@ -42,28 +42,13 @@ async function drive(
   files: Record<string, Buffer>,
   o: { blobType?: "BlockBlob" | "PageBlob"; disposition?: "rename" | "no-overwrite" | "overwrite" } = {},
 ): Promise<Drive> {
-  const root = tmp();
-  const src = tmp();
-  for (const [rel, data] of Object.entries(files)) {
-    mkdirSync(join(src, rel, ".."), { recursive: true });
-    writeFileSync(join(src, rel), data);
-  }
-  await prepareDrive({
-    driveRoot: root,
-    source: src,
-    sessionId: "session1",
-    destination: "data/",
-    driveId: "DRIVE-1",
-    credential: {
-      kind: "accountKey",
-      key: Buffer.from("unit-test-account-key-0123456789").toString("base64"),
-    },
-    blobType: o.blobType ?? "BlockBlob",
-    disposition: o.disposition ?? "rename",
+  const { root, manifestPath } = await preparedDir({ root: tmp(), src: tmp() }, files, {
+    ...(o.blobType ? { blobType: o.blobType } : {}),
+    ...(o.disposition ? { disposition: o.disposition } : {}),
   });
   return {
     root,
-    manifestPath: join(root, "DriveManifest.xml"),
+    manifestPath,
     store: new SqliteStore(join(tmp(), "db.sqlite")),
   };
 }

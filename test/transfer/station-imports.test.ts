@@ -4,14 +4,12 @@
  * does not pile listeners on its drive's signal (no MaxListenersExceededWarning).
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { StationError } from "../../src/errors.js";
 import { systemClock } from "../../src/jobs/service.js";
 import { SqliteStore } from "../../src/jobs/sqlite-store.js";
 import { createJob } from "../../src/lifecycle/machine.js";
-import { prepareDrive } from "../../src/prepare/prepare-drive.js";
 import { InlineHashes } from "../../src/transfer/core/hash-pool.js";
 import { ProgressMeter } from "../../src/transfer/core/progress.js";
 import type { RetryPolicy } from "../../src/transfer/core/retry.js";
@@ -22,6 +20,7 @@ import { UNTIL_HANG } from "../support/deadline.js";
 import { FakeBlobPort, storageError } from "../support/fake-blob-port.js";
 import { actor, importSpec, key, T0 } from "../support/jobs.js";
 import { captureLog } from "../support/log.js";
+import { preparedDir } from "../support/prepared-dir.js";
 import { useTempDir } from "../support/tmp.js";
 
 const MiB = 1024 * 1024;
@@ -29,29 +28,15 @@ const tmp = useTempDir();
 const job = createJob(key, importSpec(), undefined, T0, actor);
 
 async function drive(driveId: string, files: Record<string, Buffer>) {
-  const root = tmp();
-  const src = tmp();
-  for (const [rel, data] of Object.entries(files)) {
-    mkdirSync(join(src, rel, ".."), { recursive: true });
-    writeFileSync(join(src, rel), data);
-  }
-  await prepareDrive({
-    driveRoot: root,
-    source: src,
+  const { root, manifestPath } = await preparedDir({ root: tmp(), src: tmp() }, files, {
+    driveId,
     sessionId: `session-${driveId}`,
     destination: `${driveId.toLowerCase()}/`,
-    driveId,
-    credential: {
-      kind: "accountKey",
-      key: Buffer.from("unit-test-account-key-0123456789").toString("base64"),
-    },
-    blobType: "BlockBlob",
-    disposition: "rename",
   });
   return {
     driveId,
     root,
-    manifestPath: join(root, "DriveManifest.xml"),
+    manifestPath,
     store: new SqliteStore(join(tmp(), "db")),
   };
 }
