@@ -442,20 +442,26 @@ describe.skipIf(!RUN)("staged: a hostile drive beside an ordinary one", () => {
     // kernel still holds it), so the hang had not ended.
     expect(fuseOutput).not.toContain("released");
     expect(output).toContain(`did not complete within ${READ_TIMEOUT_S * 1000} ms`);
-    const logged = output
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as { time: number; msg?: string; driveId?: string }];
-        } catch {
-          return []; // stderr interleaved with a stdout line
-        }
-      });
+    const loggedLines = () =>
+      output
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as { time: number; msg?: string; driveId?: string }];
+          } catch {
+            return []; // stderr interleaved with a stdout line
+          }
+        });
+    const isEnd = (l: { msg?: string; driveId?: string }) =>
+      l.msg === "drive import finished" && l.driveId === hostile.driveId;
+    // The drive's state can reach the API a moment before its log line reaches our pipe.
+    await waitFor("the hostile drive's end logged", async () =>
+      loggedLines().some(isEnd) ? true : undefined,
+    );
+    const logged = loggedLines();
     const timedOutAt = logged.find((l) => JSON.stringify(l).includes("did not complete within"))?.time;
-    const endedAt = logged.find(
-      (l) => l.msg === "drive import finished" && l.driveId === hostile.driveId,
-    )?.time;
+    const endedAt = logged.find(isEnd)?.time;
     expect(timedOutAt, "the read timeout logged").toBeDefined();
     expect(endedAt, "the hostile drive's end logged").toBeDefined();
     expect(endedAt!).toBeGreaterThanOrEqual(timedOutAt!);

@@ -161,10 +161,16 @@ describe("drives on one station scheduler", () => {
       const d = await drive("BUSY", files(64, MiB));
       const port = new FakeBlobPort();
       let calls = 0;
-      port.fault = (op) => {
-        // Every third body request fails once: retries (and their sleeps) are in flight too.
-        if ((op === "stageBlock" || op === "putBlob") && ++calls % 3 === 0)
+      const failedOnce = new Set<string>();
+      port.fault = (op, blob) => {
+        // Every third body request fails, each blob once: retries (and their sleeps) are in flight
+        // too, and no blob can run out of attempts (a global count let one fail 5 times in a row).
+        if (op !== "stageBlock" && op !== "putBlob") return;
+        const name = `${blob?.container}/${blob?.name}`;
+        if (++calls % 3 === 0 && !failedOnce.has(name)) {
+          failedOnce.add(name);
           throw storageError(503, "ServerBusy");
+        }
       };
       const signal = new AbortController().signal;
       const r = await importDrive(
