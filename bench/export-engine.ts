@@ -4,9 +4,9 @@
  * interleaved, page cache dropped before each run. Prints wall seconds and the CPU seconds the
  * engine and Azurite spent, which stay comparable when other work loads the machine.
  *   node dist/bench/export-engine.js [--large-mib 256 --large-files 4 --reps 2
- *     --variants workers:8:medium,workers:8:written,inline:8 --no-md5]
- * A variant is `<hasher>:<range MiB>[:<verify>]`: hasher `workers` (hashing threads) or `inline`
- * (the event loop); range: the longest ranged GET of a blob with a Content-MD5; verify `medium`
+ *     --variants workers:medium,workers:written,inline --no-md5]
+ * A variant is `<hasher>[:<verify>]`: hasher `workers` (hashing threads) or `inline`
+ * (the event loop); verify `medium`
  * (default: read-backs from the medium, O_DIRECT) or `written` (from the page cache). Figures are
  * the median of the repetitions.
  */
@@ -33,7 +33,7 @@ const { values } = parseArgs({
     "large-files": { type: "string", default: "4" },
     concurrency: { type: "string", default: "16" },
     reps: { type: "string", default: "2" },
-    variants: { type: "string", default: "workers:8:medium,workers:8:written" },
+    variants: { type: "string", default: "workers:medium,workers:written" },
     dir: { type: "string", default: tmpdir() },
     "no-md5": { type: "boolean", default: false },
   },
@@ -88,12 +88,11 @@ async function main(): Promise<void> {
     });
     const workers = new WorkerFileHasher(2);
     const variants = values.variants.split(",").map((v) => {
-      const [hasher, range, verify] = v.split(":");
+      const [hasher, verify] = v.split(":");
       return {
         name: v,
         verify: (verify === "written" ? "written" : "medium") as "medium" | "written",
         hasher: (hasher === "inline" ? new InlineFileHasher() : workers) as FileHasher,
-        rangeBytes: Number(range ?? 8) * MiB,
       };
     });
     const pid = azurite.process.pid!;
@@ -126,7 +125,6 @@ async function main(): Promise<void> {
           queue: new PQueue({ concurrency }),
           pool: new BufferPool(4 * MiB, Math.ceil(concurrency * 1.5)),
           hasher: v.hasher,
-          rangeBytes: v.rangeBytes,
           verify: v.verify,
           blobConcurrency: 32,
           signal: new AbortController().signal,

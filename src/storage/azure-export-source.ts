@@ -15,6 +15,7 @@ import {
 } from "@azure/storage-blob";
 import { accountFromResourceId, type StorageEndpoint } from "./blob-access.js";
 import type { ExportBlobInfo, ExportBlobRef, ExportSource, RangeRead } from "./export-source.js";
+import { proxyConfigured, RangedGet } from "./ranged-get.js";
 
 export interface AzureExportSourceOptions {
   endpoint: StorageEndpoint;
@@ -68,6 +69,8 @@ function info(ref: ExportBlobRef, p: Props): ExportBlobInfo {
 export class AzureExportSource implements ExportSource {
   private readonly service: BlobServiceClient;
   private readonly baseUrl: string;
+  /** The bytes' GETs, off the SDK (ranged-get.ts); undefined behind a proxy, which only the SDK honours. */
+  private readonly ranged: RangedGet | undefined;
 
   constructor(opts: AzureExportSourceOptions) {
     const account = accountFromResourceId(opts.storageAccountId);
@@ -80,9 +83,13 @@ export class AzureExportSource implements ExportSource {
     };
     if (!opts.accountKey === !opts.sas) throw new Error("an export source needs an account key or a SAS");
     const sas = opts.sas?.replace(/^\?/, "");
+    const key = opts.accountKey ? new StorageSharedKeyCredential(account, opts.accountKey) : undefined;
+    this.ranged = proxyConfigured()
+      ? undefined
+      : new RangedGet(new URL(this.baseUrl), key ? { key } : { sas: sas! }, r.tryTimeoutInMs);
     this.service = new BlobServiceClient(
       sas ? `${this.baseUrl}?${sas}` : this.baseUrl,
-      opts.accountKey ? new StorageSharedKeyCredential(account, opts.accountKey) : new AnonymousCredential(),
+      key ?? new AnonymousCredential(),
       {
         retryOptions: { retryPolicyType: StorageRetryPolicyType.EXPONENTIAL, ...r },
         keepAliveOptions: { enable: true },
@@ -141,14 +148,13 @@ export class AzureExportSource implements ExportSource {
     into: Buffer,
     signal: AbortSignal,
   ): Promise<RangeRead> {
-    const { md5, chunks } = await this.rangeBody(
-      ref,
-      offset,
-      length,
-      etag,
-      signal,
-      length <= 4 * 1024 * 1024,
-    );
+    const rangeMd5 = length <= 4 * 1024 * 1024;
+    if (this.ranged) {
+      const r = await this.ranged.read(ref, offset, length, etag, into, rangeMd5, signal);
+      const data = into.subarray(0, r.got);
+      return r.md5?.length ? { data, md5: r.md5 } : { data };
+    }
+    const { md5, chunks } = await this.rangeBody(ref, offset, length, etag, signal, rangeMd5);
     let got = 0;
     for await (const chunk of chunks) {
       chunk.copy(into, got);
@@ -156,16 +162,6 @@ export class AzureExportSource implements ExportSource {
     }
     const data = into.subarray(0, got);
     return md5?.length ? { data, md5: Buffer.from(md5) } : { data };
-  }
-
-  async *streamRange(
-    ref: ExportBlobRef,
-    offset: number,
-    length: number,
-    etag: string,
-    signal: AbortSignal,
-  ): AsyncIterable<Buffer> {
-    yield* (await this.rangeBody(ref, offset, length, etag, signal, false)).chunks;
   }
 
   /** One ranged GET, only if the blob is still `etag`; its body never runs past `length`. */

@@ -70,17 +70,6 @@ export interface ExportSource {
     into: Buffer,
     signal: AbortSignal,
   ): Promise<RangeRead>;
-  /**
-   * `length` bytes at `offset` as they arrive, only while the blob's ETag is `etag` (If-Match),
-   * without a range MD5: for ranges longer than the 4 MiB the service will hash.
-   */
-  streamRange(
-    ref: ExportBlobRef,
-    offset: number,
-    length: number,
-    etag: string,
-    signal: AbortSignal,
-  ): AsyncIterable<Buffer>;
   /** Snapshots a blob (a lease does not stop it); returns the snapshot's time stamp. */
   snapshot(ref: ExportBlobRef, signal: AbortSignal): Promise<string>;
   ensureContainer(container: string, signal: AbortSignal): Promise<void>;

@@ -7,7 +7,10 @@
  * - `written`, the same damage: nothing notices, the drive ships damaged (the test can fail);
  * - `medium`, damaged again after the re-write: the blobs fail IOFailed, their chunk Corrupted in
  *   the copy log, the drive ends CompletedMoreInfo and a notice says to replace it.
- * Each job holds a blob with a Content-MD5 (streamed) and one without (range MD5s).
+ * Each job holds a blob with a Content-MD5 (read back into one whole-file hash) and one without
+ * (read back chunk by chunk against the range MD5s). The hook runs before every read-back: the
+ * blob with a Content-MD5 meets the damage twice on its first write (its whole-file hash
+ * disagrees, then its chunk-by-chunk read-back finds the chunk), the other once.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -169,12 +172,19 @@ describe.skipIf(!RUN)("staged: export read-back from the medium", () => {
       for (const kind of ["rec", "wr", "bad"]) {
         const cont = storage.client.getContainerClient(`${fs}-${kind}`);
         await cont.createIfNotExists();
-        for (const [name, bytes] of Object.entries(data))
-          await cont.getBlockBlobClient(name).upload(bytes, bytes.length, {
-            ...(name === "with.bin"
-              ? { blobHTTPHeaders: { blobContentMD5: createHash("md5").update(bytes).digest() } }
-              : {}),
-          });
+        const withMd5 = data["with.bin"]!;
+        await cont.getBlockBlobClient("with.bin").upload(withMd5, withMd5.length, {
+          blobHTTPHeaders: { blobContentMD5: createHash("md5").update(withMd5).digest() },
+        });
+        // Put Blob would give it a Content-MD5 (the service computes one): blocks and a list do not.
+        const without = cont.getBlockBlobClient("without.bin");
+        const ids = [0, 1, 2].map((i) => Buffer.from(`block-${i}`).toString("base64"));
+        for (const [i, id] of ids.entries()) {
+          const block = data["without.bin"]!.subarray(i * 3 * MiB, (i + 1) * 3 * MiB);
+          await without.stageBlock(id, block, block.length);
+        }
+        await without.commitBlockList(ids);
+        expect((await without.getProperties()).contentMD5).toBeUndefined();
       }
     medium = await agentFor("medium");
     written = await agentFor("written");
@@ -194,7 +204,7 @@ describe.skipIf(!RUN)("staged: export read-back from the medium", () => {
       const { d, entry, c } = await exportCase(medium.station, medium.images, fs, `${fs}-rec`, false);
       expect(d.status, d.message).toBe("done");
       expect(entry.state).toBe("Completed");
-      expect(c.damaged).toBe(2); // both blobs were damaged once
+      expect(c.damaged).toBe(3); // with.bin: whole-file, then chunk by chunk; without.bin: once
       for (const [name, bytes] of Object.entries(data)) {
         const back = await onMedium(d.mountpoint!, `${fs}-rec/${name}`);
         expect(back.equals(bytes), `${name} on the medium`).toBe(true);
@@ -233,7 +243,7 @@ describe.skipIf(!RUN)("staged: export read-back from the medium", () => {
       const { d, entry, job, c } = await exportCase(medium.station, medium.images, fs, name, true);
       expect(d.status, d.message).toBe("done");
       expect(entry.state).toBe("CompletedMoreInfo");
-      expect(c.damaged).toBe(4); // each blob: damaged, written again, damaged again
+      expect(c.damaged).toBe(5); // each blob as above, then again after its re-write
       const log = await readDriveLog(await blobText(entry.errorLogUri!));
       for (const file of Object.keys(data)) {
         const b = log.blobs.find((x) => x.blobPath === `${name}/${file}`)!;

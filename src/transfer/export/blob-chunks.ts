@@ -1,20 +1,19 @@
 /**
  * The bytes of one exported blob: downloading its chunks onto the drive and reading them back.
  *
- * Two ways down, chosen by what storage can vouch for:
- * - The blob has a Content-MD5: runs of contiguous chunks are streamed in one ranged GET of up to
- *   `rangeBytes` (8 MiB, AzCopy's block size), each chunk written as it completes and hashed for
- *   the manifest as it reads back. The read-back then hashes the whole file and must equal the
- *   blob's Content-MD5: every byte on the drive is checked against storage's own hash. Ranges over 4 MiB
- *   also spare the service a range MD5 it would compute and throw away (Azurite hashes every
- *   range up to 4 MiB whether asked or not).
- * - It has none: each 4 MiB chunk is read with the service's range MD5
- *   (x-ms-range-get-content-md5), checked against it, and read back and hashed chunk by chunk.
- * If the whole-file hash differs from the Content-MD5, every chunk is read again the second way
- * and written, and the chunk-by-chunk read-back runs; a Content-MD5 that still disagrees is the
- * blob's own fault (its chunks matched the service's range hashes) and is reported as such.
- * Every MD5 here (each downloaded range, the read-backs) runs on the station's hashing threads
- * (core/hash-pool.ts), off the event loop.
+ * Every chunk (4 MiB at most) is read in one ranged GET with the service's range MD5
+ * (x-ms-range-get-content-md5): storage's own hash of those bytes, and the chunk's MD5 in the
+ * export manifest. The bytes go to the drive unhashed; it is the READ-BACK that checks them, so
+ * each byte is hashed once, from the drive:
+ * - A blob with a Content-MD5: chunks are read back in blob order as they land, into one
+ *   whole-file hash that must equal the Content-MD5. Equal, the drive holds the blob's bytes, so
+ *   each chunk's range MD5 is also the MD5 of what the drive holds.
+ * - A blob without: each chunk is read back and hashed on its own, against its range MD5.
+ * A chunk whose read-back disagrees is read again, this time hashed in memory against the range
+ * MD5 before it is written (so a second disagreement is the drive's), and read back once more.
+ * A Content-MD5 that still disagrees when every chunk matched its range MD5 is the blob's own
+ * fault and is reported as such. A service that gives no range MD5 gets every range hashed in
+ * memory. Every MD5 runs on the station's hashing threads (core/hash-pool.ts), off the event loop.
  */
 import type { FileHandle } from "node:fs/promises";
 import type { BlobStatus, ChunkStatus } from "../../formats/status.js";
@@ -27,9 +26,6 @@ export interface Chunk {
   offset: number;
   length: number;
 }
-
-/** The longest ranged GET for a blob with a Content-MD5: two 4 MiB chunks, as AzCopy reads. */
-export const DEFAULT_RANGE_BYTES = 8 * 1024 * 1024;
 
 export class BlobFailure extends Error {
   constructor(
@@ -44,34 +40,6 @@ export class BlobFailure extends Error {
 }
 
 export const hex = (b: Buffer): string => b.toString("hex").toUpperCase();
-
-/**
- * The chunks still to download, grouped into runs one request can fetch: consecutive chunks
- * that touch (page-blob ranges may not), at most `rangeBytes` together.
- */
-export function spansOf(chunks: Chunk[], todo: (k: number) => boolean, rangeBytes: number): number[][] {
-  const spans: number[][] = [];
-  let cur: number[] = [];
-  let bytes = 0;
-  for (const [k, c] of chunks.entries()) {
-    if (!todo(k)) {
-      if (cur.length) spans.push(cur);
-      cur = [];
-      bytes = 0;
-      continue;
-    }
-    const prev = chunks[cur.at(-1) ?? -1];
-    if (cur.length && (bytes + c.length > rangeBytes || !prev || prev.offset + prev.length !== c.offset)) {
-      spans.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(k);
-    bytes += c.length;
-  }
-  if (cur.length) spans.push(cur);
-  return spans;
-}
 
 async function writeAll(fh: FileHandle, data: Buffer, offset: number): Promise<void> {
   let done = 0;
@@ -101,7 +69,7 @@ export interface ChunkIo {
    * `attempt` 2 reads back a re-write.
    */
   beforeRead(ks: number[], attempt: number): Promise<void>;
-  /** Streamed read-backs wait for this many landed bytes (or the blob's end) per sync. */
+  /** In-order read-backs (a blob with a Content-MD5) wait for this many landed bytes (or the blob's end) per sync. */
   batchBytes: number;
   pool: BlockPool;
   /** Storage requests: each attempt takes a slot, so a retry's backoff holds none (as import's sends). */
@@ -110,12 +78,8 @@ export interface ChunkIo {
   hasher: FileHasher;
   retrying: Retrying;
   warn(fields: object, message: string): void;
-  /** A chunk is on the drive (not yet read back): record it. */
+  /** A chunk is on the drive (not yet read back) with its range MD5: record it. */
   onWritten(k: number, md5: string): Promise<void>;
-  /** Streamed blobs: hashes chunks in order as they land, and the whole file in the same reads. */
-  inOrder?: InOrderHashing;
-  /** Records of streamed chunks, settled before the file is closed. */
-  recording: Promise<void>[];
   counters: { bytesWritten: number; chunksRewritten: number };
 }
 
@@ -145,16 +109,15 @@ async function writeChunk(io: ChunkIo, k: number, data: Buffer): Promise<void> {
 }
 
 /**
- * Reads chunk `k` with the service's range MD5 (again, while the bytes do not match it) and
- * writes it. Returns its MD5 (upper-case hex).
+ * How a downloaded chunk is trusted before it is written: `read-back` (its range MD5 is what the
+ * read-back will check the drive against; nothing is hashed here) or `memory` (hashed here
+ * against the range MD5, read again while they differ: a re-write, whose bytes must be right
+ * before the drive is blamed). Without a range MD5 from the service, `memory` either way.
  */
-export async function fetchVerifiedChunk(
-  io: ChunkIo,
-  k: number,
-  slab: Buffer,
-  /** The MD5 the drive already returned for this chunk: equal to the service's, nothing is written. */
-  onDrive?: string,
-): Promise<string> {
+export type ChunkCheck = "read-back" | "memory";
+
+/** Reads chunk `k` with the service's range MD5 and writes it. Returns its MD5 (upper-case hex). */
+export async function fetchChunk(io: ChunkIo, k: number, slab: Buffer, check: ChunkCheck): Promise<string> {
   const c = io.chunks[k]!;
   for (let attempt = 1; ; attempt++) {
     const r = await io.retrying(`reading ${io.blobPath} at ${c.offset}`, (s) =>
@@ -169,10 +132,14 @@ export async function fetchVerifiedChunk(
           status: "BlobUnexpectedEnd",
         },
       );
+    if (check === "read-back" && r.md5) {
+      await writeChunk(io, k, r.data);
+      return hex(r.md5);
+    }
     // On a hashing thread, straight from the pooled (shared) buffer the range was read into.
     const md5 = await io.hasher.md5(r.data);
     if (!r.md5 || r.md5.equals(md5)) {
-      if (onDrive !== hex(md5)) await writeChunk(io, k, r.data);
+      await writeChunk(io, k, r.data);
       return hex(md5);
     }
     if (attempt >= 3)
@@ -192,66 +159,14 @@ export async function fetchVerifiedChunk(
 }
 
 /**
- * Streams the chunks of `span` (contiguous) in one ranged GET through `slab`: each chunk is
- * written as soon as its bytes are in, then handed to the in-order hashing, which reads it back
- * and records it (in `io.recording`). A retried request starts at the first chunk not yet
- * written. What the drive holds is checked against the blob's Content-MD5 afterwards.
- */
-export async function fetchSpan(io: ChunkIo, span: number[], slab: Buffer): Promise<void> {
-  let next = 0;
-  const last = io.chunks[span.at(-1)!]!;
-  const end = last.offset + last.length;
-  await io.retrying(`reading ${io.blobPath} at ${io.chunks[span[0]!]!.offset}`, (s) =>
-    io.queue.add(() => streamAttempt(s)),
-  );
-  async function streamAttempt(s: AbortSignal): Promise<void> {
-    let k = span[next]!;
-    const start = io.chunks[k]!.offset;
-    let fill = 0;
-    for await (const piece of io.source.streamRange(io.ref, start, end - start, io.etag, s)) {
-      for (let at = 0; at < piece.length; ) {
-        const c = io.chunks[k];
-        if (!c || next >= span.length)
-          throw new BlobFailure("Failed", `${io.blobPath}: the service sent more than ${end - start} bytes`);
-        const n = Math.min(piece.length - at, c.length - fill);
-        piece.copy(slab, fill, at, at + n);
-        fill += n;
-        at += n;
-        if (fill < c.length) continue;
-        await writeChunk(io, k, slab.subarray(0, fill));
-        const landed = k;
-        const recorded = io.inOrder!.landed(landed).then((md5) => io.onWritten(landed, md5));
-        recorded.catch(() => undefined); // settled by the blob before it closes the file
-        io.recording.push(recorded);
-        next++;
-        k = span[next] ?? -1;
-        fill = 0;
-      }
-    }
-    if (next < span.length) {
-      const c = io.chunks[span[next]!]!;
-      throw new BlobFailure(
-        "Failed",
-        `${io.blobPath}: the service's bytes ended before ${c.offset + fill}, expected ${end}`,
-        {
-          index: span[next]!,
-          status: "BlobUnexpectedEnd",
-        },
-      );
-    }
-  }
-}
-
-/**
- * A streamed blob's read-back, overlapped with its download: chunks are read back from the drive
- * in blob order as soon as they and every chunk before them have landed, each hashed on its own
- * (the manifest's MD5) and, in the same read, into the whole file's hash (page-blob holes as
- * zeros). Chunks an earlier run wrote are read and hashed again in their turn.
+ * The read-back of a blob with a Content-MD5, overlapped with its download: chunks are read back
+ * from the drive in blob order as soon as they and every chunk before them have landed (after a
+ * sync per `batchBytes`), into one whole-file hash (page-blob holes as zeros). Chunks an earlier
+ * run wrote are read again in their turn. A failure is kept and thrown by `whole()`.
  */
 export class InOrderHashing {
   private next = 0;
   private readonly isIn = new Set<number>();
-  private readonly waiters = new Map<number, { resolve(md5: string): void; reject(e: unknown): void }>();
   private readonly stream = newStream();
   private stopped: unknown;
   /** Chunks ready in order, read back together after one sync. */
@@ -275,19 +190,17 @@ export class InOrderHashing {
       | "length"
       | "filePath"
     >,
-    /** Chunks already on the drive (an earlier run): chunk index -> recorded MD5, updated here. */
-    private readonly earlier: Map<number, string>,
+    /** Chunks already on the drive (an earlier run). */
+    private readonly earlier: ReadonlyMap<number, string>,
   ) {
     this.pump();
   }
 
-  /** Chunk `k` is written: resolves to its MD5 as read back, once its turn comes. */
-  landed(k: number): Promise<string> {
-    if (this.stopped) return Promise.reject(this.stopped);
-    const p = new Promise<string>((resolve, reject) => this.waiters.set(k, { resolve, reject }));
+  /** Chunk `k` is written and recorded: it is read back once its turn comes. */
+  landed(k: number): void {
+    if (this.stopped) return;
     this.isIn.add(k);
     this.pump();
-    return p;
   }
 
   private pump(): void {
@@ -305,40 +218,21 @@ export class InOrderHashing {
     const ks = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    const ws = ks.map((k) => {
-      const w = this.waiters.get(k);
-      this.waiters.delete(k);
-      return w;
-    });
+    const ranges = ks.map((k): [number, number] => [this.io.chunks[k]!.offset, this.io.chunks[k]!.length]);
     this.chain = this.chain
       .then(async () => {
-        if (this.stopped || this.failed) throw this.stopped ?? this.failed;
+        if (this.stopped || this.failed) return;
         await this.io.beforeRead(ks, 1);
-        const hashed = ks.map((k, i) => {
-          const c = this.io.chunks[k]!;
-          return this.io.hasher
-            .hash({
-              ...readBackOf(this.io),
-              ranges: [[c.offset, c.length]],
-              each: true,
-              stream: this.stream,
-            })
-            .then((r) => {
-              if (r.short)
-                throw new BlobFailure(
-                  "IOFailed",
-                  `${this.io.filePath} at ${c.offset}: the drive returned fewer bytes than written`,
-                  { index: k, status: "IOFailed" },
-                );
-              if (!ws[i]) this.earlier.set(k, r.each[0]!); // what the drive holds is what the manifest lists
-              ws[i]?.resolve(r.each[0]!);
-            });
-        });
-        await Promise.all(hashed);
+        const r = await this.io.hasher.hash({ ...readBackOf(this.io), ranges, stream: this.stream });
+        if (r.short)
+          throw new BlobFailure(
+            "IOFailed",
+            `${this.io.filePath} at ${ranges[0]![0]}: the drive returned fewer bytes than written`,
+            { index: ks[0]!, status: "IOFailed" },
+          );
       })
-      .catch((e) => {
+      .catch((e: unknown) => {
         this.failed ??= e;
-        for (const w of ws) w?.reject(e);
       });
   }
 
@@ -358,8 +252,6 @@ export class InOrderHashing {
   /** The blob failed: chunks still waiting for their turn are never hashed; the stream is dropped. */
   stop(reason: unknown): void {
     this.stopped = reason;
-    for (const w of this.waiters.values()) w.reject(reason);
-    this.waiters.clear();
     void this.chain.then(() =>
       this.io.hasher.hash({ fd: -1, ranges: [], stream: this.stream, discard: true }).catch(() => undefined),
     );

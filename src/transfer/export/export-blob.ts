@@ -1,11 +1,11 @@
 /**
  * One blob onto an export drive: its chunks (4 MiB blocks, or page ranges cut at 4 MiB) are read
  * from storage under If-Match (the ETag at selection: a changed blob fails the read with 412 and
- * is logged BlobUnexpectedChange), hashed once, written at their offsets into
- * `<file>.drive-station-partial` and recorded (so a restart never downloads or writes them
- * again). Page blobs stay sparse: only their ranges are written. When every chunk is on the drive
- * the file is synced and READ BACK and verified (blob-chunks.ts: against the blob's Content-MD5,
- * else chunk by chunk against the service's range MD5s), then renamed to its name; the
+ * is logged BlobUnexpectedChange) with the service's range MD5, written at their offsets into
+ * `<file>.drive-station-partial` and recorded with that MD5 (so a restart never downloads or
+ * writes them again). Page blobs stay sparse: only their ranges are written. When every chunk is on the drive
+ * the file is synced and READ BACK and verified, each byte hashed once (blob-chunks.ts: against
+ * the blob's Content-MD5, else chunk by chunk against the range MD5s), then renamed to its name; the
  * properties and metadata files go beside it. A blob that fails leaves no partial file behind.
  */
 import { constants } from "node:fs";
@@ -26,16 +26,7 @@ import { HashingFailed } from "../core/hash-pool.js";
 import { type MediumVolume, openDirect, prepareMediumRead } from "../core/medium-read.js";
 import { type Retrying, StorageOutage } from "../core/retry.js";
 import type { BlockPool, RequestQueue } from "../core/scheduler.js";
-import {
-  BlobFailure,
-  type Chunk,
-  type ChunkIo,
-  DEFAULT_RANGE_BYTES,
-  fetchSpan,
-  fetchVerifiedChunk,
-  InOrderHashing,
-  spansOf,
-} from "./blob-chunks.js";
+import { BlobFailure, type Chunk, type ChunkIo, fetchChunk, InOrderHashing } from "./blob-chunks.js";
 import { companionBody } from "./companions.js";
 import { fileSegments, METADATA_SUFFIX, PARTIAL_SUFFIX, PROPERTIES_SUFFIX } from "./drive-paths.js";
 import { blobPathOf, type PlannedBlob, type SelectedBlob } from "./planner.js";
@@ -83,8 +74,6 @@ export interface BlobEnv {
   counters: ExportCounters;
   /** The station's hashing threads (core/hash-pool.ts): downloaded ranges and read-backs. */
   hasher: FileHasher;
-  /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
-  rangeBytes?: number;
   /** "medium": read-backs come from the drive's medium (core/medium-read.ts); "written": from the page cache. */
   verify: ExportVerify;
   /** The drive's volume (medium read-backs): its device, FUSE or not. */
@@ -194,30 +183,24 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
         env.onBytes(chunks[k]!.length);
       },
       counters: env.counters,
-      recording: [],
     };
-    // With a Content-MD5 to check the drive against, long streamed ranges, read back and hashed
-    // in order while the rest arrives; else 4 MiB ranges each checked against the service's range MD5.
-    const streamed = Boolean(b.contentMd5);
-    if (streamed) inOrder = io.inOrder = new InOrderHashing(io, written);
-    const spans = spansOf(
-      chunks,
-      (k) => !written.has(k),
-      streamed ? (env.rangeBytes ?? DEFAULT_RANGE_BYTES) : 1,
-    );
+    // With a Content-MD5 to check the drive against, the read-back runs in blob order while the
+    // rest arrives (one whole-file hash); without, chunk by chunk once all are on the drive.
+    if (b.contentMd5) inOrder = new InOrderHashing(io, written);
 
-    // Download: chunks not yet on the drive; each request attempt takes a slot of the shared
-    // queue (a retry's backoff holds none); pooled buffers bound memory.
+    // Download: chunks not yet on the drive, one ranged GET each; each request attempt takes a
+    // slot of the shared queue (a retry's backoff holds none); pooled buffers bound memory.
     let failure: unknown;
     const tasks: Promise<void>[] = [];
-    for (const span of spans) {
+    for (const k of chunks.keys()) {
+      if (written.has(k)) continue;
       if (failure || env.signal.aborted) break;
       const slab = await env.pool.acquire();
       const task = (async () => {
         try {
           if (failure) return;
-          if (streamed) await fetchSpan(io, span, slab);
-          else await io.onWritten(span[0]!, await fetchVerifiedChunk(io, span[0]!, slab));
+          await io.onWritten(k, await fetchChunk(io, k, slab, "read-back"));
+          inOrder?.landed(k);
         } finally {
           env.pool.release(slab);
         }
@@ -228,48 +211,34 @@ export async function exportBlob(env: BlobEnv, b: SelectedBlob, p: PlannedBlob):
     }
     await Promise.all(tasks);
     if (failure || env.signal.aborted) inOrder?.stop(failure ?? env.signal.reason);
-    const badRecord = (await Promise.allSettled(io.recording)).find((r) => r.status === "rejected");
     if (failure) throw failure;
     if (env.signal.aborted) throw env.signal.reason;
-    // A hashing thread that stopped with this blob's read-back stream in hand (written off for
-    // another drive's hung read, or died) lost the stream, not the bytes: verify them again below.
-    let streamLost = false;
-    const lostStream = (e: unknown) => e instanceof HashingFailed;
-    if (badRecord) {
-      const reason = (badRecord as PromiseRejectedResult).reason;
-      if (!lostStream(reason)) throw reason;
-      streamLost = true;
-    }
 
     // Read back: the whole file against the Content-MD5 (hashed as the chunks landed), else chunk by chunk.
     await file.datasync();
     let contentMd5: string | undefined;
-    if (inOrder && !streamLost)
+    // A hashing thread that stopped with this blob's read-back stream in hand (written off for
+    // another drive's hung read, or died) lost the stream, not the bytes: verify them again below.
+    let streamLost = false;
+    if (inOrder)
       contentMd5 = await inOrder.whole().catch((e: unknown) => {
-        if (!lostStream(e)) throw e;
+        if (!(e instanceof HashingFailed)) throw e;
         streamLost = true;
         return undefined;
       });
     if (streamLost) inOrder?.stop(new Error("its hashing thread stopped"));
     inOrder = undefined;
-    if (!streamed || streamLost || contentMd5 !== b.contentMd5) {
+    if (!b.contentMd5 || streamLost || contentMd5 !== b.contentMd5) {
+      if (b.contentMd5)
+        env.log.warn(
+          { blob: blobPath, file: p.filePath },
+          streamLost
+            ? "the hashing thread holding this blob's read-back stopped; every chunk is read back again against the service's range MD5"
+            : "the drive's copy does not match the blob's Content-MD5; every chunk is read back again against the service's range MD5",
+        );
       const slab = await env.pool.acquire();
       try {
-        if (streamed) {
-          env.log.warn(
-            { blob: blobPath, file: p.filePath },
-            streamLost
-              ? "the hashing thread holding this blob's read-back stopped; every chunk is read again against the service's range MD5"
-              : "the drive's copy does not match the blob's Content-MD5; every chunk is read again against the service's range MD5",
-          );
-          // Chunks whose drive copy equals the service's range MD5 stay; the others are written again.
-          for (const k of chunks.keys()) {
-            const md5 = await fetchVerifiedChunk(io, k, slab, written.get(k));
-            if (md5 !== written.get(k)) env.counters.chunksRewritten++;
-            written.set(k, md5);
-          }
-          contentMd5 = await readBackChunks(io, written, slab, true, 2);
-        } else await readBackChunks(io, written, slab, false);
+        contentMd5 = await readBackChunks(io, written, slab, Boolean(b.contentMd5));
       } finally {
         env.pool.release(slab);
       }

@@ -43,8 +43,6 @@ export interface ExportDriveContext {
   pool: BlockPool;
   /** The station's hashing threads (core/hash-pool.ts): downloaded ranges and read-backs. */
   hasher: FileHasher;
-  /** The longest ranged GET of a blob with a Content-MD5 (default 8 MiB). */
-  rangeBytes?: number;
   /** Where read-backs come from (default "medium": the drive itself, past every cache). */
   verify?: ExportVerify;
   /** Tests: called after chunks are synced, before they are read back. */
@@ -188,7 +186,6 @@ export async function exportDrive(ctx: ExportDriveContext): Promise<ExportDriveR
         },
         counters,
         hasher: ctx.hasher,
-        ...(ctx.rangeBytes ? { rangeBytes: ctx.rangeBytes } : {}),
         verify,
         ...(volume ? { volume } : {}),
         ...(ctx.beforeReadBack ? { beforeReadBack: ctx.beforeReadBack } : {}),

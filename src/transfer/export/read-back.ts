@@ -3,11 +3,13 @@
  * every cache, core/medium-read.ts): each chunk against the MD5 recorded when it was written, a
  * disagreeing chunk written once more, a second disagreement the drive's fault.
  */
-import { BlobFailure, type ChunkIo, fetchVerifiedChunk, readBackOf } from "./blob-chunks.js";
+import { BlobFailure, type ChunkIo, fetchChunk, readBackOf } from "./blob-chunks.js";
 
 /**
  * Reads back every chunk (after syncing it) and checks it against the MD5 recorded when it was
- * written; a chunk the drive does not return intact is fetched and written once more, synced and
+ * written (the service's range MD5); a chunk the drive does not return intact is fetched (and
+ * checked in memory against the range MD5: the first download was trusted to this read-back)
+ * and written once more, synced and
  * read back again (on `attempt` 1; on 2 the first disagreement fails). A chunk that still
  * disagrees fails the blob IOFailed, its chunk Corrupted: the drive cannot hold its bytes. With
  * `whole`, also returns the file's base64 MD5 as the blob (page-blob holes as zeros).
@@ -45,7 +47,7 @@ export async function readBackChunks(
       "read-back MD5 differs from what was written; writing the chunk again",
     );
     io.counters.chunksRewritten++;
-    written.set(k, await fetchVerifiedChunk(io, k, slab));
+    written.set(k, await fetchChunk(io, k, slab, "memory"));
   }
   if (bad.length) {
     await io.beforeRead(bad, 2);
