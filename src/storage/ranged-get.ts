@@ -1,20 +1,18 @@
 /**
  * One ranged GET of a blob's bytes, straight into the caller's buffer: the request export makes
- * for every 4 MiB of every blob. Through the SDK's `download()` (its policies, the typed
- * deserialization of some sixty response headers, its retriable stream, then an async iteration
- * over it) that cost ~2.0 CPU s per GB on the event loop; made here on node:http(s), the
- * socket's pieces copied into the buffer as they come, ~1.2 (measured side by side, 4 MiB ranges
- * from Azurite). It does what export needs and no more: Range, If-Match, the range MD5, keep-alive
- * connections, an idle timeout, the abort signal.
+ * for every 4 MiB of every blob. The SDK's `download()` (its policies, the typed deserialization
+ * of some sixty response headers, its retriable stream, an async iteration over it, a copy of
+ * each piece) cost ~2.0 CPU s per GB on the event loop, node:http alone ~1.2 (measured side by
+ * side, 4 MiB ranges from Azurite); socket-get.ts has the kernel read the body into the buffer.
+ * It does what export needs and no more: Range, If-Match, the range MD5, keep-alive connections,
+ * an idle timeout, the abort signal.
  *
- * Authorization is a SAS in the query: the caller's own, or a read-only container SAS the SDK
- * signs from the account key (held in memory, renewed an hour before it expires). The URL never
- * goes into an error: errors name the blob and the offset, and carry the SDK's shape (`statusCode`,
- * `code` = x-ms-error-code), so classify() (blob-access.ts) sorts them as before; a dropped
- * connection keeps Node's code (ECONNRESET, ...): retryable.
+ * Authorization is a SAS in the query: the caller's own, or a read-only SAS the SDK signs from
+ * the account key (held in memory, renewed an hour before it expires). The URL never goes into
+ * an error: errors name the blob and the offset, and carry the SDK's shape (`statusCode`, `code`
+ * = x-ms-error-code), so classify() (blob-access.ts) sorts them as before; a dropped connection
+ * keeps Node's code (ECONNRESET, ...): retryable.
  */
-import http from "node:http";
-import https from "node:https";
 import {
   BlobSASPermissions,
   ContainerSASPermissions,
@@ -22,13 +20,12 @@ import {
   type StorageSharedKeyCredential,
 } from "@azure/storage-blob";
 import type { ExportBlobRef } from "./export-source.js";
+import { SocketGet } from "./socket-get.js";
 
 /** The service version the requests name (any the service and Azurite accept for a ranged GET). */
 const VERSION = "2021-08-06";
 const SAS_LIFETIME_MS = 4 * 3600_000;
 const SAS_RENEW_BEFORE_MS = 3600_000;
-/** The most an error answer's body is read (its code is in a header). */
-const ERROR_BODY_BYTES = 64 * 1024;
 
 export interface RangeGot {
   /** Bytes written at the start of the caller's buffer. */
@@ -46,8 +43,7 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 export class RangedGet {
-  private readonly agent: http.Agent;
-  private readonly request: typeof http.request;
+  private readonly client: SocketGet;
   private readonly signed = new Map<string, { sas: string; renewAt: number }>();
 
   constructor(
@@ -56,9 +52,7 @@ export class RangedGet {
     private readonly auth: SasSource,
     private readonly idleTimeoutMs = 120_000,
   ) {
-    const tls = base.protocol === "https:";
-    this.agent = tls ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
-    this.request = tls ? https.request : http.request;
+    this.client = new SocketGet(base, idleTimeoutMs);
   }
 
   /** A container SAS (read) for base blobs; a snapshot gets its own (Azurite refuses a container SAS there). */
@@ -93,7 +87,7 @@ export class RangedGet {
    * `length` bytes of `ref` at `offset` into `into` (from its start), only while its ETag is
    * `etag`. Rejects when the service sends more than `length` bytes.
    */
-  read(
+  async read(
     ref: ExportBlobRef,
     offset: number,
     length: number,
@@ -103,9 +97,8 @@ export class RangedGet {
     signal: AbortSignal,
   ): Promise<RangeGot> {
     const at = `${ref.container}/${ref.name}${ref.snapshot ? ` (snapshot ${ref.snapshot})` : ""} at ${offset}`;
-    if (length > into.length)
-      return Promise.reject(new Error(`${at}: ${length} bytes do not fit the buffer`));
-    if (signal.aborted) return Promise.reject(signal.reason);
+    if (length > into.length) throw new Error(`${at}: ${length} bytes do not fit the buffer`);
+    if (signal.aborted) throw signal.reason;
     const path = `${this.base.pathname.replace(/\/$/, "")}/${ref.container}/${ref.name
       .split("/")
       .map(encodeURIComponent)
@@ -113,89 +106,35 @@ export class RangedGet {
     const query = [ref.snapshot ? `snapshot=${encodeURIComponent(ref.snapshot)}` : "", this.sasFor(ref)]
       .filter(Boolean)
       .join("&");
-    return new Promise<RangeGot>((resolve, reject) => {
-      let settled = false;
-      const finish = (e: unknown, r?: RangeGot) => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener("abort", onAbort);
-        if (e) reject(e);
-        else resolve(r!);
-      };
-      const req = this.request(
+    const a = await this.client
+      .get(
+        `${path}?${query}`,
         {
-          protocol: this.base.protocol,
-          hostname: this.base.hostname,
-          port: this.base.port,
-          path: `${path}?${query}`,
-          agent: this.agent,
-          headers: {
-            Range: `bytes=${offset}-${offset + length - 1}`,
-            "If-Match": etag,
-            "x-ms-version": VERSION,
-            ...(rangeMd5 ? { "x-ms-range-get-content-md5": "true" } : {}),
-          },
+          Range: `bytes=${offset}-${offset + length - 1}`,
+          "If-Match": etag,
+          "x-ms-version": VERSION,
+          ...(rangeMd5 ? { "x-ms-range-get-content-md5": "true" } : {}),
         },
-        (res) => {
-          const status = res.statusCode ?? 0;
-          if (status !== 200 && status !== 206) {
-            let seen = 0;
-            res.on("data", (c: Buffer) => {
-              seen += c.length;
-              if (seen > ERROR_BODY_BYTES) res.destroy();
-            });
-            const fail = () => {
-              const code = res.headers["x-ms-error-code"];
-              const e = new Error(`${at}: the service answered ${status}${code ? ` ${code}` : ""}`);
-              finish(Object.assign(e, { statusCode: status, ...(typeof code === "string" ? { code } : {}) }));
-            };
-            res.on("end", fail);
-            res.on("close", fail);
-            return;
-          }
-          let got = 0;
-          res.on("data", (piece: Buffer) => {
-            if (got + piece.length > length) {
-              res.destroy();
-              finish(new Error(`${at}: the service sent more than ${length} bytes`));
-              return;
-            }
-            piece.copy(into, got);
-            got += piece.length;
-          });
-          res.on("end", () => {
-            const md5 = rangeMd5 ? res.headers["content-md5"] : undefined;
-            finish(undefined, {
-              got,
-              ...(typeof md5 === "string" ? { md5: Buffer.from(md5, "base64") } : {}),
-            });
-          });
-          res.on("error", (e) => finish(e));
-          res.on("close", () => {
-            if (!res.complete)
-              finish(
-                Object.assign(new Error(`${at}: the connection closed mid-body`), { code: "ECONNRESET" }),
-              );
-          });
-        },
-      );
-      const onAbort = () => {
-        req.destroy();
-        finish(signal.reason);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      req.setTimeout(this.idleTimeoutMs, () => {
-        req.destroy();
-        finish(
-          Object.assign(new Error(`${at}: no answer for ${this.idleTimeoutMs} ms`), { code: "ETIMEDOUT" }),
-        );
+        into,
+        length,
+        signal,
+      )
+      .catch((e: unknown) => {
+        if (signal.aborted) throw e;
+        const err = e as NodeJS.ErrnoException;
+        // Our own message, with the blob and offset; Node's code (retryable or not) kept.
+        throw Object.assign(new Error(`${at}: ${err.message}`), err.code ? { code: err.code } : {});
       });
-      req.on("error", (e) => finish(e));
-      req.end();
-    });
+    if (a.status !== 200 && a.status !== 206) {
+      const code = a.headers.get("x-ms-error-code");
+      const e = new Error(`${at}: the service answered ${a.status}${code ? ` ${code}` : ""}`);
+      throw Object.assign(e, { statusCode: a.status, ...(code ? { code } : {}) });
+    }
+    const md5 = rangeMd5 ? a.headers.get("content-md5") : undefined;
+    return { got: a.got, ...(md5 ? { md5: Buffer.from(md5, "base64") } : {}) };
   }
 
   close(): void {
-    this.agent.destroy();
+    this.client.close();
   }
 }
