@@ -23,6 +23,11 @@ import tls from "node:tls";
 
 const HEAD_MAX = 64 * 1024;
 const IDLE_KEPT = 64;
+/** An idle connection is closed after this long (a source per drive run would otherwise keep its own). */
+const IDLE_CLOSE_MS = 30_000;
+const closeIdle = function (this: net.Socket) {
+  this.destroy();
+};
 
 export interface SocketGetAnswer {
   status: number;
@@ -214,6 +219,8 @@ export class SocketGet {
             conn.socket.destroy();
           else {
             conn.socket.unref(); // an idle connection keeps no process alive
+            conn.socket.setTimeout(IDLE_CLOSE_MS);
+            conn.socket.on("timeout", closeIdle);
             this.idle.push(conn);
           }
           resolve(a!);
@@ -221,6 +228,7 @@ export class SocketGet {
       };
       signal.addEventListener("abort", onAbort, { once: true });
       conn.socket.ref();
+      conn.socket.off("timeout", closeIdle);
       conn.socket.setTimeout(this.idleTimeoutMs);
       conn.socket.on("timeout", timer);
       conn.socket.write(request);
