@@ -94,7 +94,8 @@ export async function sinkImport(o: {
       });
     const timer = setInterval(sample, 1000);
     renameSync(o.drive.image, plugged);
-    device = attach(plugged);
+    // A disk has no page cache under it: the loop device reads its backing file directly.
+    device = attach(plugged, { directIo: true });
     const { line, at } = await agent.logLineAt<{ seconds: number; status: string }>("drive import finished");
     clearInterval(timer);
     sample();
