@@ -56,14 +56,18 @@ const protocolError = (message: string) => Object.assign(new Error(message), { c
 class Connection {
   pending: Pending | undefined;
   readonly socket: net.Socket;
-  private readonly scratch = Buffer.allocUnsafe(HEAD_MAX);
-  /** The answer's head as it arrives (it may take several reads). */
+  /** Where bytes no request asked for land (they drop the connection). */
+  private readonly scratch = Buffer.allocUnsafe(4096);
+  /** The answer's head as it arrives (it may take several reads), and the body's first bytes with it. */
   private readonly head = Buffer.allocUnsafe(HEAD_MAX);
 
   constructor(url: URL, tlsOptions: tls.ConnectionOptions, onIdleClose: (c: Connection) => void) {
     const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
     const host = url.hostname.replace(/^\[|\]$/g, ""); // an IPv6 literal without its brackets
-    const onread = { buffer: () => this.target(), callback: (n: number) => this.onRead(n) };
+    const onread = {
+      buffer: () => this.target(),
+      callback: (n: number, buf: Uint8Array) => this.onRead(n, buf),
+    };
     this.socket =
       url.protocol === "https:"
         ? // Node reads TLS into `onread` as well (since v15); its typings list it for net only.
@@ -83,46 +87,64 @@ class Connection {
     });
   }
 
-  /** Where the next read goes. */
+  /**
+   * Where the next read goes. Node asks when the socket opens and after each read's callback,
+   * so a read may land in a buffer chosen before the state changed: `onRead` looks at where it
+   * actually went.
+   */
   private target(): Uint8Array {
     const p = this.pending;
-    if (!p || p.bodyLen < 0) return this.scratch; // a head (or bytes nobody asked for)
+    if (!p) return this.scratch;
+    // A head's reads never run past the head buffer: what does not fit is refused as too long.
+    if (p.bodyLen < 0) return this.head.subarray(p.headLen);
     return p.into.subarray(p.got, p.bodyLen);
   }
 
-  private onRead(n: number): boolean {
+  private onRead(n: number, buf: Uint8Array): boolean {
     const p = this.pending;
     if (!p) {
       this.socket.destroy(protocolError("the server sent bytes no request asked for"));
       return false;
     }
-    if (p.bodyLen >= 0) p.got += n;
-    else {
-      // The head arrives in the scratch buffer; whatever follows it is the body's start.
-      this.scratch.copy(this.head, p.headLen, 0, n);
-      p.headLen += n;
-      const end = this.head.subarray(0, p.headLen).indexOf("\r\n\r\n");
-      if (end < 0) {
-        if (p.headLen >= HEAD_MAX - 1) this.socket.destroy(protocolError("the answer's head is over 64 KiB"));
-        return true;
-      }
-      const problem = this.parseHead(p, this.head.toString("latin1", 0, end));
-      if (problem) {
-        this.socket.destroy(problem);
+    const bytes = Buffer.from(buf.buffer, buf.byteOffset, n);
+    if (p.bodyLen >= 0) return this.onBody(p, bytes);
+    // The head: in place when the read went into the head buffer, else (the scratch buffer
+    // chosen while no request was in flight) copied there.
+    const at = this.head.subarray(p.headLen);
+    if (bytes.buffer !== at.buffer || bytes.byteOffset !== at.byteOffset) {
+      if (n > at.length) {
+        this.socket.destroy(protocolError("the answer's head is over 64 KiB"));
         return false;
       }
-      if (p.status < 200 || p.status >= 300) {
-        this.finish(p, false);
-        return false;
-      }
-      const rest = this.head.subarray(end + 4, p.headLen);
-      if (rest.length > p.bodyLen) {
-        this.socket.destroy(protocolError("the server sent bytes beyond the body"));
-        return false;
-      }
-      rest.copy(p.into, 0);
-      p.got = rest.length;
+      bytes.copy(at);
     }
+    p.headLen += n;
+    const end = this.head.subarray(0, p.headLen).indexOf("\r\n\r\n");
+    if (end < 0) {
+      if (p.headLen >= HEAD_MAX) this.socket.destroy(protocolError("the answer's head is over 64 KiB"));
+      return true;
+    }
+    const problem = this.parseHead(p, this.head.toString("latin1", 0, end));
+    if (problem) {
+      this.socket.destroy(problem);
+      return false;
+    }
+    if (p.status < 200 || p.status >= 300) {
+      this.finish(p, false);
+      return false;
+    }
+    return this.onBody(p, this.head.subarray(end + 4, p.headLen));
+  }
+
+  /** Body bytes of `p`: in place when they went into its buffer, else copied there. */
+  private onBody(p: Pending, bytes: Buffer): boolean {
+    if (p.got + bytes.length > p.bodyLen) {
+      this.socket.destroy(protocolError("the server sent bytes beyond the body"));
+      return false;
+    }
+    const at = p.into.subarray(p.got);
+    if (bytes.buffer !== at.buffer || bytes.byteOffset !== at.byteOffset) bytes.copy(at);
+    p.got += bytes.length;
     if (p.got >= p.bodyLen) this.finish(p, true);
     return true;
   }
@@ -184,6 +206,8 @@ export class SocketGet {
     signal: AbortSignal,
   ): Promise<SocketGetAnswer> {
     if (signal.aborted) return Promise.reject(signal.reason);
+    if (max > into.length)
+      return Promise.reject(new Error(`a body of ${max} bytes does not fit ${into.length}`));
     let c = this.idle.pop();
     while (c && (c.socket.destroyed || c.socket.readyState === "closed")) c = this.idle.pop();
     const conn = c ?? new Connection(this.origin, this.tlsOptions, (x) => this.forget(x));

@@ -87,6 +87,24 @@ describe("SocketGet", () => {
     expect(server.connections()).toBe(1);
   });
 
+  it("a head whose first read is a few bytes, and whose next brings the rest with much of the body, loses nothing", async () => {
+    const body = randomBytes(1_000_000);
+    const server = await rawServer((_req, s) => {
+      const all = Buffer.concat([
+        Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\n\r\n`),
+        body,
+      ]);
+      s.write(all.subarray(0, 10));
+      setTimeout(() => s.write(all.subarray(10)), 20);
+    });
+    const client = new SocketGet(server.url, 10_000);
+    closers.push(() => client.close());
+    const into = Buffer.alloc(body.length);
+    const a = await client.get("/", {}, into, body.length, live());
+    expect(a.got).toBe(body.length);
+    expect(into.equals(body)).toBe(true);
+  });
+
   it("answers an error from its head alone (a chunked body, as Azurite's), drops that connection, and goes on", async () => {
     let n = 0;
     const server = await rawServer((_req, s) => {
