@@ -37,9 +37,9 @@ export interface RangeGot {
 /** The SAS a container's reads carry: the caller's, or signed from the account key. */
 export type SasSource = { sas: string } | { key: StorageSharedKeyCredential };
 
-/** True when the environment routes requests through a proxy: the SDK honours it, this client does not. */
+/** True when the environment routes the SDK's requests through a proxy (the variables it reads); this client does not. */
 export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
-  return ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"].some((k) => env[k] || env[k.toLowerCase()]);
+  return ["HTTPS_PROXY", "ALL_PROXY", "HTTP_PROXY"].some((k) => env[k] || env[k.toLowerCase()]);
 }
 
 export class RangedGet {

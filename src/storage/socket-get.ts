@@ -259,6 +259,11 @@ export class SocketGet {
     });
   }
 
+  /** Connections kept open for the next request. */
+  get idleConnections(): number {
+    return this.idle.length;
+  }
+
   private forget(c: Connection): void {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);

@@ -162,9 +162,34 @@ describe("ranged GETs off the SDK", () => {
     }
   });
 
-  it("a proxy in the environment sends the reads through the SDK, which honours it", () => {
+  it("a proxy in the environment sends the reads through the SDK, which honours it", async () => {
     expect(proxyConfigured({})).toBe(false);
     expect(proxyConfigured({ https_proxy: "http://proxy:3128" })).toBe(true);
     expect(proxyConfigured({ HTTP_PROXY: "http://proxy:3128" })).toBe(true);
+    // A forward proxy that passes each request on and counts the ranged GETs it carried.
+    let proxiedGets = 0;
+    const proxy = http.createServer((req, res) => {
+      if (req.method === "GET" && (req.headers.range || req.headers["x-ms-range"])) proxiedGets++;
+      const out = http.request(req.url!, { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode!, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(out);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const before = process.env.HTTP_PROXY;
+    process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      const into = Buffer.alloc(MiB);
+      const r = await source().readRange(ref, 2 * MiB, MiB, etag, into, live());
+      expect(r.data.equals(data.subarray(2 * MiB, 3 * MiB))).toBe(true);
+      expect(r.md5?.equals(md5(data.subarray(2 * MiB, 3 * MiB)))).toBe(true);
+      expect(proxiedGets).toBe(1);
+    } finally {
+      if (before === undefined) delete process.env.HTTP_PROXY;
+      else process.env.HTTP_PROXY = before;
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 });

@@ -134,7 +134,8 @@ describe("SocketGet", () => {
     closers.push(() => client.close());
     const into = Buffer.alloc(8);
     await client.get("/", {}, into, 8, live());
-    await new Promise((r) => setTimeout(r, 50)); // the server's FIN arrives
+    // The server's FIN arrives: the connection leaves the pool.
+    while (client.idleConnections > 0) await new Promise((r) => setTimeout(r, 5));
     const again = await client.get("/", {}, into, 8, live());
     expect(into.subarray(0, again.got).toString()).toBe("abc");
     expect(server.connections()).toBe(2);
