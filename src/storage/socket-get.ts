@@ -47,6 +47,8 @@ interface Pending {
   /** Body bytes expected (Content-Length); -1 until the head is in. */
   bodyLen: number;
   got: number;
+  /** The server keeps the connection open after this answer. */
+  keepAlive: boolean;
   done(e: unknown, a?: SocketGetAnswer, reusable?: boolean): void;
 }
 
@@ -152,13 +154,16 @@ class Connection {
   /** Status and headers of `p`; the error to drop the connection with, if any. */
   private parseHead(p: Pending, head: string): Error | undefined {
     const lines = head.split("\r\n");
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? "");
+    const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0] ?? "");
     if (!m) return protocolError("the answer does not start with an HTTP/1.x status line");
-    p.status = Number(m[1]);
+    p.status = Number(m[2]);
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(":");
       if (colon > 0) p.headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
     }
+    // HTTP/1.0 keeps a connection only when it says so; HTTP/1.1 unless it says otherwise.
+    const connection = p.headers.get("connection")?.toLowerCase();
+    p.keepAlive = m[1] === "1" ? connection !== "close" : connection === "keep-alive";
     if (p.status < 200 || p.status >= 300) return undefined; // answered from the head
     const length = p.headers.get("content-length");
     if (p.headers.has("transfer-encoding") || length === undefined || !/^\d+$/.test(length))
@@ -169,10 +174,10 @@ class Connection {
     return undefined;
   }
 
-  /** The answer is in; `reusable`: the connection is at a message boundary (else it is dropped). */
+  /** The answer is in; `reusable`: the connection is at a message boundary and kept by the server (else it is dropped). */
   private finish(p: Pending, reusable: boolean): void {
     this.pending = undefined;
-    p.done(undefined, { status: p.status, headers: p.headers, got: p.got }, reusable);
+    p.done(undefined, { status: p.status, headers: p.headers, got: p.got }, reusable && p.keepAlive);
   }
 
   fail(e: unknown): void {
@@ -226,6 +231,7 @@ export class SocketGet {
         headers: new Map(),
         bodyLen: -1,
         got: 0,
+        keepAlive: false,
         done: (e, a, reusable) => {
           signal.removeEventListener("abort", onAbort);
           conn.socket.setTimeout(0);
@@ -235,12 +241,7 @@ export class SocketGet {
             reject(signal.aborted ? signal.reason : e);
             return;
           }
-          if (
-            !reusable ||
-            a!.headers.get("connection")?.toLowerCase() === "close" ||
-            this.idle.length >= IDLE_KEPT
-          )
-            conn.socket.destroy();
+          if (!reusable || this.idle.length >= IDLE_KEPT) conn.socket.destroy();
           else {
             conn.socket.unref(); // an idle connection keeps no process alive
             conn.socket.setTimeout(IDLE_CLOSE_MS);

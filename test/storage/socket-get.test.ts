@@ -141,6 +141,29 @@ describe("SocketGet", () => {
     expect(server.connections()).toBe(2);
   });
 
+  it("an HTTP/1.0 answer without keep-alive, or one that says close, is not reused", async () => {
+    const answers = [
+      "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\na",
+      "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nb",
+      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nc",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nd",
+    ];
+    let i = 0;
+    const server = await rawServer((_req, s) => s.write(answers[i++]!));
+    const client = new SocketGet(server.url, 10_000);
+    closers.push(() => client.close());
+    const into = Buffer.alloc(1);
+    const got: string[] = [];
+    for (let k = 0; k < 4; k++) {
+      await client.get("/", {}, into, 1, live());
+      got.push(into.toString());
+    }
+    expect(got).toEqual(["a", "b", "c", "d"]);
+    // a and b each ended their connection; c's was kept, and d came on it.
+    expect(server.connections()).toBe(3);
+    expect(client.idleConnections).toBe(1);
+  });
+
   it("refuses a 2xx without Content-Length, a body longer than asked, and a head over 64 KiB", async () => {
     const answers = [
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
