@@ -13,6 +13,7 @@ import { parseAgentArgs } from "./args.js";
 import { loadConfig } from "./config.js";
 import { installProcessNet } from "./process-net.js";
 import { ensureIoThreads, servicePid } from "./relaunch.js";
+import { type StopMeaning, StopSignals } from "./stop-signals.js";
 import { systemdNotifier, watchdogIntervalMs } from "./systemd.js";
 import { threadSizes } from "./threads.js";
 
@@ -23,14 +24,15 @@ const STOP_DEADLINE_MS = 20_000;
 const INSTANCE_WAIT_MS = 15_000;
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/** Loaded with the agent, after the relaunch decision: the front process loads only this module's few imports. */
+let hungReadsInKernel = (): number => 0;
+
 /**
  * Ends the process. `process.exit` waits for every libuv I/O thread, and a read of a dying drive
  * can hold one in the kernel for good, so with such a read outstanding the process ends by a
  * signal instead: SIGTERM for a clean stop (systemd counts death by SIGTERM as a clean exit, like
  * 0), SIGKILL otherwise. The kernel ends the stuck thread with the process.
  */
-/** Loaded with the agent, after the relaunch decision: the front process loads only this module's few imports. */
-let hungReadsInKernel = (): number => 0;
 
 function exitProcess(code: number, log?: RunningAgent["log"]): void {
   const hung = hungReadsInKernel();
@@ -71,10 +73,9 @@ async function main(): Promise<void> {
       ),
   });
   // Signals that arrive during the start still stop the agent once it is up.
-  let stopRequested: string | undefined;
+  const signals = new StopSignals();
   const early = (signal: string) => {
-    if (stopRequested) process.exit(signal === "SIGINT" ? 130 : 143);
-    stopRequested = signal;
+    if (signals.see(signal) === "force") process.exit(signal === "SIGINT" ? 130 : 143);
   };
   process.on("SIGTERM", early);
   process.on("SIGINT", early);
@@ -120,13 +121,21 @@ async function main(): Promise<void> {
   );
 
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      // A second signal: do not wait for the graceful stop.
+  const stop = (signal: string, meaning: StopMeaning) => {
+    if (meaning === "again") {
+      a.log.info(
+        { signal },
+        "the same signal again at once (sent to this process and its front together): still stopping gracefully; send it again to force the exit",
+      );
+      return;
+    }
+    if (meaning === "force") {
+      // A second request: do not wait for the graceful stop.
       a.log.warn({ signal }, "second signal: forcing the exit");
       a.forceStop();
       exitProcess(signal === "SIGINT" ? 130 : 143, a.log);
     }
+    if (stopping) return;
     stopping = true;
     clearInterval(beat);
     a.log.info({ signal, deadlineMs: STOP_DEADLINE_MS }, "stopping");
@@ -152,9 +161,9 @@ async function main(): Promise<void> {
         },
       );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  if (stopRequested) stop(stopRequested);
+  process.on("SIGTERM", () => stop("SIGTERM", signals.see("SIGTERM")));
+  process.on("SIGINT", () => stop("SIGINT", signals.see("SIGINT")));
+  if (signals.requested) stop(signals.requested, "stop");
 }
 
 main().catch((e: unknown) => {

@@ -1,0 +1,61 @@
+/**
+ * A stop signal delivered twice at once (pkill -f, killall: the relaunch front passes it on and
+ * the agent gets it too) stops the agent gracefully; only a second request later forces the exit.
+ */
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DUPLICATE_SIGNAL_MS, StopSignals } from "../../agent/stop-signals.js";
+import { AgentProcess, childrenOf, writeAgentConfig } from "../../src/staging/agent-process.js";
+import { OPERATOR_TOKEN, stationLocation } from "../support/agent.js";
+import { freePort } from "../support/azurite.js";
+import { useTempDir } from "../support/tmp.js";
+
+const tmp = useTempDir();
+const running: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const end of running.splice(0)) await end();
+});
+
+describe("stop signals", () => {
+  it("the first stops, the same one again within a second is the same request, anything later forces", () => {
+    let now = 1_000;
+    const s = new StopSignals(() => now);
+    expect(s.requested).toBeUndefined();
+    expect(s.see("SIGTERM")).toBe("stop");
+    expect(s.requested).toBe("SIGTERM");
+    now += 5;
+    expect(s.see("SIGTERM")).toBe("again");
+    expect(s.see("SIGINT")).toBe("force"); // another signal is another request
+    now += DUPLICATE_SIGNAL_MS;
+    expect(s.see("SIGTERM")).toBe("force");
+  });
+
+  it("SIGTERM sent to a relaunched agent and to its front together: a graceful stop, not a forced one", async () => {
+    const root = tmp();
+    const apiPort = await freePort();
+    const config = writeAgentConfig({
+      root,
+      apiPort,
+      tokens: [{ name: "op", token: OPERATOR_TOKEN, role: "operator" }],
+      station: { location: stationLocation },
+      storage: { mode: "embedded", host: "127.0.0.1", port: await freePort() },
+    });
+    const agent = new AgentProcess({
+      config,
+      url: `http://127.0.0.1:${apiPort}`,
+      operatorToken: OPERATOR_TOKEN,
+      mountRoot: join(root, "mnt"),
+      env: { UV_THREADPOOL_SIZE: "" }, // started as an operator would: the agent relaunches itself
+    });
+    running.push(() => agent.cleanup().catch(() => undefined));
+    agent.start();
+    await agent.ready(30_000);
+    const [child] = childrenOf(agent.pid);
+    expect(child, "the relaunched agent").toBeGreaterThan(0);
+    process.kill(child!, "SIGTERM"); // what pkill -f does: the agent, and its front below
+    const exit = await agent.signal("SIGTERM");
+    expect(agent.output).toMatch(/the same signal again at once/);
+    expect(agent.output).not.toMatch(/second signal: forcing the exit/);
+    expect(exit.code === 0 || exit.signal === "SIGTERM", JSON.stringify(exit)).toBe(true);
+  });
+});
