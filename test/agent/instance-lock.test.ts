@@ -10,9 +10,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { holdInstanceLock } from "../../agent/instance-lock.js";
-import { AgentProcess, agentEntry, childrenOf, writeAgentConfig } from "../../src/staging/agent-process.js";
-import { OPERATOR_TOKEN, stationLocation } from "../support/agent.js";
-import { freePort } from "../support/azurite.js";
+import { agentEntry, childrenOf } from "../../src/staging/agent-process.js";
+import { relaunchingAgent } from "../support/relaunching-agent.js";
 import { useTempDir } from "../support/tmp.js";
 
 const tmp = useTempDir();
@@ -73,23 +72,7 @@ describe("one agent per data directory", () => {
   });
 
   it("an agent restarted while its killed front's child still runs waits for that child to end", async () => {
-    const root = tmp();
-    const apiPort = await freePort();
-    const config = writeAgentConfig({
-      root,
-      apiPort,
-      tokens: [{ name: "op", token: OPERATOR_TOKEN, role: "operator" }],
-      station: { location: stationLocation },
-      storage: { mode: "embedded", host: "127.0.0.1", port: await freePort() },
-    });
-    const agent = () =>
-      new AgentProcess({
-        config,
-        url: `http://127.0.0.1:${apiPort}`,
-        operatorToken: OPERATOR_TOKEN,
-        mountRoot: join(root, "mnt"),
-        env: { UV_THREADPOOL_SIZE: "" }, // started as an operator would: the agent relaunches itself
-      });
+    const agent = await relaunchingAgent(tmp());
     const first = agent();
     const second = agent();
     running.push(() => void first.cleanup().catch(() => undefined));

@@ -2,12 +2,10 @@
  * A stop signal delivered twice at once (pkill -f, killall: the relaunch front passes it on and
  * the agent gets it too) stops the agent gracefully; only a second request later forces the exit.
  */
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DUPLICATE_SIGNAL_MS, StopSignals } from "../../agent/stop-signals.js";
-import { AgentProcess, childrenOf, writeAgentConfig } from "../../src/staging/agent-process.js";
-import { OPERATOR_TOKEN, stationLocation } from "../support/agent.js";
-import { freePort } from "../support/azurite.js";
+import { childrenOf } from "../../src/staging/agent-process.js";
+import { relaunchingAgent } from "../support/relaunching-agent.js";
 import { useTempDir } from "../support/tmp.js";
 
 const tmp = useTempDir();
@@ -31,22 +29,7 @@ describe("stop signals", () => {
   });
 
   it("SIGTERM sent to a relaunched agent and to its front together: a graceful stop, not a forced one", async () => {
-    const root = tmp();
-    const apiPort = await freePort();
-    const config = writeAgentConfig({
-      root,
-      apiPort,
-      tokens: [{ name: "op", token: OPERATOR_TOKEN, role: "operator" }],
-      station: { location: stationLocation },
-      storage: { mode: "embedded", host: "127.0.0.1", port: await freePort() },
-    });
-    const agent = new AgentProcess({
-      config,
-      url: `http://127.0.0.1:${apiPort}`,
-      operatorToken: OPERATOR_TOKEN,
-      mountRoot: join(root, "mnt"),
-      env: { UV_THREADPOOL_SIZE: "" }, // started as an operator would: the agent relaunches itself
-    });
+    const agent = (await relaunchingAgent(tmp()))();
     running.push(() => agent.cleanup().catch(() => undefined));
     agent.start();
     await agent.ready(30_000);
