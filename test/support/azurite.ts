@@ -6,14 +6,26 @@ import { type RunningAzurite, startAzurite } from "../../src/storage/embedded-az
 export const ACCOUNT = "stationacct";
 export const ACCOUNT_KEY = Buffer.from("drive-station-test-account-key-0123456789").toString("base64");
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port free now, for a process that binds it later. Chosen at random BELOW the kernel's
+ * ephemeral range (ip_local_port_range, 32768+ by default): a port the kernel picked for
+ * `listen(0)` could be handed to any other test's listen(0) or outgoing connection before the
+ * process binds it (CI once saw EADDRINUSE that way). Below the range only another caller of this
+ * function can take it, and a random pick makes that unlikely.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; ; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canBind(port)) return port;
+    if (tries > 200) throw new Error("no free port found in 20000-31999");
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
 }
 

@@ -125,6 +125,9 @@ export async function pipeBlocks<C extends PipelineChunk>(
   async function checkAndSend(k: number, c: C, slab: Buffer, buf: Buffer): Promise<void> {
     const checking = p.hashes.md5(buf);
     const streaming = Promise.resolve().then(() => o.verified?.(c, buf));
+    // Read by allSettled below; marked handled now, so a stream that fails while the send runs
+    // (its hashing thread died) is not an "unhandled" rejection.
+    streaming.catch(() => undefined);
     let error: { reason: unknown } | undefined;
     try {
       const md5 = await checking;
