@@ -276,6 +276,34 @@ describe("import engine (in-memory storage)", () => {
     expect(port.bytesReceived).toBeLessThan(data.length); // the zero ranges are not sent
   });
 
+  it("a page blob killed after its copy into place, before the partial was removed, is found done on resume", async () => {
+    const data = randomBytes(9 * MiB);
+    const d = await drive({ "disk.vhd": data }, { blobType: "PageBlob" });
+    const port = new FakeBlobPort();
+    const controller = new AbortController();
+    // The copy lands; the crash comes at the next request (the check of the final blob).
+    let copied = false;
+    port.fault = (op, b) => {
+      if (op === "copyBlob") copied = true;
+      else if (copied && op === "getProperties" && b?.name === "disk.vhd") {
+        controller.abort(new Error("kill -9"));
+        throw controller.signal.reason;
+      }
+    };
+    await expect(importDrive(runOf(port, d, { signal: controller.signal }).run)).rejects.toThrow("kill -9");
+    expect(port.data("data", "disk.vhd")?.equals(data)).toBe(true);
+    expect(port.data("data", "disk.vhd.drive-station-partial")).toBeDefined();
+
+    port.fault = () => undefined;
+    port.bytesReceived = 0;
+    const result = await importDrive(runOf(port, d, { resuming: true }).run);
+    expect(result.status).toBe("Completed"); // it was RenameFailed: "the name was taken"
+    expect(port.bytesReceived).toBe(0);
+    expect(port.data("data", "disk.vhd")?.equals(data)).toBe(true);
+    expect(port.contentMd5("data", "disk.vhd")).toBe(md5b64(data));
+    expect(port.data("data", "disk.vhd.drive-station-partial")).toBeUndefined();
+  });
+
   it("a resumed page blob sends only the ranges its partial blob lacks; a corrupted range never reaches the final name", async () => {
     const data = randomBytes(20 * MiB);
     const d = await drive({ "disk.vhd": data }, { blobType: "PageBlob" });

@@ -78,9 +78,13 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
     s.port.setHeaders(partial, headers, sig),
   );
   try {
-    await s.retrying(`copying ${blob.blobPath} into place`, (sig) =>
-      s.port.copyBlob(partial, ref, write.conditions, sig),
-    );
+    // A run killed after its copy into place and before it removed the partial left both: the
+    // final blob with these very bytes (its Content-MD5 is the one just verified) is ours.
+    const placed = resumable ? await existing(s, ref) : undefined;
+    if (placed?.md5 !== headers.contentMd5.toString("base64"))
+      await s.retrying(`copying ${blob.blobPath} into place`, (sig) =>
+        s.port.copyBlob(partial, ref, write.conditions, sig),
+      );
     // The copy carries the source's properties; should a store not, the final blob gets them here.
     const final = await existing(s, ref);
     if (final?.md5 !== headers.contentMd5.toString("base64"))
