@@ -14,7 +14,13 @@ import {
   StorageSharedKeyCredential,
 } from "@azure/storage-blob";
 import { accountFromResourceId, type StorageEndpoint } from "./blob-access.js";
-import type { ExportBlobInfo, ExportBlobRef, ExportSource, RangeRead } from "./export-source.js";
+import {
+  blobUrlPath,
+  type ExportBlobInfo,
+  type ExportBlobRef,
+  type ExportSource,
+  type RangeRead,
+} from "./export-source.js";
 import { proxyConfigured, RangedGet } from "./ranged-get.js";
 
 export interface AzureExportSourceOptions {
@@ -229,7 +235,6 @@ export class AzureExportSource implements ExportSource {
   }
 
   publicUrl(ref: ExportBlobRef): string {
-    const url = `${this.baseUrl}/${ref.container}/${ref.name.split("/").map(encodeURIComponent).join("/")}`;
-    return ref.snapshot ? `${url}?snapshot=${encodeURIComponent(ref.snapshot)}` : url;
+    return `${this.baseUrl}${blobUrlPath(ref)}`;
   }
 }

@@ -86,5 +86,11 @@ export interface ExportSource {
   publicUrl(ref: ExportBlobRef): string;
 }
 
+/** A blob's path and query under its account's endpoint: `/container/name` (segments escaped), `?snapshot=` for a snapshot. */
+export const blobUrlPath = (r: ExportBlobRef): string => {
+  const path = `/${r.container}/${r.name.split("/").map(encodeURIComponent).join("/")}`;
+  return r.snapshot ? `${path}?snapshot=${encodeURIComponent(r.snapshot)}` : path;
+};
+
 export const refLabel = (r: ExportBlobRef): string =>
   `${r.container}/${r.name}${r.snapshot ? `?snapshot=${r.snapshot}` : ""}`;

@@ -19,7 +19,7 @@ import {
   generateBlobSASQueryParameters,
   type StorageSharedKeyCredential,
 } from "@azure/storage-blob";
-import type { ExportBlobRef } from "./export-source.js";
+import { blobUrlPath, type ExportBlobRef } from "./export-source.js";
 import { SocketGet } from "./socket-get.js";
 
 /** The service version the requests name (any the service and Azurite accept for a ranged GET). */
@@ -50,7 +50,7 @@ export class RangedGet {
     /** The account's blob endpoint, e.g. https://acct.blob.core.windows.net or http://127.0.0.1:10000/acct. */
     private readonly base: URL,
     private readonly auth: SasSource,
-    private readonly idleTimeoutMs = 120_000,
+    idleTimeoutMs = 120_000,
   ) {
     this.client = new SocketGet(base, idleTimeoutMs);
   }
@@ -99,16 +99,11 @@ export class RangedGet {
     const at = `${ref.container}/${ref.name}${ref.snapshot ? ` (snapshot ${ref.snapshot})` : ""} at ${offset}`;
     if (length > into.length) throw new Error(`${at}: ${length} bytes do not fit the buffer`);
     if (signal.aborted) throw signal.reason;
-    const path = `${this.base.pathname.replace(/\/$/, "")}/${ref.container}/${ref.name
-      .split("/")
-      .map(encodeURIComponent)
-      .join("/")}`;
-    const query = [ref.snapshot ? `snapshot=${encodeURIComponent(ref.snapshot)}` : "", this.sasFor(ref)]
-      .filter(Boolean)
-      .join("&");
+    const path = `${this.base.pathname.replace(/\/$/, "")}${blobUrlPath(ref)}`;
+    const sas = this.sasFor(ref);
     const a = await this.client
       .get(
-        `${path}?${query}`,
+        `${path}${ref.snapshot ? "&" : "?"}${sas}`,
         {
           Range: `bytes=${offset}-${offset + length - 1}`,
           "If-Match": etag,
@@ -132,9 +127,5 @@ export class RangedGet {
     }
     const md5 = rangeMd5 ? a.headers.get("content-md5") : undefined;
     return { got: a.got, ...(md5 ? { md5: Buffer.from(md5, "base64") } : {}) };
-  }
-
-  close(): void {
-    this.client.close();
   }
 }

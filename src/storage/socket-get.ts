@@ -25,9 +25,6 @@ const HEAD_MAX = 64 * 1024;
 const IDLE_KEPT = 64;
 /** An idle connection is closed after this long (a source per drive run would otherwise keep its own). */
 const IDLE_CLOSE_MS = 30_000;
-const closeIdle = function (this: net.Socket) {
-  this.destroy();
-};
 
 export interface SocketGetAnswer {
   status: number;
@@ -54,7 +51,7 @@ interface Pending {
 
 const protocolError = (message: string) => Object.assign(new Error(message), { code: "EPROTO" });
 
-/** One connection: reads go to the head buffer, the caller's buffer, or the error body, as `pending` says. */
+/** One connection: reads go to the head buffer or the caller's buffer, as `pending` says. */
 class Connection {
   pending: Pending | undefined;
   readonly socket: net.Socket;
@@ -83,6 +80,12 @@ class Connection {
         : net.connect({ host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.on("error", (e) => this.fail(e));
+    // Silent too long: a request in flight fails ETIMEDOUT; an idle connection just closes.
+    this.socket.on("timeout", () =>
+      this.socket.destroy(
+        this.pending ? Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" }) : undefined,
+      ),
+    );
     this.socket.on("close", () => {
       this.fail(Object.assign(new Error("the connection closed"), { code: "ECONNRESET" }));
       onIdleClose(this);
@@ -221,8 +224,6 @@ export class SocketGet {
     const request = `${lines.join("\r\n")}\r\n\r\n`;
     return new Promise<SocketGetAnswer>((resolve, reject) => {
       const onAbort = () => conn.socket.destroy(signal.reason);
-      const timer = () =>
-        conn.socket.destroy(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" }));
       conn.pending = {
         into,
         max,
@@ -234,8 +235,6 @@ export class SocketGet {
         keepAlive: false,
         done: (e, a, reusable) => {
           signal.removeEventListener("abort", onAbort);
-          conn.socket.setTimeout(0);
-          conn.socket.off("timeout", timer);
           if (e) {
             conn.socket.destroy();
             reject(signal.aborted ? signal.reason : e);
@@ -245,7 +244,6 @@ export class SocketGet {
           else {
             conn.socket.unref(); // an idle connection keeps no process alive
             conn.socket.setTimeout(IDLE_CLOSE_MS);
-            conn.socket.on("timeout", closeIdle);
             this.idle.push(conn);
           }
           resolve(a!);
@@ -253,9 +251,7 @@ export class SocketGet {
       };
       signal.addEventListener("abort", onAbort, { once: true });
       conn.socket.ref();
-      conn.socket.off("timeout", closeIdle);
       conn.socket.setTimeout(this.idleTimeoutMs);
-      conn.socket.on("timeout", timer);
       conn.socket.write(request);
     });
   }

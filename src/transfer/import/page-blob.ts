@@ -74,6 +74,7 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
     return;
   }
   const headers = { ...write.headers, contentMd5: await whole.digest(blob.length) };
+  const md5 = headers.contentMd5.toString("base64");
   await s.retrying(`setting the Content-MD5 of ${partial.name}`, (sig) =>
     s.port.setHeaders(partial, headers, sig),
   );
@@ -81,16 +82,16 @@ export async function uploadPageBlob(t: BlobTask, ref: BlobRef, write: BlobWrite
     // A run killed after its copy into place and before it removed the partial left both: the
     // final blob with these very bytes (its Content-MD5 is the one just verified) is ours.
     const placed = resumable ? await existing(s, ref) : undefined;
-    if (placed?.md5 !== headers.contentMd5.toString("base64"))
+    if (placed?.md5 !== md5) {
       await s.retrying(`copying ${blob.blobPath} into place`, (sig) =>
         s.port.copyBlob(partial, ref, write.conditions, sig),
       );
-    // The copy carries the source's properties; should a store not, the final blob gets them here.
-    const final = await existing(s, ref);
-    if (final?.md5 !== headers.contentMd5.toString("base64"))
-      await s.retrying(`setting the Content-MD5 of ${blob.blobPath}`, (sig) =>
-        s.port.setHeaders(ref, headers, sig),
-      );
+      // The copy carries the source's properties; should a store not, the final blob gets them here.
+      if ((await existing(s, ref))?.md5 !== md5)
+        await s.retrying(`setting the Content-MD5 of ${blob.blobPath}`, (sig) =>
+          s.port.setHeaders(ref, headers, sig),
+        );
+    }
   } finally {
     if (!run.signal.aborted)
       await dropPartial().catch((e) =>
